@@ -1,0 +1,50 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import importPlugin from 'eslint-plugin-import';
+import globals from 'globals';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/store/migrations/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { globals: { ...globals.node } },
+    plugins: { import: importPlugin },
+    settings: { 'import/resolver': { typescript: true, node: true } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': ['error', { allow: ['error'] }],
+      // Dependencies point one way: rules <- handlers <- (bitrix, store) <- server (STYLE.md).
+      'import/no-restricted-paths': ['error', {
+        zones: [
+          {
+            target: './src/rules',
+            from: ['./server', './src/handlers', './src/bitrix', './src/store', './install', './client', './sandbox'],
+            message: 'src/rules is pure: it imports nothing outside src/rules.',
+          },
+          {
+            target: './src/handlers',
+            from: ['./server', './src/bitrix', './src/store', './install', './client', './sandbox'],
+            message: 'src/handlers imports only src/rules and its own ports.',
+          },
+          {
+            target: ['./src/bitrix', './src/store'],
+            from: ['./server', './client', './sandbox'],
+            message: 'Adapters never import the process layer.',
+          },
+          {
+            target: './client',
+            from: ['./server', './src/handlers', './src/bitrix', './src/store', './sandbox'],
+            message: 'The client imports only the shared API contract.',
+          },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['tests/**/*.ts', 'bench/**/*.ts', 'sandbox/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+);

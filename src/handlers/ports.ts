@@ -1,0 +1,436 @@
+/**
+ * The interfaces the use cases need, owned by them (STYLE.md practice 5). Adapters live in
+ * src/store (Store) and src/bitrix (PortalGateways, OAuthServer); server/main.ts picks them.
+ *
+ * Conventions: every row belongs to a portal (`portalId` = installations.id); amounts are
+ * integers in minor units (kopecks); times are Date objects; entity ids are Bitrix24 numeric ids.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Installations
+// ---------------------------------------------------------------------------------------------
+
+/** new → active → uninstalled (a reinstall takes an uninstalled portal back to new). */
+export type InstallationStatus = 'new' | 'active' | 'uninstalled';
+
+export interface PortalTokens {
+  accessToken: string;
+  refreshToken: string;
+  /** When the access token expires. */
+  expiresAt: Date;
+}
+
+export interface Installation {
+  id: number;
+  memberId: string;
+  /** Portal domain, e.g. `x.bitrix24.ru` (from the verified client endpoint). */
+  domain: string;
+  /** REST endpoint confirmed by the OAuth server, e.g. `https://x.bitrix24.ru/rest/`. */
+  clientEndpoint: string;
+  serverEndpoint: string;
+  status: InstallationStatus;
+  scope: string;
+  /** The installing user (whose tokens the app uses). */
+  userId: number | null;
+  /** Decrypted; null until known. Compare only in constant time. */
+  applicationToken: string | null;
+  /** Decrypted; null once uninstalled. */
+  tokens: PortalTokens | null;
+  /** Summary of the last registration reconciliation (what was created/updated/failed). */
+  registration: RegistrationReport | null;
+  createdAt: Date;
+  updatedAt: Date;
+  installedAt: Date | null;
+  uninstalledAt: Date | null;
+}
+
+export interface VerifiedInstall {
+  memberId: string;
+  domain: string;
+  clientEndpoint: string;
+  serverEndpoint: string;
+  scope: string;
+  userId: number | null;
+  tokens: PortalTokens;
+  /** Only set when it arrived with the install (wizard form or ONAPPINSTALL). */
+  applicationToken?: string | null;
+}
+
+export interface RegistrationReport {
+  at: string; // ISO time
+  created: string[];
+  updated: string[];
+  failed: { item: string; error: string }[];
+}
+
+export interface InstallationRepo {
+  findByMemberId(memberId: string): Promise<Installation | null>;
+  get(id: number): Promise<Installation | null>;
+  /**
+   * Insert or update from OAuth-verified data. A new or previously uninstalled portal becomes
+   * `new`; an `active` one stays `active`. Tokens are encrypted at rest. `applicationToken`
+   * is changed only when the key is present and not undefined.
+   */
+  upsertVerified(input: VerifiedInstall, now: Date): Promise<Installation>;
+  /** Persist rotated tokens (called by the gateway before it retries). */
+  saveTokens(id: number, tokens: PortalTokens): Promise<void>;
+  setApplicationToken(id: number, applicationToken: string): Promise<void>;
+  /** new → active. No-op when already active. */
+  activate(id: number, now: Date): Promise<void>;
+  saveRegistration(id: number, report: RegistrationReport): Promise<void>;
+  /**
+   * → uninstalled; tokens are wiped. With `clean`, every portal-owned row (members, codes,
+   * referrals, ledger, program versions, deals, projections, jobs) is deleted too.
+   */
+  markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members, codes, referrals
+// ---------------------------------------------------------------------------------------------
+
+export type PersonEntity = 'contact' | 'lead';
+
+export interface Member {
+  id: number;
+  portalId: number;
+  contactId: number | null;
+  leadId: number | null;
+  /** Upper-case referral code; null until enrolled. */
+  code: string | null;
+  joinedAt: Date | null;
+  createdAt: Date;
+}
+
+export interface MemberRepo {
+  get(portalId: number, memberId: number): Promise<Member | null>;
+  getMany(portalId: number, memberIds: number[]): Promise<Member[]>;
+  findByEntity(portalId: number, entity: PersonEntity, entityId: number): Promise<Member | null>;
+  /** Code lookup is case-insensitive (codes are stored upper-case); finds retired codes too. */
+  findByCode(portalId: number, code: string): Promise<Member | null>;
+  /** Get or create the member bound to this contact/lead (race-safe). */
+  ensure(portalId: number, entity: PersonEntity, entityId: number, now: Date): Promise<Member>;
+  /**
+   * Give the member a code (if it has none) and a joined date. Returns `code_taken` when the
+   * code is already used on this portal (codes are never reused); the caller generates another.
+   */
+  enroll(portalId: number, memberId: number, code: string, now: Date): Promise<Member | 'code_taken'>;
+}
+
+export type ReferralStatus = 'active' | 'rejected';
+export type RejectReason = 'self_referral' | 'cycle' | 'already_customer' | 'unknown_code';
+export type ReferralSource = 'deal' | 'contact' | 'lead' | 'manual' | 'link';
+
+export interface Referral {
+  id: number;
+  portalId: number;
+  refereeMemberId: number;
+  referrerMemberId: number | null;
+  code: string | null;
+  source: ReferralSource;
+  /** e.g. `deal:12`, `contact:7`. */
+  sourceRef: string;
+  status: ReferralStatus;
+  rejectReason: RejectReason | null;
+  createdAt: Date;
+}
+
+export interface NewReferral {
+  portalId: number;
+  refereeMemberId: number;
+  referrerMemberId: number | null;
+  code: string | null;
+  source: ReferralSource;
+  sourceRef: string;
+  status: ReferralStatus;
+  rejectReason: RejectReason | null;
+  createdAt: Date;
+}
+
+export interface ReferralRepo {
+  /** The referee's active referral (at most one exists per referee). */
+  activeFor(portalId: number, refereeMemberId: number): Promise<Referral | null>;
+  /**
+   * Insert. An `active` referral for a referee that already has one is not inserted (the
+   * existing one is returned: first attribution wins). A `rejected` one identical in
+   * (referee, referrer, reason) to an existing one is not inserted again.
+   */
+  record(input: NewReferral): Promise<Referral>;
+  /** Referrer chain upwards through active referrals: [direct referrer, its referrer, …], at most `depth`. */
+  chain(portalId: number, memberId: number, depth: number): Promise<number[]>;
+  /** Number of active referrals whose referrer is each member. */
+  countByReferrer(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Program versions
+// ---------------------------------------------------------------------------------------------
+
+export interface ProgramVersion {
+  portalId: number;
+  version: number;
+  /** The validated program document (SPEC 5.1), as JSON. */
+  document: unknown;
+  createdAt: Date;
+  createdBy: number | null;
+}
+
+export interface ProgramRepo {
+  current(portalId: number): Promise<ProgramVersion | null>;
+  get(portalId: number, version: number): Promise<ProgramVersion | null>;
+  /** Stores a new version numbered current + 1 (race-safe) and returns it. */
+  create(portalId: number, document: unknown, createdBy: number | null, now: Date): Promise<ProgramVersion>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger (append-only)
+// ---------------------------------------------------------------------------------------------
+
+export type LedgerReason = 'referral' | 'welcome' | 'cashback' | 'coupon' | 'promo' | 'adjustment' | 'redemption' | 'expiry';
+/** credit: first entry of a slot; reversal: brings a slot's net to 0; correction: any other change. */
+export type LedgerKind = 'credit' | 'reversal' | 'correction';
+
+export interface NewLedgerEntry {
+  portalId: number;
+  memberId: number;
+  amount: number; // signed, minor units
+  reason: LedgerReason;
+  kind: LedgerKind;
+  dealId: number | null;
+  level: number; // 0 when not a referral level
+  programVersion: number | null;
+  idempotencyKey: string;
+  /** Pending until this time, available from it. */
+  availableAt: Date;
+  expiresAt: Date | null;
+  /** Who/what caused it: `deal:12`, `robot:<event_token hash>`, `user:5`. */
+  causedBy: string;
+  comment: string | null;
+  createdAt: Date;
+}
+
+export interface LedgerEntry extends NewLedgerEntry {
+  id: number;
+}
+
+export interface Balance {
+  available: number;
+  pending: number;
+}
+
+export interface LedgerRepo {
+  /**
+   * Append entries; an entry whose (portal, idempotencyKey) exists is skipped. Returns the
+   * inserted entries and the keys that were duplicates.
+   */
+  append(entries: NewLedgerEntry[]): Promise<{ inserted: LedgerEntry[]; duplicates: string[] }>;
+  forDeal(portalId: number, dealId: number): Promise<LedgerEntry[]>;
+  /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
+  balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
+  forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deals as Sarafan last saw them
+// ---------------------------------------------------------------------------------------------
+
+export interface DealState {
+  portalId: number;
+  dealId: number;
+  /** The member of the deal's client (contact, else the lead it came from). */
+  clientMemberId: number | null;
+  categoryId: number;
+  stageId: string;
+  stageSemantic: 'P' | 'S' | 'F';
+  amount: number; // minor units, deal currency
+  currency: string;
+  won: boolean;
+  deleted: boolean;
+  /** First time Sarafan saw the deal won (kept when it is un-won). */
+  firstWonAt: Date | null;
+  /** Program version that priced this deal (fixed on its first win). */
+  programVersion: number | null;
+  /** The referral (if any) this deal is attributed to. */
+  referralId: number | null;
+  updatedAt: Date;
+}
+
+export interface DealRepo {
+  get(portalId: number, dealId: number): Promise<DealState | null>;
+  getMany(portalId: number, dealIds: number[]): Promise<DealState[]>;
+  upsert(state: DealState): Promise<void>;
+  /** All known deals of a client member (for first-won-deal qualification). */
+  forClient(portalId: number, clientMemberId: number): Promise<DealState[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRM projections: what Sarafan last wrote to each CRM entity
+// ---------------------------------------------------------------------------------------------
+
+export type CrmEntity = 'deal' | 'contact' | 'lead';
+export type ProjectionValues = Record<string, string | number | null>;
+
+export interface ProjectionRepo {
+  getMany(portalId: number, keys: { entity: CrmEntity; entityId: number }[]): Promise<Map<string, ProjectionValues>>;
+  /** Merge `values` into what is recorded for the entity. */
+  save(portalId: number, entity: CrmEntity, entityId: number, values: ProjectionValues, now: Date): Promise<void>;
+}
+
+/** Key used in ProjectionRepo.getMany results: `${entity}:${entityId}`. */
+export const projectionKey = (entity: CrmEntity, entityId: number): string => `${entity}:${entityId}`;
+
+// ---------------------------------------------------------------------------------------------
+// Durable job queue
+// ---------------------------------------------------------------------------------------------
+
+export type JobKind = 'crm.change' | 'app.reconcile';
+export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
+
+export interface NewJob {
+  portalId: number;
+  kind: JobKind;
+  /**
+   * Coalescing key, e.g. `deal:12`. While a queued job with the same (portal, kind, key)
+   * exists, enqueueing another adds nothing. Jobs with one key never run concurrently.
+   */
+  key: string;
+  payload: Record<string, unknown>;
+  runAt?: Date;
+}
+
+export interface Job {
+  id: number;
+  portalId: number;
+  kind: JobKind;
+  key: string;
+  payload: Record<string, unknown>;
+  status: JobStatus;
+  attempts: number;
+  runAt: Date;
+  lockedBy: string | null;
+  lockedAt: Date | null;
+  lastError: string | null;
+  createdAt: Date;
+}
+
+export interface JobQueue {
+  /** Durable once the promise resolves. Returns false when coalesced into a queued job. */
+  enqueue(job: NewJob, now: Date): Promise<boolean>;
+  /**
+   * Claim up to `limit` due jobs of one portal (the one with the oldest due job), skipping keys
+   * that are running elsewhere; `FOR UPDATE SKIP LOCKED`, so concurrent claimers never share.
+   */
+  claim(workerId: string, limit: number, now: Date): Promise<Job[]>;
+  complete(ids: number[], now: Date): Promise<void>;
+  /** Back to queued at `retryAt`, or `dead` (dead-letter) when retryAt is null. */
+  fail(id: number, error: string, retryAt: Date | null, now: Date): Promise<void>;
+  /** Running jobs locked before `lockedBefore` (a killed worker) go back to queued. */
+  recoverStale(lockedBefore: Date, now: Date): Promise<number>;
+  depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store as a whole
+// ---------------------------------------------------------------------------------------------
+
+export interface Repos {
+  installations: InstallationRepo;
+  members: MemberRepo;
+  referrals: ReferralRepo;
+  programs: ProgramRepo;
+  ledger: LedgerRepo;
+  deals: DealRepo;
+  projections: ProjectionRepo;
+  jobs: JobQueue;
+}
+
+export interface TxRepos extends Repos {
+  /** Transaction-scoped advisory lock on (portal, key); released at commit/rollback. */
+  lock(portalId: number, key: string): Promise<void>;
+}
+
+export interface Store extends Repos {
+  transaction<T>(fn: (tx: TxRepos) => Promise<T>): Promise<T>;
+  /** Store reachable and every migration applied. */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The portal (REST through one gateway per portal) and the OAuth server
+// ---------------------------------------------------------------------------------------------
+
+export interface BatchCommand {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export type BatchOutcome =
+  | { ok: true; result: unknown }
+  | { ok: false; error: string; description: string };
+
+export interface PortalGateway {
+  /** One REST call with the stored tokens (refreshed and retried as needed). Throws PortalCallError. */
+  call<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T>;
+  /**
+   * Any number of commands, sent as `batch` requests of ≤ 50 with halt=0; outcomes in input
+   * order. Throws PortalCallError only when a whole batch request fails.
+   */
+  batch(commands: BatchCommand[]): Promise<BatchOutcome[]>;
+  /** Every row of a list method, paged with `start=-1` and `>ID` filters. */
+  list<T = Record<string, unknown>>(method: string, params: Record<string, unknown>, opts?: { idKey?: string; itemsKey?: string }): Promise<T[]>;
+}
+
+export interface PortalUser {
+  userId: number;
+  isAdmin: boolean;
+}
+
+export interface PortalGateways {
+  /** The one gateway of this installation (cached per portal; tokens persisted on rotation). */
+  forInstallation(installation: Installation): PortalGateway;
+  /** Drop the cached gateway (after uninstall or token change). */
+  forget(memberId: string): void;
+  /**
+   * Ask the portal (at its stored endpoint) who owns a user access token: `profile` called with
+   * that token. Null when the portal refuses the token.
+   */
+  whoIs(installation: Installation, userAccessToken: string): Promise<PortalUser | null>;
+}
+
+export interface OAuthGrant {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: Date;
+  memberId: string;
+  clientEndpoint: string;
+  serverEndpoint: string;
+  scope: string;
+  userId: number | null;
+  status: string;
+}
+
+export interface OAuthServer {
+  /**
+   * Exchange a refresh token at B24_OAUTH_URL. Resolves the confirmed grant (new tokens,
+   * the portal's REST endpoint); throws AppError('install_unverified') when the server rejects
+   * the token, AppError('portal_unavailable') when it cannot be reached.
+   */
+  refresh(refreshToken: string): Promise<OAuthGrant>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process-level services
+// ---------------------------------------------------------------------------------------------
+
+export interface Clock {
+  now(): Date;
+}
+
+/** Structured logger (pino-compatible subset). Never pass tokens in `fields`. */
+export interface Log {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+  debug(fields: Record<string, unknown>, msg: string): void;
+}
