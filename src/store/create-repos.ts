@@ -1,0 +1,41 @@
+/** All repositories over one `Db` (a pool, PGlite, or a transaction). */
+import { sql } from 'drizzle-orm';
+import type { Repos, TxRepos } from '../handlers/ports.js';
+import type { TokenCipher } from './crypto.js';
+import type { Db } from './db.js';
+import { createDealRepo } from './deal-repo.js';
+import { createInstallationRepo } from './installation-repo.js';
+import { createJobQueue, type SqlJobQueue } from './job-queue.js';
+import { createLedgerRepo } from './ledger-repo.js';
+import { createMemberRepo } from './member-repo.js';
+import { createProgramRepo } from './program-repo.js';
+import { createProjectionRepo } from './projection-repo.js';
+import { createReferralRepo } from './referral-repo.js';
+
+export interface SqlRepos extends Repos {
+  jobs: SqlJobQueue;
+}
+
+export function createRepos(db: Db, cipher: TokenCipher): SqlRepos {
+  return {
+    installations: createInstallationRepo(db, cipher),
+    members: createMemberRepo(db),
+    referrals: createReferralRepo(db),
+    programs: createProgramRepo(db),
+    ledger: createLedgerRepo(db),
+    deals: createDealRepo(db),
+    projections: createProjectionRepo(db),
+    jobs: createJobQueue(db),
+  };
+}
+
+/** Repositories bound to an open transaction, plus its advisory lock. */
+export function createTxRepos(tx: Db, cipher: TokenCipher): TxRepos {
+  return {
+    ...createRepos(tx, cipher),
+    async lock(portalId, key) {
+      // The (int4, int4) form: its lock space never meets the single-bigint one used for migrations.
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${portalId}::int4, hashtext(${key}))`);
+    },
+  };
+}

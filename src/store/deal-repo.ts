@@ -1,0 +1,64 @@
+/** Deals as Sarafan last saw them, keyed (portal_id, deal_id). */
+import { and, asc, eq, inArray } from 'drizzle-orm';
+import type { DealRepo, DealState } from '../handlers/ports.js';
+import type { Db } from './db.js';
+import { deals } from './schema.js';
+
+type Row = typeof deals.$inferSelect;
+
+const toDeal = (row: Row): DealState => ({
+  portalId: row.portalId,
+  dealId: row.dealId,
+  clientMemberId: row.clientMemberId,
+  categoryId: row.categoryId,
+  stageId: row.stageId,
+  stageSemantic: row.stageSemantic,
+  amount: row.amount,
+  currency: row.currency,
+  won: row.won,
+  deleted: row.deleted,
+  firstWonAt: row.firstWonAt,
+  programVersion: row.programVersion,
+  referralId: row.referralId,
+  updatedAt: row.updatedAt,
+});
+
+export function createDealRepo(db: Db): DealRepo {
+  return {
+    async get(portalId, dealId) {
+      const [row] = await db
+        .select()
+        .from(deals)
+        .where(and(eq(deals.portalId, portalId), eq(deals.dealId, dealId)))
+        .limit(1);
+      return row ? toDeal(row) : null;
+    },
+
+    async getMany(portalId, dealIds) {
+      if (dealIds.length === 0) return [];
+      const rows = await db
+        .select()
+        .from(deals)
+        .where(and(eq(deals.portalId, portalId), inArray(deals.dealId, dealIds)))
+        .orderBy(asc(deals.dealId));
+      return rows.map(toDeal);
+    },
+
+    async upsert(state) {
+      const { portalId, dealId, ...fields } = state;
+      await db
+        .insert(deals)
+        .values({ portalId, dealId, ...fields })
+        .onConflictDoUpdate({ target: [deals.portalId, deals.dealId], set: fields });
+    },
+
+    async forClient(portalId, clientMemberId) {
+      const rows = await db
+        .select()
+        .from(deals)
+        .where(and(eq(deals.portalId, portalId), eq(deals.clientMemberId, clientMemberId)))
+        .orderBy(asc(deals.dealId));
+      return rows.map(toDeal);
+    },
+  };
+}

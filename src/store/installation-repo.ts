@@ -1,0 +1,143 @@
+/**
+ * Installations as a state machine (STYLE.md practice 7): new → active → uninstalled, and a
+ * reinstall takes an uninstalled portal back to new. Tokens (OAuth pair and application_token)
+ * are stored only as AES-GCM envelopes.
+ */
+import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
+import type { Installation, InstallationRepo, PortalTokens, RegistrationReport, VerifiedInstall } from '../handlers/ports.js';
+import type { TokenCipher } from './crypto.js';
+import type { Db } from './db.js';
+import {
+  crmProjections,
+  deals,
+  installations,
+  jobs,
+  ledgerEntries,
+  members,
+  programVersions,
+  referralCodes,
+  referrals,
+} from './schema.js';
+
+type Row = typeof installations.$inferSelect;
+
+export function createInstallationRepo(db: Db, cipher: TokenCipher): InstallationRepo {
+  const decryptOrNull = (value: string | null) => (value === null ? null : cipher.decrypt(value));
+
+  const toInstallation = (row: Row): Installation => ({
+    id: row.id,
+    memberId: row.memberId,
+    domain: row.domain,
+    clientEndpoint: row.clientEndpoint,
+    serverEndpoint: row.serverEndpoint,
+    status: row.status,
+    scope: row.scope,
+    userId: row.userId,
+    applicationToken: decryptOrNull(row.applicationTokenEnc),
+    tokens:
+      row.accessTokenEnc !== null && row.refreshTokenEnc !== null && row.expiresAt !== null
+        ? { accessToken: cipher.decrypt(row.accessTokenEnc), refreshToken: cipher.decrypt(row.refreshTokenEnc), expiresAt: row.expiresAt }
+        : null,
+    registration: row.registration,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    installedAt: row.installedAt,
+    uninstalledAt: row.uninstalledAt,
+  });
+
+  const encryptTokens = (tokens: PortalTokens) => ({
+    accessTokenEnc: cipher.encrypt(tokens.accessToken),
+    refreshTokenEnc: cipher.encrypt(tokens.refreshToken),
+    expiresAt: tokens.expiresAt,
+  });
+
+  async function one(where: SQL): Promise<Installation | null> {
+    const [row] = await db.select().from(installations).where(where).limit(1);
+    return row ? toInstallation(row) : null;
+  }
+
+  return {
+    findByMemberId: (memberId) => one(eq(installations.memberId, memberId)),
+
+    get: (id) => one(eq(installations.id, id)),
+
+    async upsertVerified(input: VerifiedInstall, now: Date) {
+      const tokens = encryptTokens(input.tokens);
+      const applicationTokenEnc =
+        input.applicationToken === undefined ? undefined : input.applicationToken === null ? null : cipher.encrypt(input.applicationToken);
+      const common = {
+        domain: input.domain,
+        clientEndpoint: input.clientEndpoint,
+        serverEndpoint: input.serverEndpoint,
+        scope: input.scope,
+        userId: input.userId,
+        ...tokens,
+        updatedAt: now,
+      };
+      const wasUninstalled = sql`${installations.status} = 'uninstalled'`;
+      const [row] = await db
+        .insert(installations)
+        .values({ memberId: input.memberId, status: 'new', applicationTokenEnc: applicationTokenEnc ?? null, createdAt: now, ...common })
+        .onConflictDoUpdate({
+          target: installations.memberId,
+          set: {
+            ...common,
+            // An active portal stays active (token refresh, ONAPPUPDATE); anything else restarts at new.
+            status: sql`CASE WHEN ${installations.status} = 'active' THEN 'active' ELSE 'new' END`,
+            installedAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.installedAt} END`,
+            uninstalledAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.uninstalledAt} END`,
+            ...(applicationTokenEnc === undefined ? {} : { applicationTokenEnc }),
+          },
+        })
+        .returning();
+      if (!row) throw new Error('installations upsert returned no row');
+      return toInstallation(row);
+    },
+
+    async saveTokens(id, tokens) {
+      // Never resurrect tokens of an uninstalled portal (a refresh racing the uninstall).
+      await db
+        .update(installations)
+        .set({ ...encryptTokens(tokens), updatedAt: new Date() })
+        .where(and(eq(installations.id, id), ne(installations.status, 'uninstalled')));
+    },
+
+    async setApplicationToken(id, applicationToken) {
+      await db
+        .update(installations)
+        .set({ applicationTokenEnc: cipher.encrypt(applicationToken), updatedAt: new Date() })
+        .where(eq(installations.id, id));
+    },
+
+    async activate(id, now) {
+      await db
+        .update(installations)
+        .set({ status: 'active', installedAt: now, updatedAt: now })
+        .where(and(eq(installations.id, id), eq(installations.status, 'new')));
+    },
+
+    async saveRegistration(id, report: RegistrationReport) {
+      await db.update(installations).set({ registration: report, updatedAt: new Date() }).where(eq(installations.id, id));
+    },
+
+    async markUninstalled(id, now, clean) {
+      await db.transaction(async (tx) => {
+        // The application_token stays: later calls of this portal are still authenticated with it.
+        await tx
+          .update(installations)
+          .set({ status: 'uninstalled', accessTokenEnc: null, refreshTokenEnc: null, expiresAt: null, uninstalledAt: now, updatedAt: now })
+          .where(eq(installations.id, id));
+        if (!clean) return;
+        // Children before parents (composite foreign keys). The only DELETE of ledger rows in code.
+        await tx.delete(deals).where(eq(deals.portalId, id));
+        await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
+        await tx.delete(referrals).where(eq(referrals.portalId, id));
+        await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));
+        await tx.delete(members).where(eq(members.portalId, id));
+        await tx.delete(programVersions).where(eq(programVersions.portalId, id));
+        await tx.delete(crmProjections).where(eq(crmProjections.portalId, id));
+        await tx.delete(jobs).where(eq(jobs.portalId, id));
+      });
+    },
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The durable job queue (SPEC 6) in the jobs table. Two partial unique indexes carry its rules:
+ * one queued job per (portal, kind, key) — later enqueues coalesce into it — and one running
+ * job per key, so jobs of one key never run concurrently. A claim takes one portal's due jobs
+ * with FOR UPDATE SKIP LOCKED, so concurrent claimers never share a job.
+ *
+ * Jobs are the one table read across portals (the queue picks the portal); complete/fail take
+ * job ids only, as the port defines them.
+ */
+import { and, asc, count, eq, inArray, lt, lte, sql } from 'drizzle-orm';
+import type { Job, JobQueue, JobStatus } from '../handlers/ports.js';
+import { retryOnUniqueViolation, tsParam, type Db } from './db.js';
+import { jobs } from './schema.js';
+
+export interface SqlJobQueue extends JobQueue {
+  /** Delete done jobs last touched before `olderThan`; returns how many. */
+  purgeDone(olderThan: Date): Promise<number>;
+}
+
+type Row = typeof jobs.$inferSelect;
+
+const MAX_ERROR_LENGTH = 4000;
+
+const toJob = (row: Row): Job => ({
+  id: row.id,
+  portalId: row.portalId,
+  kind: row.kind,
+  key: row.key,
+  payload: row.payload,
+  status: row.status,
+  attempts: row.attempts,
+  runAt: row.runAt,
+  lockedBy: row.lockedBy,
+  lockedAt: row.lockedAt,
+  lastError: row.lastError,
+  createdAt: row.createdAt,
+});
+
+/** Another job of the same (portal, kind, key) in `status` (correlated with the outer jobs row). */
+const sibling = (status: JobStatus) =>
+  sql`EXISTS (SELECT 1 FROM jobs s WHERE s.status = ${status} AND s.portal_id = ${jobs.portalId} AND s.kind = ${jobs.kind} AND s.key = ${jobs.key} AND s.id <> ${jobs.id})`;
+
+export function createJobQueue(db: Db): SqlJobQueue {
+  return {
+    async enqueue(job, now) {
+      const rows = await db
+        .insert(jobs)
+        .values({
+          portalId: job.portalId,
+          kind: job.kind,
+          key: job.key,
+          payload: job.payload,
+          status: 'queued',
+          attempts: 0,
+          runAt: job.runAt ?? now,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .onConflictDoNothing({ target: [jobs.portalId, jobs.kind, jobs.key], where: sql`status = 'queued'` })
+        .returning({ id: jobs.id });
+      return rows.length > 0;
+    },
+
+    async claim(workerId, limit, now) {
+      if (limit <= 0) return [];
+      const due = and(eq(jobs.status, 'queued'), lte(jobs.runAt, now), sql`NOT ${sibling('running')}`);
+      return db.transaction(async (tx) => {
+        // The portal with the oldest due job (its row stays locked by us, so the second query sees it).
+        const [oldest] = await tx
+          .select({ portalId: jobs.portalId })
+          .from(jobs)
+          .where(due)
+          .orderBy(asc(jobs.runAt), asc(jobs.id))
+          .limit(1)
+          .for('update', { skipLocked: true });
+        if (!oldest) return [];
+        const picked = await tx
+          .select({ id: jobs.id })
+          .from(jobs)
+          .where(and(eq(jobs.portalId, oldest.portalId), due))
+          .orderBy(asc(jobs.runAt), asc(jobs.id))
+          .limit(limit)
+          .for('update', { skipLocked: true });
+        if (picked.length === 0) return [];
+        const rows = await tx
+          .update(jobs)
+          .set({ status: 'running', lockedBy: workerId, lockedAt: now, attempts: sql`${jobs.attempts} + 1`, updatedAt: now })
+          .where(and(eq(jobs.portalId, oldest.portalId), inArray(jobs.id, picked.map((p) => p.id))))
+          .returning();
+        return rows.map(toJob).sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
+      });
+    },
+
+    async complete(ids, now) {
+      if (ids.length === 0) return;
+      await db
+        .update(jobs)
+        .set({ status: 'done', updatedAt: now })
+        .where(and(inArray(jobs.id, ids), eq(jobs.status, 'running')));
+    },
+
+    async fail(id, error, retryAt, now) {
+      const lastError = error.slice(0, MAX_ERROR_LENGTH);
+      if (retryAt === null) {
+        await db
+          .update(jobs)
+          .set({ status: 'dead', lastError, updatedAt: now })
+          .where(and(eq(jobs.id, id), eq(jobs.status, 'running')));
+        return;
+      }
+      // Back to queued — unless a newer job of the key was queued meanwhile: then the failing one
+      // is merged into it (deleted; the newer one re-reads the entity anyway) and the newer one
+      // inherits the back-off and the attempt count. A retry covers an enqueue slipping in
+      // between our check and our update.
+      await retryOnUniqueViolation(() =>
+        db.transaction(async (tx) => {
+          const [failing] = await tx
+            .select()
+            .from(jobs)
+            .where(and(eq(jobs.id, id), eq(jobs.status, 'running')))
+            .for('update');
+          if (!failing) return;
+          const [newer] = await tx
+            .select({ id: jobs.id })
+            .from(jobs)
+            .where(and(eq(jobs.portalId, failing.portalId), eq(jobs.kind, failing.kind), eq(jobs.key, failing.key), eq(jobs.status, 'queued')))
+            .for('update');
+          if (newer) {
+            await tx
+              .update(jobs)
+              .set({
+                runAt: sql`greatest(${jobs.runAt}, ${tsParam(retryAt)})`,
+                attempts: sql`greatest(${jobs.attempts}, ${failing.attempts})`,
+                lastError,
+                updatedAt: now,
+              })
+              .where(and(eq(jobs.portalId, failing.portalId), eq(jobs.id, newer.id)));
+            await tx.delete(jobs).where(and(eq(jobs.portalId, failing.portalId), eq(jobs.id, failing.id)));
+          } else {
+            await tx
+              .update(jobs)
+              .set({ status: 'queued', runAt: retryAt, lastError, lockedBy: null, lockedAt: null, updatedAt: now })
+              .where(and(eq(jobs.portalId, failing.portalId), eq(jobs.id, failing.id)));
+          }
+        }),
+      );
+    },
+
+    async recoverStale(lockedBefore, now) {
+      return retryOnUniqueViolation(() =>
+        db.transaction(async (tx) => {
+          const stale = await tx
+            .select({ id: jobs.id })
+            .from(jobs)
+            .where(and(eq(jobs.status, 'running'), lt(jobs.lockedAt, lockedBefore)))
+            .for('update', { skipLocked: true });
+          if (stale.length === 0) return 0;
+          const ids = stale.map((s) => s.id);
+          // A stale job whose key has a newer queued job merges into it (see fail).
+          await tx.delete(jobs).where(and(inArray(jobs.id, ids), sibling('queued')));
+          // run_at is kept: recovered jobs are the oldest due ones and go first.
+          await tx
+            .update(jobs)
+            .set({ status: 'queued', lockedBy: null, lockedAt: null, lastError: 'recovered: worker lost', updatedAt: now })
+            .where(and(inArray(jobs.id, ids), eq(jobs.status, 'running')));
+          return ids.length;
+        }),
+      );
+    },
+
+    async depth(portalId) {
+      const rows = await db
+        .select({ status: jobs.status, n: count() })
+        .from(jobs)
+        .where(and(inArray(jobs.status, ['queued', 'running', 'dead']), portalId === undefined ? undefined : eq(jobs.portalId, portalId)))
+        .groupBy(jobs.status);
+      const depth = { queued: 0, running: 0, dead: 0 };
+      for (const row of rows) if (row.status !== 'done') depth[row.status] = row.n;
+      return depth;
+    },
+
+    async purgeDone(olderThan) {
+      const rows = await db
+        .delete(jobs)
+        .where(and(eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
+        .returning({ id: jobs.id });
+      return rows.length;
+    },
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The ledger: append-only (no UPDATE anywhere; a trigger refuses it too). Idempotency is the
+ * unique (portal_id, idempotency_key) index: an append that loses the race to an equal key —
+ * even one in a concurrent, uncommitted transaction — waits for it and then skips.
+ */
+import { and, asc, desc, eq, gt, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
+import type { Db } from './db.js';
+import { ledgerEntries } from './schema.js';
+
+type Row = typeof ledgerEntries.$inferSelect;
+
+const toEntry = (row: Row): LedgerEntry => ({
+  id: row.id,
+  portalId: row.portalId,
+  memberId: row.memberId,
+  amount: row.amount,
+  reason: row.reason,
+  kind: row.kind,
+  dealId: row.dealId,
+  level: row.level,
+  programVersion: row.programVersion,
+  idempotencyKey: row.idempotencyKey,
+  availableAt: row.availableAt,
+  expiresAt: row.expiresAt,
+  causedBy: row.causedBy,
+  comment: row.comment,
+  createdAt: row.createdAt,
+});
+
+const slot = (portalId: number, key: string) => `${portalId}\u0000${key}`;
+
+export function createLedgerRepo(db: Db): LedgerRepo {
+  return {
+    async append(entries: NewLedgerEntry[]) {
+      if (entries.length === 0) return { inserted: [], duplicates: [] };
+      for (const e of entries) {
+        if (!Number.isSafeInteger(e.amount)) throw new RangeError(`ledger amount must be an integer in minor units (key ${e.idempotencyKey})`);
+      }
+      const rows = await db
+        .insert(ledgerEntries)
+        .values(
+          entries.map((e) => ({
+            portalId: e.portalId,
+            memberId: e.memberId,
+            amount: e.amount,
+            reason: e.reason,
+            kind: e.kind,
+            dealId: e.dealId,
+            level: e.level,
+            programVersion: e.programVersion,
+            idempotencyKey: e.idempotencyKey,
+            availableAt: e.availableAt,
+            expiresAt: e.expiresAt,
+            causedBy: e.causedBy,
+            comment: e.comment,
+            createdAt: e.createdAt,
+          })),
+        )
+        .onConflictDoNothing({ target: [ledgerEntries.portalId, ledgerEntries.idempotencyKey] })
+        .returning();
+      // Report in input order; a key repeated within the batch counts as a duplicate after its first use.
+      const byKey = new Map(rows.map((row) => [slot(row.portalId, row.idempotencyKey), row]));
+      const inserted: LedgerEntry[] = [];
+      const duplicates: string[] = [];
+      for (const e of entries) {
+        const k = slot(e.portalId, e.idempotencyKey);
+        const row = byKey.get(k);
+        if (row) {
+          inserted.push(toEntry(row));
+          byKey.delete(k);
+        } else {
+          duplicates.push(e.idempotencyKey);
+        }
+      }
+      return { inserted, duplicates };
+    },
+
+    async forDeal(portalId, dealId) {
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), eq(ledgerEntries.dealId, dealId)))
+        .orderBy(asc(ledgerEntries.id));
+      return rows.map(toEntry);
+    },
+
+    async balances(portalId, memberIds, now) {
+      const result = new Map<number, Balance>(memberIds.map((id) => [id, { available: 0, pending: 0 }]));
+      if (memberIds.length === 0) return result;
+      const sumWhere = (cond: SQL | undefined) => sql<number>`coalesce(sum(${ledgerEntries.amount}) FILTER (WHERE ${cond}), 0)`.mapWith(Number);
+      const rows = await db
+        .select({
+          memberId: ledgerEntries.memberId,
+          available: sumWhere(lte(ledgerEntries.availableAt, now)),
+          pending: sumWhere(gt(ledgerEntries.availableAt, now)),
+        })
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds)))
+        .groupBy(ledgerEntries.memberId);
+      for (const row of rows) result.set(row.memberId, { available: row.available, pending: row.pending });
+      return result;
+    },
+
+    async forMember(portalId, memberId, opts) {
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            eq(ledgerEntries.memberId, memberId),
+            opts.beforeId === undefined ? undefined : lt(ledgerEntries.id, opts.beforeId),
+          ),
+        )
+        .orderBy(desc(ledgerEntries.id))
+        .limit(opts.limit);
+      return rows.map(toEntry);
+    },
+  };
+}

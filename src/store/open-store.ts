@@ -1,0 +1,228 @@
+/**
+ * The storage adapter's one entry point: PostgreSQL when a URL is given (production, several
+ * instances), else embedded PGlite — the same SQL, schema, migrations and repositories on both
+ * (SPEC 2; TOOLCHAIN "Store"). Migrations are applied here, at open.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import type { Log, Store } from '../handlers/ports.js';
+import { createRepos, createTxRepos } from './create-repos.js';
+import { createTokenCipher } from './crypto.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import type { Db } from './db.js';
+import type { SqlJobQueue } from './job-queue.js';
+import * as schema from './schema.js';
+
+export interface OpenStoreOptions {
+  /** `postgres://…`: use that server (pool of 10). Otherwise PGlite. */
+  databaseUrl?: string;
+  /** PGlite files go to `${dataDir}/pglite`, guarded by `${dataDir}/pglite.lock`. */
+  dataDir?: string;
+  /** In-memory PGlite (tests). */
+  memory?: boolean;
+  /** Encrypts tokens at rest (SARAFAN_SECRET_KEY). */
+  secretKey: string;
+  log?: Log;
+}
+
+/** The Store port plus what only the process layer and the tests may use. */
+export interface SqlStore extends Store {
+  readonly jobs: SqlJobQueue;
+  readonly driver: 'postgres' | 'pglite';
+  /**
+   * Raw SQL for tests and diagnostics. It bypasses tenant isolation and the ledger's rules:
+   * never call it from a use case. On PGlite it waits for a running transaction to finish (and
+   * is refused from inside one, like every store-level call).
+   */
+  rawQuery<T extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+// Resolved from this module, not the cwd. A build (tsc) must copy this folder next to the output.
+const MIGRATIONS_FOLDER = fileURLToPath(new URL('./migrations', import.meta.url));
+
+/** Session-level advisory lock (single bigint form) held while migrating, so instances starting together take turns. */
+const MIGRATION_LOCK_KEY = '7301995220413151207';
+
+function readMigrations(): ReturnType<typeof readMigrationFiles> {
+  try {
+    return readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER });
+  } catch (error) {
+    throw new Error(`openStore: cannot read the SQL migrations in ${MIGRATIONS_FOLDER}`, { cause: error });
+  }
+}
+
+interface Driver {
+  db: Db;
+  /** PGlite has one connection: a store-level call inside store.transaction would wait for itself. */
+  singleConnection: boolean;
+  rawQuery(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+export async function openStore(opts: OpenStoreOptions): Promise<SqlStore> {
+  const cipher = createTokenCipher(opts.secretKey);
+  const migrations = readMigrations();
+  const latestMigration = migrations.at(-1)?.folderMillis ?? 0;
+
+  // Marks the async context of a running transaction callback, so that on PGlite a call that
+  // bypasses the transaction fails at once instead of waiting forever (see guardPglite).
+  const transactionScope = new AsyncLocalStorage<{ open: boolean }>();
+  const insideTransaction = () => transactionScope.getStore()?.open === true;
+
+  let driverName: SqlStore['driver'];
+  let driver: Driver;
+  if (opts.databaseUrl) {
+    driverName = 'postgres';
+    driver = await openPostgres(opts.databaseUrl, opts.log);
+  } else if (opts.memory || opts.dataDir) {
+    driverName = 'pglite';
+    driver = await openPglite(opts.memory ? undefined : opts.dataDir, insideTransaction);
+  } else {
+    throw new Error('openStore: give databaseUrl, dataDir or memory');
+  }
+  opts.log?.info({ driver: driverName, migrations: migrations.length }, 'store.opened');
+
+  const { db } = driver;
+  let closed: Promise<void> | undefined;
+
+  return {
+    driver: driverName,
+    ...createRepos(db, cipher),
+
+    transaction(fn) {
+      if (driver.singleConnection && insideTransaction()) return Promise.reject(outsideTransactionError('store.transaction'));
+      const scope = { open: false };
+      return transactionScope.run(scope, () =>
+        db.transaction(async (tx) => {
+          scope.open = true;
+          try {
+            return await fn(createTxRepos(tx, cipher));
+          } finally {
+            scope.open = false;
+          }
+        }),
+      );
+    },
+
+    async ready() {
+      try {
+        const [row] = await db
+          .select({ latest: sql<number>`max(created_at)`.mapWith(Number) })
+          .from(sql`drizzle.__drizzle_migrations`);
+        return row !== undefined && row.latest >= latestMigration;
+      } catch {
+        return false;
+      }
+    },
+
+    close() {
+      closed ??= driver.close();
+      return closed;
+    },
+
+    rawQuery: <T extends Record<string, unknown>>(text: string, params?: unknown[]) => driver.rawQuery(text, params) as Promise<T[]>,
+  };
+
+  async function openPostgres(url: string, log?: Log): Promise<Driver> {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle client losing its connection emits 'error' on the pool; unhandled, it kills the process.
+    pool.on('error', (error) => log?.error({ err: error.message }, 'store.pool_error'));
+    try {
+      const client = await pool.connect();
+      try {
+        // drizzle's migrator is not safe against a concurrent one (CREATE SCHEMA/TABLE races).
+        await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+        try {
+          await migratePg(drizzlePg({ client }), { migrationsFolder: MIGRATIONS_FOLDER });
+        } finally {
+          await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]);
+        }
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      await pool.end();
+      throw error;
+    }
+    return {
+      db: drizzlePg({ client: pool, schema }),
+      singleConnection: false,
+      rawQuery: async (text, params) => (await pool.query(text, params)).rows,
+      close: () => pool.end(),
+    };
+  }
+
+  async function openPglite(dataDir: string | undefined, insideTransaction: () => boolean): Promise<Driver> {
+    let lock: DataDirLock | undefined;
+    let client: PGlite;
+    if (dataDir === undefined) {
+      client = await PGlite.create();
+    } else {
+      mkdirSync(dataDir, { recursive: true });
+      lock = acquireDataDirLock(dataDir, opts.log);
+      try {
+        client = await PGlite.create(join(dataDir, 'pglite'));
+      } catch (error) {
+        lock.release();
+        throw error;
+      }
+    }
+    const close = async () => {
+      try {
+        await client.close();
+      } finally {
+        lock?.release();
+      }
+    };
+    const guarded = guardPglite(client, insideTransaction);
+    const db = drizzlePglite({ client: guarded, schema });
+    try {
+      await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    } catch (error) {
+      await close();
+      throw error;
+    }
+    return {
+      db,
+      singleConnection: true,
+      rawQuery: async (text, params) => (await guarded.query<Record<string, unknown>>(text, params)).rows,
+      close,
+    };
+  }
+}
+
+function outsideTransactionError(call: string): Error {
+  return new Error(
+    `${call} was called on the store inside store.transaction; on PGlite (one connection) it would wait ` +
+      'for the transaction forever. Use the repositories given to the transaction callback.',
+  );
+}
+
+/**
+ * The PGlite client as drizzle sees it: top-level queries and transactions are refused while a
+ * transaction callback of this store runs in the same async context (queries of the transaction
+ * itself go through PGlite's Transaction object, not through this client).
+ */
+function guardPglite(client: PGlite, insideTransaction: () => boolean): PGlite {
+  const guardedMethods = new Set<string | symbol>(['query', 'sql', 'exec', 'transaction']);
+  return new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (!guardedMethods.has(prop)) return method.bind(target);
+      return (...args: unknown[]) =>
+        insideTransaction() ? Promise.reject(outsideTransactionError(`PGlite ${String(prop)}`)) : method.apply(target, args);
+    },
+  });
+}

@@ -1,0 +1,37 @@
+/** What Sarafan last wrote to each CRM entity, merged key by key (jsonb `||`). */
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { projectionKey, type CrmEntity, type ProjectionRepo, type ProjectionValues } from '../handlers/ports.js';
+import type { Db } from './db.js';
+import { crmProjections } from './schema.js';
+
+export function createProjectionRepo(db: Db): ProjectionRepo {
+  return {
+    async getMany(portalId, keys) {
+      const result = new Map<string, ProjectionValues>();
+      if (keys.length === 0) return result;
+      const idsByEntity = new Map<CrmEntity, number[]>();
+      for (const { entity, entityId } of keys) idsByEntity.set(entity, [...(idsByEntity.get(entity) ?? []), entityId]);
+      const rows = await db
+        .select({ entity: crmProjections.entity, entityId: crmProjections.entityId, values: crmProjections.values })
+        .from(crmProjections)
+        .where(
+          and(
+            eq(crmProjections.portalId, portalId),
+            or(...[...idsByEntity].map(([entity, ids]) => and(eq(crmProjections.entity, entity), inArray(crmProjections.entityId, ids)))),
+          ),
+        );
+      for (const row of rows) result.set(projectionKey(row.entity, row.entityId), row.values);
+      return result;
+    },
+
+    async save(portalId, entity, entityId, values, now) {
+      await db
+        .insert(crmProjections)
+        .values({ portalId, entity, entityId, values, updatedAt: now })
+        .onConflictDoUpdate({
+          target: [crmProjections.portalId, crmProjections.entity, crmProjections.entityId],
+          set: { values: sql`${crmProjections.values} || excluded.values`, updatedAt: now },
+        });
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Referrals. Two partial unique indexes carry the rules: one active referral per referee (first
+ * attribution wins) and one rejection per (referee, referrer, reason); `record` inserts with
+ * ON CONFLICT DO NOTHING and returns the row that already holds the place.
+ */
+import { and, count, eq, inArray, sql } from 'drizzle-orm';
+import { AppError } from '../handlers/errors.js';
+import type { NewReferral, Referral, ReferralRepo } from '../handlers/ports.js';
+import type { Db } from './db.js';
+import { referrals } from './schema.js';
+
+type Row = typeof referrals.$inferSelect;
+
+const toReferral = (row: Row): Referral => ({
+  id: row.id,
+  portalId: row.portalId,
+  refereeMemberId: row.refereeMemberId,
+  referrerMemberId: row.referrerMemberId,
+  code: row.code,
+  source: row.source,
+  sourceRef: row.sourceRef,
+  status: row.status,
+  rejectReason: row.rejectReason,
+  createdAt: row.createdAt,
+});
+
+export function createReferralRepo(db: Db): ReferralRepo {
+  async function activeFor(portalId: number, refereeMemberId: number): Promise<Referral | null> {
+    const [row] = await db
+      .select()
+      .from(referrals)
+      .where(and(eq(referrals.portalId, portalId), eq(referrals.refereeMemberId, refereeMemberId), eq(referrals.status, 'active')))
+      .limit(1);
+    return row ? toReferral(row) : null;
+  }
+
+  async function sameRejection(input: NewReferral): Promise<Referral | null> {
+    const [row] = await db
+      .select()
+      .from(referrals)
+      .where(
+        and(
+          eq(referrals.portalId, input.portalId),
+          eq(referrals.refereeMemberId, input.refereeMemberId),
+          sql`coalesce(${referrals.referrerMemberId}, 0) = ${input.referrerMemberId ?? 0}`,
+          eq(referrals.status, 'rejected'),
+          input.rejectReason === null ? sql`false` : eq(referrals.rejectReason, input.rejectReason),
+        ),
+      )
+      .limit(1);
+    return row ? toReferral(row) : null;
+  }
+
+  return {
+    activeFor,
+
+    async record(input) {
+      const [inserted] = await db
+        .insert(referrals)
+        .values({
+          portalId: input.portalId,
+          refereeMemberId: input.refereeMemberId,
+          referrerMemberId: input.referrerMemberId,
+          code: input.code,
+          source: input.source,
+          sourceRef: input.sourceRef,
+          status: input.status,
+          rejectReason: input.rejectReason,
+          createdAt: input.createdAt,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (inserted) return toReferral(inserted);
+      const existing = input.status === 'active' ? await activeFor(input.portalId, input.refereeMemberId) : await sameRejection(input);
+      if (!existing) throw new AppError('internal', `referral of member ${input.refereeMemberId} neither inserted nor found`);
+      return existing;
+    },
+
+    async chain(portalId, memberId, depth) {
+      if (depth <= 0) return [];
+      // Walks active referrals upwards; `path` stops the walk on a cycle (a member already seen,
+      // including the starting one), `depth` bounds it.
+      const walk = sql`(
+        WITH RECURSIVE up(member_id, depth, path) AS (
+          SELECT r.referrer_member_id, 1, ARRAY[r.referee_member_id, r.referrer_member_id]
+          FROM referrals r
+          WHERE r.portal_id = ${portalId} AND r.referee_member_id = ${memberId} AND r.status = 'active'
+            AND r.referrer_member_id IS NOT NULL AND r.referrer_member_id <> r.referee_member_id
+          UNION ALL
+          SELECT r.referrer_member_id, up.depth + 1, up.path || r.referrer_member_id
+          FROM up
+          JOIN referrals r ON r.portal_id = ${portalId} AND r.referee_member_id = up.member_id AND r.status = 'active'
+          WHERE up.depth < ${depth} AND r.referrer_member_id IS NOT NULL AND NOT (r.referrer_member_id = ANY (up.path))
+        )
+        SELECT member_id, depth FROM up
+      ) AS chain`;
+      const rows = await db
+        .select({ memberId: sql<number>`chain.member_id`.mapWith(Number) })
+        .from(walk)
+        .orderBy(sql`chain.depth`);
+      return rows.map((r) => r.memberId);
+    },
+
+    async countByReferrer(portalId, memberIds) {
+      const counts = new Map<number, number>(memberIds.map((id) => [id, 0]));
+      if (memberIds.length === 0) return counts;
+      const rows = await db
+        .select({ referrer: referrals.referrerMemberId, n: count() })
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), eq(referrals.status, 'active'), inArray(referrals.referrerMemberId, memberIds)))
+        .groupBy(referrals.referrerMemberId);
+      for (const row of rows) if (row.referrer !== null) counts.set(row.referrer, row.n);
+      return counts;
+    },
+  };
+}

@@ -1,0 +1,247 @@
+/**
+ * The one SQL schema of Sarafan (PostgreSQL 14+, also run on PGlite). Migrations in
+ * ./migrations are generated from this file with `npm run db:generate`.
+ *
+ * Every row belongs to a portal (STYLE.md practice 15): every table carries `portal_id`
+ * (installations.id), primary keys and indexes lead with it, and references between portal-owned
+ * rows are composite foreign keys on (portal_id, …), so a row can never point into another
+ * portal. The ledger is append-only: a trigger (migration 0001) refuses UPDATE of its rows.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+import type {
+  CrmEntity,
+  InstallationStatus,
+  JobKind,
+  JobStatus,
+  LedgerKind,
+  LedgerReason,
+  ProjectionValues,
+  ReferralSource,
+  ReferralStatus,
+  RegistrationReport,
+  RejectReason,
+} from '../handlers/ports.js';
+
+const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const portalId = () => integer('portal_id').notNull().references(() => installations.id);
+
+export const installations = pgTable(
+  'installations',
+  {
+    id: serial('id').primaryKey(),
+    memberId: text('member_id').notNull().unique('installations_member_id_uq'),
+    domain: text('domain').notNull(),
+    clientEndpoint: text('client_endpoint').notNull(),
+    serverEndpoint: text('server_endpoint').notNull(),
+    status: text('status').$type<InstallationStatus>().notNull().default('new'),
+    scope: text('scope').notNull().default(''),
+    userId: integer('user_id'),
+    // AES-256-GCM envelopes from crypto.ts, never plaintext.
+    applicationTokenEnc: text('application_token_enc'),
+    accessTokenEnc: text('access_token_enc'),
+    refreshTokenEnc: text('refresh_token_enc'),
+    expiresAt: at('expires_at'),
+    registration: jsonb('registration').$type<RegistrationReport>(),
+    createdAt: at('created_at').notNull(),
+    updatedAt: at('updated_at').notNull(),
+    installedAt: at('installed_at'),
+    uninstalledAt: at('uninstalled_at'),
+  },
+  () => [check('installations_status_check', sql`status IN ('new', 'active', 'uninstalled')`)],
+);
+
+export const members = pgTable(
+  'members',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    contactId: integer('contact_id'),
+    leadId: integer('lead_id'),
+    /** Upper-case; the member's current code (all codes ever given live in referral_codes). */
+    code: text('code'),
+    joinedAt: at('joined_at'),
+    createdAt: at('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'members_pk', columns: [t.portalId, t.id] }),
+    uniqueIndex('members_contact_uq').on(t.portalId, t.contactId).where(sql`contact_id IS NOT NULL`),
+    uniqueIndex('members_lead_uq').on(t.portalId, t.leadId).where(sql`lead_id IS NOT NULL`),
+    check('members_entity_check', sql`contact_id IS NOT NULL OR lead_id IS NOT NULL`),
+  ],
+);
+
+/** Every code ever given on a portal; rows are kept forever so a code is never reused. */
+export const referralCodes = pgTable(
+  'referral_codes',
+  {
+    portalId: portalId(),
+    code: text('code').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    createdAt: at('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'referral_codes_pk', columns: [t.portalId, t.code] }),
+    foreignKey({ name: 'referral_codes_member_fk', columns: [t.portalId, t.memberId], foreignColumns: [members.portalId, members.id] }),
+    index('referral_codes_member_idx').on(t.portalId, t.memberId),
+    check('referral_codes_upper_check', sql`code = upper(code)`),
+  ],
+);
+
+export const referrals = pgTable(
+  'referrals',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    refereeMemberId: bigint('referee_member_id', { mode: 'number' }).notNull(),
+    referrerMemberId: bigint('referrer_member_id', { mode: 'number' }),
+    code: text('code'),
+    source: text('source').$type<ReferralSource>().notNull(),
+    sourceRef: text('source_ref').notNull(),
+    status: text('status').$type<ReferralStatus>().notNull(),
+    rejectReason: text('reject_reason').$type<RejectReason>(),
+    createdAt: at('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'referrals_pk', columns: [t.portalId, t.id] }),
+    foreignKey({ name: 'referrals_referee_fk', columns: [t.portalId, t.refereeMemberId], foreignColumns: [members.portalId, members.id] }),
+    foreignKey({ name: 'referrals_referrer_fk', columns: [t.portalId, t.referrerMemberId], foreignColumns: [members.portalId, members.id] }),
+    // First attribution wins: at most one active referral per referee.
+    uniqueIndex('referrals_active_referee_uq').on(t.portalId, t.refereeMemberId).where(sql`status = 'active'`),
+    // A rejection is recorded once per (referee, referrer, reason); 0 stands for "no referrer"
+    // because NULLS NOT DISTINCT needs PostgreSQL 15.
+    uniqueIndex('referrals_rejected_uq')
+      .on(t.portalId, t.refereeMemberId, sql`coalesce(referrer_member_id, 0)`, t.rejectReason)
+      .where(sql`status = 'rejected'`),
+    index('referrals_referee_idx').on(t.portalId, t.refereeMemberId),
+    index('referrals_referrer_idx').on(t.portalId, t.referrerMemberId),
+    check('referrals_status_check', sql`status IN ('active', 'rejected')`),
+    check('referrals_reason_check', sql`(status = 'rejected') = (reject_reason IS NOT NULL)`),
+  ],
+);
+
+export const programVersions = pgTable(
+  'program_versions',
+  {
+    portalId: portalId(),
+    version: integer('version').notNull(),
+    document: jsonb('document').$type<unknown>().notNull(),
+    createdAt: at('created_at').notNull(),
+    createdBy: integer('created_by'),
+  },
+  (t) => [
+    primaryKey({ name: 'program_versions_pk', columns: [t.portalId, t.version] }),
+    check('program_versions_version_check', sql`version >= 1`),
+  ],
+);
+
+export const ledgerEntries = pgTable(
+  'ledger_entries',
+  {
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    portalId: portalId(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    reason: text('reason').$type<LedgerReason>().notNull(),
+    kind: text('kind').$type<LedgerKind>().notNull(),
+    dealId: integer('deal_id'),
+    level: integer('level').notNull().default(0),
+    programVersion: integer('program_version'),
+    idempotencyKey: text('idempotency_key').notNull(),
+    availableAt: at('available_at').notNull(),
+    expiresAt: at('expires_at'),
+    causedBy: text('caused_by').notNull(),
+    comment: text('comment'),
+    createdAt: at('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'ledger_entries_pk', columns: [t.portalId, t.id] }),
+    foreignKey({ name: 'ledger_entries_member_fk', columns: [t.portalId, t.memberId], foreignColumns: [members.portalId, members.id] }),
+    uniqueIndex('ledger_entries_idempotency_uq').on(t.portalId, t.idempotencyKey),
+    index('ledger_entries_member_idx').on(t.portalId, t.memberId, t.availableAt),
+    index('ledger_entries_deal_idx').on(t.portalId, t.dealId),
+    check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
+    check('ledger_entries_level_check', sql`level >= 0`),
+  ],
+);
+
+export const deals = pgTable(
+  'deals',
+  {
+    portalId: portalId(),
+    dealId: integer('deal_id').notNull(),
+    clientMemberId: bigint('client_member_id', { mode: 'number' }),
+    categoryId: integer('category_id').notNull(),
+    stageId: text('stage_id').notNull(),
+    stageSemantic: text('stage_semantic').$type<'P' | 'S' | 'F'>().notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    currency: text('currency').notNull(),
+    won: boolean('won').notNull(),
+    deleted: boolean('deleted').notNull(),
+    firstWonAt: at('first_won_at'),
+    programVersion: integer('program_version'),
+    referralId: bigint('referral_id', { mode: 'number' }),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'deals_pk', columns: [t.portalId, t.dealId] }),
+    foreignKey({ name: 'deals_client_fk', columns: [t.portalId, t.clientMemberId], foreignColumns: [members.portalId, members.id] }),
+    foreignKey({ name: 'deals_referral_fk', columns: [t.portalId, t.referralId], foreignColumns: [referrals.portalId, referrals.id] }),
+    index('deals_client_idx').on(t.portalId, t.clientMemberId),
+    index('deals_referral_idx').on(t.portalId, t.referralId),
+    check('deals_stage_semantic_check', sql`stage_semantic IN ('P', 'S', 'F')`),
+  ],
+);
+
+export const crmProjections = pgTable(
+  'crm_projections',
+  {
+    portalId: portalId(),
+    entity: text('entity').$type<CrmEntity>().notNull(),
+    entityId: integer('entity_id').notNull(),
+    values: jsonb('values').$type<ProjectionValues>().notNull(),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'crm_projections_pk', columns: [t.portalId, t.entity, t.entityId] })],
+);
+
+export const jobs = pgTable(
+  'jobs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    portalId: portalId(),
+    kind: text('kind').$type<JobKind>().notNull(),
+    key: text('key').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    status: text('status').$type<JobStatus>().notNull().default('queued'),
+    attempts: integer('attempts').notNull().default(0),
+    runAt: at('run_at').notNull(),
+    lockedBy: text('locked_by'),
+    lockedAt: at('locked_at'),
+    lastError: text('last_error'),
+    createdAt: at('created_at').notNull(),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [
+    // Coalescing: one queued job per key. Serialization: one running job per key.
+    uniqueIndex('jobs_queued_key_uq').on(t.portalId, t.kind, t.key).where(sql`status = 'queued'`),
+    uniqueIndex('jobs_running_key_uq').on(t.portalId, t.kind, t.key).where(sql`status = 'running'`),
+    index('jobs_claim_idx').on(t.status, t.runAt),
+    check('jobs_status_check', sql`status IN ('queued', 'running', 'done', 'dead')`),
+  ],
+);

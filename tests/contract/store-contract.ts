@@ -1,0 +1,747 @@
+/**
+ * The one contract every store adapter passes (STYLE.md practice 6): the semantics written in
+ * src/handlers/ports.ts, checked against stored state (raw SQL where the port cannot see it).
+ *
+ * One store per file (creating PGlite costs seconds); every test makes its own portals, so tests
+ * never see each other's rows — except the jobs table, which the queue reads across portals:
+ * the queue tests empty it first. Tests in a file run one after another.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/handlers/errors.js';
+import type { Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
+import type { SqlStore } from '../../src/store/open-store.js';
+
+const NOW = new Date('2026-03-01T12:00:00.000Z');
+const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function tokens(tag: string): PortalTokens {
+  return { accessToken: `access-${tag}-plaintext`, refreshToken: `refresh-${tag}-plaintext`, expiresAt: at(60) };
+}
+
+function verified(memberId: string, over: Partial<VerifiedInstall> = {}): VerifiedInstall {
+  return {
+    memberId,
+    domain: 'portal.bitrix24.ru',
+    clientEndpoint: 'https://portal.bitrix24.ru/rest/',
+    serverEndpoint: 'https://oauth.bitrix.info/rest/',
+    scope: 'crm,placement,user_brief',
+    userId: 1,
+    tokens: tokens(memberId),
+    ...over,
+  };
+}
+
+export function describeStoreContract(name: string, open: () => Promise<SqlStore>): void {
+  describe(`store contract: ${name}`, () => {
+    let store: SqlStore;
+
+    beforeAll(async () => {
+      store = await open();
+    });
+
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    const newPortal = (over: Partial<VerifiedInstall> = {}): Promise<Installation> =>
+      store.installations.upsertVerified(verified(`member-${randomUUID()}`, over), NOW);
+
+    const count = async (table: string, portalId: number): Promise<number> => {
+      const [row] = await store.rawQuery<{ n: number | string }>(`SELECT count(*) AS n FROM ${table} WHERE portal_id = $1`, [portalId]);
+      return Number(row?.n);
+    };
+
+    const entry = (portalId: number, memberId: number, key: string, over: Partial<NewLedgerEntry> = {}): NewLedgerEntry => ({
+      portalId,
+      memberId,
+      amount: 100,
+      reason: 'referral',
+      kind: 'credit',
+      dealId: 1,
+      level: 1,
+      programVersion: 1,
+      idempotencyKey: key,
+      availableAt: NOW,
+      expiresAt: null,
+      causedBy: 'deal:1',
+      comment: null,
+      createdAt: NOW,
+      ...over,
+    });
+
+    const referral = (portalId: number, referee: Member, referrer: Member | null, over: Partial<NewReferral> = {}): NewReferral => ({
+      portalId,
+      refereeMemberId: referee.id,
+      referrerMemberId: referrer?.id ?? null,
+      code: referrer?.code ?? null,
+      source: 'deal',
+      sourceRef: 'deal:1',
+      status: 'active',
+      rejectReason: null,
+      createdAt: NOW,
+      ...over,
+    });
+
+    it('is ready once migrated', async () => {
+      expect(await store.ready()).toBe(true);
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('installations', () => {
+      it('walks new → active → uninstalled → (reinstall) new', async () => {
+        const memberId = `member-${randomUUID()}`;
+        const created = await store.installations.upsertVerified(verified(memberId, { applicationToken: 'app-token-1' }), NOW);
+        expect(created).toMatchObject({ memberId, status: 'new', applicationToken: 'app-token-1', installedAt: null, uninstalledAt: null });
+        expect(created.tokens).toEqual(tokens(memberId));
+
+        await store.installations.activate(created.id, at(1));
+        const active = await store.installations.get(created.id);
+        expect(active).toMatchObject({ status: 'active', installedAt: at(1) });
+
+        // Activating again is a no-op; re-verification keeps an active portal active.
+        await store.installations.activate(created.id, at(2));
+        const refreshed = await store.installations.upsertVerified(verified(memberId, { tokens: tokens('rotated') }), at(3));
+        expect(refreshed).toMatchObject({ id: created.id, status: 'active', installedAt: at(1), applicationToken: 'app-token-1' });
+        expect(refreshed.tokens).toEqual(tokens('rotated'));
+
+        await store.installations.markUninstalled(created.id, at(4), false);
+        const gone = await store.installations.findByMemberId(memberId);
+        expect(gone).toMatchObject({ status: 'uninstalled', tokens: null, uninstalledAt: at(4), applicationToken: 'app-token-1' });
+
+        // A token refresh racing the uninstall does not bring tokens back.
+        await store.installations.saveTokens(created.id, tokens('late'));
+        expect((await store.installations.get(created.id))?.tokens).toBeNull();
+        await store.installations.activate(created.id, at(5));
+        expect((await store.installations.get(created.id))?.status).toBe('uninstalled');
+
+        const again = await store.installations.upsertVerified(verified(memberId, { tokens: tokens('again') }), at(6));
+        expect(again).toMatchObject({ id: created.id, status: 'new', installedAt: null, uninstalledAt: null, applicationToken: 'app-token-1' });
+        expect(again.tokens).toEqual(tokens('again'));
+        await store.installations.activate(created.id, at(7));
+        expect((await store.installations.get(created.id))?.status).toBe('active');
+      });
+
+      it('changes the application token only when one is given', async () => {
+        const memberId = `member-${randomUUID()}`;
+        const first = await store.installations.upsertVerified(verified(memberId), NOW);
+        expect(first.applicationToken).toBeNull();
+        await store.installations.setApplicationToken(first.id, 'app-token-A');
+        expect((await store.installations.upsertVerified(verified(memberId), at(1))).applicationToken).toBe('app-token-A');
+        expect((await store.installations.upsertVerified(verified(memberId, { applicationToken: 'app-token-B' }), at(2))).applicationToken).toBe('app-token-B');
+        expect((await store.installations.upsertVerified(verified(memberId, { applicationToken: null }), at(3))).applicationToken).toBeNull();
+      });
+
+      it('saves rotated tokens and the registration report', async () => {
+        const portal = await newPortal();
+        await store.installations.saveTokens(portal.id, tokens('rotated'));
+        const report = { at: NOW.toISOString(), created: ['UF_CRM_SARAFAN_CODE'], updated: [], failed: [{ item: 'placement', error: 'denied' }] };
+        await store.installations.saveRegistration(portal.id, report);
+        const stored = await store.installations.get(portal.id);
+        expect(stored?.tokens).toEqual(tokens('rotated'));
+        expect(stored?.registration).toEqual(report);
+        expect(await store.installations.get(2_000_000_000)).toBeNull();
+        expect(await store.installations.findByMemberId('no-such-member')).toBeNull();
+      });
+
+      it('keeps tokens encrypted at rest', async () => {
+        const portal = await newPortal({ applicationToken: 'app-token-plaintext' });
+        const [row] = await store.rawQuery('SELECT * FROM installations WHERE id = $1', [portal.id]);
+        const raw = JSON.stringify(row);
+        expect(raw).not.toContain('plaintext');
+        for (const column of ['access_token_enc', 'refresh_token_enc', 'application_token_enc']) {
+          expect(String(row?.[column])).toMatch(/^v1:[^:]+:[^:]+:[^:]+$/);
+        }
+        // Same plaintext, different envelopes (random IV).
+        const other = await store.installations.upsertVerified(verified(`member-${randomUUID()}`, { tokens: portal.tokens! }), NOW);
+        const [otherRow] = await store.rawQuery('SELECT access_token_enc FROM installations WHERE id = $1', [other.id]);
+        expect(otherRow?.access_token_enc).not.toBe(row?.access_token_enc);
+      });
+
+      it('clean uninstall deletes every row of that portal and only of that portal', async () => {
+        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'crm_projections', 'jobs'];
+        const fill = async (portal: Installation) => {
+          const referrer = await store.members.ensure(portal.id, 'contact', 1, NOW);
+          await store.members.enroll(portal.id, referrer.id, 'CLEAN1', NOW);
+          const referee = await store.members.ensure(portal.id, 'lead', 2, NOW);
+          const ref = await store.referrals.record(referral(portal.id, referee, referrer));
+          await store.programs.create(portal.id, { v: 1 }, null, NOW);
+          await store.ledger.append([entry(portal.id, referrer.id, 'deal:7:referral:1')]);
+          await store.deals.upsert({
+            portalId: portal.id, dealId: 7, clientMemberId: referee.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S',
+            amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: ref.id, updatedAt: NOW,
+          });
+          await store.projections.save(portal.id, 'deal', 7, { UF_CRM_SARAFAN_BONUS: 100 }, NOW);
+          await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
+        };
+        const a = await newPortal({ applicationToken: 'app-A' });
+        const b = await newPortal();
+        await fill(a);
+        await fill(b);
+        const expected = (table: string) => (table === 'members' ? 2 : 1);
+        for (const table of tables) expect(await count(table, a.id), table).toBe(expected(table));
+
+        await store.installations.markUninstalled(a.id, at(1), true);
+
+        for (const table of tables) {
+          expect(await count(table, a.id), `${table} of the uninstalled portal`).toBe(0);
+          expect(await count(table, b.id), `${table} of the other portal`).toBe(expected(table));
+        }
+        expect(await store.installations.get(a.id)).toMatchObject({ status: 'uninstalled', tokens: null, applicationToken: 'app-A' });
+        expect((await store.installations.get(b.id))?.status).toBe('new');
+      });
+
+      it('an uninstall without clean keeps the portal data', async () => {
+        const portal = await newPortal();
+        await store.members.ensure(portal.id, 'contact', 1, NOW);
+        await store.programs.create(portal.id, { v: 1 }, null, NOW);
+        await store.installations.markUninstalled(portal.id, NOW, false);
+        expect(await count('members', portal.id)).toBe(1);
+        expect(await count('program_versions', portal.id)).toBe(1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('portal isolation', () => {
+      it("never returns another portal's rows", async () => {
+        const a = await newPortal();
+        const b = await newPortal();
+        // The same CRM ids, deal ids, codes and job keys on both portals.
+        const setUp = async (portal: Installation, tag: string) => {
+          const referrer = await store.members.ensure(portal.id, 'contact', 10, NOW);
+          const enrolled = await store.members.enroll(portal.id, referrer.id, 'SAME01', NOW);
+          expect(enrolled).not.toBe('code_taken');
+          const referee = await store.members.ensure(portal.id, 'contact', 11, NOW);
+          await store.referrals.record(referral(portal.id, referee, referrer));
+          await store.programs.create(portal.id, { tag }, null, NOW);
+          await store.ledger.append([entry(portal.id, referrer.id, 'deal:5:referral:1', { dealId: 5, amount: tag === 'A' ? 100 : 900 })]);
+          await store.deals.upsert({
+            portalId: portal.id, dealId: 5, clientMemberId: referee.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S',
+            amount: tag === 'A' ? 1000 : 9000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: null, updatedAt: NOW,
+          });
+          await store.projections.save(portal.id, 'contact', 10, { tag }, NOW);
+          expect(await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:5', payload: { tag }, runAt: at(10_000) }, NOW)).toBe(true);
+          return { referrer, referee };
+        };
+        const inA = await setUp(a, 'A');
+        const inB = await setUp(b, 'B');
+
+        expect((await store.members.findByEntity(a.id, 'contact', 10))?.id).toBe(inA.referrer.id);
+        expect((await store.members.findByCode(a.id, 'same01'))?.id).toBe(inA.referrer.id);
+        expect(await store.members.get(a.id, inB.referrer.id)).toBeNull();
+        expect(await store.members.getMany(a.id, [inB.referrer.id, inB.referee.id])).toEqual([]);
+        expect(await store.referrals.activeFor(a.id, inB.referee.id)).toBeNull();
+        expect(await store.referrals.chain(a.id, inB.referee.id, 5)).toEqual([]);
+        expect(await store.referrals.countByReferrer(a.id, [inB.referrer.id])).toEqual(new Map([[inB.referrer.id, 0]]));
+        expect((await store.programs.current(a.id))?.document).toEqual({ tag: 'A' });
+        expect((await store.ledger.forDeal(a.id, 5)).map((e) => e.amount)).toEqual([100]);
+        expect(await store.ledger.forMember(a.id, inB.referrer.id, { limit: 10 })).toEqual([]);
+        expect(await store.ledger.balances(a.id, [inB.referrer.id], at(1))).toEqual(new Map([[inB.referrer.id, { available: 0, pending: 0 }]]));
+        expect((await store.deals.get(a.id, 5))?.amount).toBe(1000);
+        expect((await store.deals.getMany(a.id, [5])).map((d) => d.amount)).toEqual([1000]);
+        expect(await store.deals.forClient(a.id, inB.referee.id)).toEqual([]);
+        expect(await store.projections.getMany(a.id, [{ entity: 'contact', entityId: 10 }])).toEqual(new Map([['contact:10', { tag: 'A' }]]));
+        expect(await store.jobs.depth(a.id)).toEqual({ queued: 1, running: 0, dead: 0 });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('members and codes', () => {
+      it('ensure is race-safe: 20 parallel ensures make one member', async () => {
+        const portal = await newPortal();
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.members.ensure(portal.id, 'contact', 42, NOW)));
+        expect(new Set(results.map((m) => m.id)).size).toBe(1);
+        expect(await count('members', portal.id)).toBe(1);
+        expect(results[0]).toMatchObject({ portalId: portal.id, contactId: 42, leadId: null, code: null, joinedAt: null });
+
+        const leads = await Promise.all(Array.from({ length: 5 }, () => store.members.ensure(portal.id, 'lead', 42, NOW)));
+        expect(new Set(leads.map((m) => m.id)).size).toBe(1);
+        expect(leads[0]?.id).not.toBe(results[0]?.id);
+        expect(await count('members', portal.id)).toBe(2);
+        expect((await store.members.findByEntity(portal.id, 'lead', 42))?.id).toBe(leads[0]?.id);
+        expect(await store.members.findByEntity(portal.id, 'lead', 43)).toBeNull();
+      });
+
+      it('enroll gives one code, upper-case, and a joined date', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const enrolled = await store.members.enroll(portal.id, member.id, 'ab2cd3', at(1));
+        expect(enrolled).toMatchObject({ id: member.id, code: 'AB2CD3', joinedAt: at(1) });
+
+        // Already enrolled: unchanged, and no second code is recorded.
+        const again = await store.members.enroll(portal.id, member.id, 'ZZZ999', at(2));
+        expect(again).toMatchObject({ code: 'AB2CD3', joinedAt: at(1) });
+        expect(await count('referral_codes', portal.id)).toBe(1);
+        expect(await store.members.findByCode(portal.id, 'ZZZ999')).toBeNull();
+
+        expect((await store.members.findByCode(portal.id, 'ab2cd3'))?.id).toBe(member.id);
+        expect((await store.members.findByCode(portal.id, 'AB2CD3'))?.id).toBe(member.id);
+        expect(await store.members.findByCode(portal.id, 'AB2CD4')).toBeNull();
+      });
+
+      it('a code is unique per portal and never reused', async () => {
+        const portal = await newPortal();
+        const first = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const second = await store.members.ensure(portal.id, 'contact', 2, NOW);
+        expect(await store.members.enroll(portal.id, first.id, 'KEEP77', NOW)).not.toBe('code_taken');
+        expect(await store.members.enroll(portal.id, second.id, 'keep77', NOW)).toBe('code_taken');
+        expect((await store.members.get(portal.id, second.id))?.code).toBeNull();
+
+        // Even once the code is retired from its member, it stays taken and still finds its owner.
+        await store.rawQuery('UPDATE members SET code = NULL WHERE portal_id = $1 AND id = $2', [portal.id, first.id]);
+        expect(await store.members.enroll(portal.id, second.id, 'KEEP77', NOW)).toBe('code_taken');
+        expect((await store.members.findByCode(portal.id, 'keep77'))?.id).toBe(first.id);
+        expect(await store.members.enroll(portal.id, second.id, 'NEW888', NOW)).toMatchObject({ code: 'NEW888' });
+      });
+
+      it('enrolling an unknown member is not_found', async () => {
+        const portal = await newPortal();
+        await expect(store.members.enroll(portal.id, 987_654_321, 'NOPE22', NOW)).rejects.toSatisfy(
+          (e: unknown) => e instanceof AppError && e.code === 'not_found',
+        );
+        expect(await count('referral_codes', portal.id)).toBe(0);
+      });
+
+      it('getMany returns the requested members', async () => {
+        const portal = await newPortal();
+        const m1 = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const m2 = await store.members.ensure(portal.id, 'contact', 2, NOW);
+        await store.members.ensure(portal.id, 'contact', 3, NOW);
+        expect((await store.members.getMany(portal.id, [m2.id, m1.id])).map((m) => m.id).sort()).toEqual([m1.id, m2.id].sort());
+        expect(await store.members.getMany(portal.id, [])).toEqual([]);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('referrals', () => {
+      it('keeps one active referral per referee: first attribution wins', async () => {
+        const portal = await newPortal();
+        const [referee, first, second] = await Promise.all([1, 2, 3].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const won = await store.referrals.record(referral(portal.id, referee!, first!, { sourceRef: 'deal:1' }));
+        const lost = await store.referrals.record(referral(portal.id, referee!, second!, { sourceRef: 'deal:2' }));
+        expect(lost).toEqual(won);
+        expect(won).toMatchObject({ refereeMemberId: referee!.id, referrerMemberId: first!.id, status: 'active', sourceRef: 'deal:1' });
+        expect(await store.referrals.activeFor(portal.id, referee!.id)).toEqual(won);
+        expect(await count('referrals', portal.id)).toBe(1);
+      });
+
+      it('records a rejection once per (referee, referrer, reason)', async () => {
+        const portal = await newPortal();
+        const [referee, referrer] = await Promise.all([1, 2].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const cycle = referral(portal.id, referee!, referrer!, { status: 'rejected', rejectReason: 'cycle' });
+        const r1 = await store.referrals.record(cycle);
+        const r2 = await store.referrals.record({ ...cycle, sourceRef: 'deal:9', createdAt: at(1) });
+        expect(r2.id).toBe(r1.id);
+        expect(r1).toMatchObject({ status: 'rejected', rejectReason: 'cycle' });
+        const other = await store.referrals.record({ ...cycle, rejectReason: 'self_referral' });
+        expect(other.id).not.toBe(r1.id);
+        const unknown = referral(portal.id, referee!, null, { status: 'rejected', rejectReason: 'unknown_code', code: 'NOSUCH' });
+        const u1 = await store.referrals.record(unknown);
+        const u2 = await store.referrals.record(unknown);
+        expect(u2.id).toBe(u1.id);
+        expect(await count('referrals', portal.id)).toBe(3);
+        // Rejections do not occupy the active place.
+        expect(await store.referrals.activeFor(portal.id, referee!.id)).toBeNull();
+        expect((await store.referrals.record(referral(portal.id, referee!, referrer!))).status).toBe('active');
+      });
+
+      it('walks the referrer chain up to a depth, ignoring rejections and stopping on cycles', async () => {
+        const portal = await newPortal();
+        const m = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const [a, b, c, d, e, f, g, x] = m as [Member, Member, Member, Member, Member, Member, Member, Member];
+        // d ← referred by c ← by b ← by a
+        await store.referrals.record(referral(portal.id, b, a));
+        await store.referrals.record(referral(portal.id, c, b));
+        await store.referrals.record(referral(portal.id, d, c));
+        await store.referrals.record(referral(portal.id, a, x, { status: 'rejected', rejectReason: 'already_customer' }));
+        expect(await store.referrals.chain(portal.id, d.id, 2)).toEqual([c.id, b.id]);
+        expect(await store.referrals.chain(portal.id, d.id, 10)).toEqual([c.id, b.id, a.id]);
+        expect(await store.referrals.chain(portal.id, a.id, 10)).toEqual([]);
+        expect(await store.referrals.chain(portal.id, d.id, 0)).toEqual([]);
+
+        // e ← f ← g ← e: a cycle (the store does not judge, the rules reject cycles before recording).
+        await store.referrals.record(referral(portal.id, e, f));
+        await store.referrals.record(referral(portal.id, f, g));
+        await store.referrals.record(referral(portal.id, g, e));
+        expect(await store.referrals.chain(portal.id, e.id, 10)).toEqual([f.id, g.id]);
+        expect(await store.referrals.chain(portal.id, g.id, 10)).toEqual([e.id, f.id]);
+      });
+
+      it('counts active referrals per referrer', async () => {
+        const portal = await newPortal();
+        const m = await Promise.all([1, 2, 3, 4, 5].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const [a, b, r1, r2, r3] = m as [Member, Member, Member, Member, Member];
+        await store.referrals.record(referral(portal.id, r1, a));
+        await store.referrals.record(referral(portal.id, r2, a));
+        await store.referrals.record(referral(portal.id, r3, b, { status: 'rejected', rejectReason: 'self_referral' }));
+        expect(await store.referrals.countByReferrer(portal.id, [a.id, b.id])).toEqual(new Map([[a.id, 2], [b.id, 0]]));
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('program versions', () => {
+      it('numbers versions current + 1', async () => {
+        const portal = await newPortal();
+        expect(await store.programs.current(portal.id)).toBeNull();
+        const v1 = await store.programs.create(portal.id, { currency: 'RUB', levels: [{ percent: 10 }] }, 5, NOW);
+        const v2 = await store.programs.create(portal.id, { currency: 'USD' }, null, at(1));
+        expect(v1).toEqual({ portalId: portal.id, version: 1, document: { currency: 'RUB', levels: [{ percent: 10 }] }, createdAt: NOW, createdBy: 5 });
+        expect(v2.version).toBe(2);
+        expect(await store.programs.current(portal.id)).toEqual(v2);
+        expect(await store.programs.get(portal.id, 1)).toEqual(v1);
+        expect(await store.programs.get(portal.id, 3)).toBeNull();
+        // Stored as a JSON object, not a JSON string.
+        const [row] = await store.rawQuery("SELECT document->>'currency' AS currency FROM program_versions WHERE portal_id = $1 AND version = 1", [portal.id]);
+        expect(row?.currency).toBe('RUB');
+      });
+
+      it('10 concurrent creates get versions 1..10', async () => {
+        const portal = await newPortal();
+        const created = await Promise.all(Array.from({ length: 10 }, (_, i) => store.programs.create(portal.id, { n: i }, null, NOW)));
+        expect(created.map((v) => v.version).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        const stored = await store.rawQuery<{ n: string }>("SELECT document->>'n' AS n FROM program_versions WHERE portal_id = $1", [portal.id]);
+        expect(stored.map((r) => Number(r.n)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('ledger', () => {
+      it('appends once per idempotency key and reports duplicates', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const first = await store.ledger.append([entry(portal.id, member.id, 'k1', { amount: 150 }), entry(portal.id, member.id, 'k2', { amount: -20, kind: 'correction' })]);
+        expect(first.duplicates).toEqual([]);
+        expect(first.inserted.map((e) => [e.idempotencyKey, e.amount])).toEqual([['k1', 150], ['k2', -20]]);
+        expect(first.inserted[0]).toMatchObject({ ...entry(portal.id, member.id, 'k1', { amount: 150 }), id: expect.any(Number) });
+
+        const second = await store.ledger.append([entry(portal.id, member.id, 'k1', { amount: 999 }), entry(portal.id, member.id, 'k3')]);
+        expect(second.duplicates).toEqual(['k1']);
+        expect(second.inserted.map((e) => e.idempotencyKey)).toEqual(['k3']);
+
+        const within = await store.ledger.append([entry(portal.id, member.id, 'k4'), entry(portal.id, member.id, 'k4')]);
+        expect(within.inserted).toHaveLength(1);
+        expect(within.duplicates).toEqual(['k4']);
+        expect(await store.ledger.append([])).toEqual({ inserted: [], duplicates: [] });
+
+        const stored = await store.rawQuery<{ idempotency_key: string; amount: string | number }>(
+          'SELECT idempotency_key, amount FROM ledger_entries WHERE portal_id = $1 ORDER BY id',
+          [portal.id],
+        );
+        expect(stored.map((r) => [r.idempotency_key, Number(r.amount)])).toEqual([['k1', 150], ['k2', -20], ['k3', 100], ['k4', 100]]);
+      });
+
+      it('derives available and pending balances at a given time', async () => {
+        const portal = await newPortal();
+        const [a, b, none] = await Promise.all([1, 2, 3].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        await store.ledger.append([
+          entry(portal.id, a!.id, 'a1', { amount: 1000, availableAt: at(-60) }),
+          entry(portal.id, a!.id, 'a2', { amount: 500, availableAt: at(60) }),
+          entry(portal.id, a!.id, 'a3', { amount: -300, availableAt: NOW, reason: 'redemption', kind: 'correction' }),
+          entry(portal.id, b!.id, 'b1', { amount: 70, availableAt: at(30) }),
+        ]);
+        expect(await store.ledger.balances(portal.id, [a!.id, b!.id, none!.id], NOW)).toEqual(
+          new Map([
+            [a!.id, { available: 700, pending: 500 }],
+            [b!.id, { available: 0, pending: 70 }],
+            [none!.id, { available: 0, pending: 0 }],
+          ]),
+        );
+        expect((await store.ledger.balances(portal.id, [a!.id], at(60))).get(a!.id)).toEqual({ available: 1200, pending: 0 });
+        expect(await store.ledger.balances(portal.id, [], NOW)).toEqual(new Map());
+      });
+
+      it('concurrent appends of one key from parallel transactions store one row', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        let firstAppended!: () => void;
+        const appended = new Promise<void>((resolve) => (firstAppended = resolve));
+        const tx1 = store.transaction(async (tx) => {
+          const result = await tx.ledger.append([entry(portal.id, member.id, 'race', { amount: 1 })]);
+          firstAppended();
+          await sleep(150); // the second transaction meets our uncommitted row meanwhile
+          return result;
+        });
+        await appended;
+        const tx2 = store.transaction((tx) => tx.ledger.append([entry(portal.id, member.id, 'race', { amount: 2 })]));
+        const [r1, r2] = await Promise.all([tx1, tx2]);
+        expect(r1.inserted).toHaveLength(1);
+        expect(r2).toEqual({ inserted: [], duplicates: ['race'] });
+        expect(await count('ledger_entries', portal.id)).toBe(1);
+        expect((await store.ledger.forMember(portal.id, member.id, { limit: 5 }))[0]?.amount).toBe(1);
+      });
+
+      it('lists by deal and pages by member, newest first', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        await store.ledger.append(Array.from({ length: 5 }, (_, i) => entry(portal.id, member.id, `p${i}`, { amount: i + 1, dealId: i % 2 ? 20 : 21 })));
+        expect((await store.ledger.forDeal(portal.id, 20)).map((e) => e.amount)).toEqual([2, 4]);
+        const page1 = await store.ledger.forMember(portal.id, member.id, { limit: 2 });
+        expect(page1.map((e) => e.amount)).toEqual([5, 4]);
+        const page2 = await store.ledger.forMember(portal.id, member.id, { limit: 2, beforeId: page1[1]!.id });
+        expect(page2.map((e) => e.amount)).toEqual([3, 2]);
+      });
+
+      it('is append-only in the database', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        await store.ledger.append([entry(portal.id, member.id, 'fixed', { amount: 10 })]);
+        await expect(store.rawQuery('UPDATE ledger_entries SET amount = 1000 WHERE portal_id = $1', [portal.id])).rejects.toThrow(/append-only/);
+        expect((await store.ledger.forMember(portal.id, member.id, { limit: 1 }))[0]?.amount).toBe(10);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('deals and projections', () => {
+      it('upserts, gets and lists deals by client', async () => {
+        const portal = await newPortal();
+        const client = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const deal = {
+          portalId: portal.id, dealId: 100, clientMemberId: client.id, categoryId: 2, stageId: 'C2:NEW', stageSemantic: 'P' as const,
+          amount: 123_456_789_012, currency: 'RUB', won: false, deleted: false, firstWonAt: null, programVersion: null, referralId: null, updatedAt: NOW,
+        };
+        await store.deals.upsert(deal);
+        expect(await store.deals.get(portal.id, 100)).toEqual(deal);
+        const won = { ...deal, stageId: 'C2:WON', stageSemantic: 'S' as const, won: true, firstWonAt: at(1), programVersion: 3, updatedAt: at(1) };
+        await store.deals.upsert(won);
+        await store.deals.upsert({ ...deal, dealId: 101, clientMemberId: null });
+        expect(await store.deals.get(portal.id, 100)).toEqual(won);
+        expect(await store.deals.getMany(portal.id, [101, 100, 999])).toEqual([won, { ...deal, dealId: 101, clientMemberId: null }]);
+        expect(await store.deals.forClient(portal.id, client.id)).toEqual([won]);
+        expect(await store.deals.get(portal.id, 999)).toBeNull();
+        expect(await count('deals', portal.id)).toBe(2);
+      });
+
+      it('merges projection values key by key', async () => {
+        const portal = await newPortal();
+        await store.projections.save(portal.id, 'deal', 1, { A: 1, B: 'two' }, NOW);
+        await store.projections.save(portal.id, 'deal', 1, { B: 'three', C: null }, at(1));
+        await store.projections.save(portal.id, 'contact', 1, { D: 4 }, NOW);
+        const got = await store.projections.getMany(portal.id, [
+          { entity: 'deal', entityId: 1 },
+          { entity: 'contact', entityId: 1 },
+          { entity: 'lead', entityId: 1 },
+        ]);
+        expect(got).toEqual(new Map<string, unknown>([['deal:1', { A: 1, B: 'three', C: null }], ['contact:1', { D: 4 }]]));
+        expect(await store.projections.getMany(portal.id, [])).toEqual(new Map());
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('job queue', () => {
+      // The queue picks across portals: start every test from an empty queue.
+      beforeEach(async () => {
+        await store.rawQuery('DELETE FROM jobs');
+      });
+
+      const job = (portalId: number, key: string, runAt?: Date) => ({
+        portalId,
+        kind: 'crm.change' as const,
+        key,
+        payload: { entity: 'deal', id: Number(key.split(':')[1] ?? 0) },
+        ...(runAt ? { runAt } : {}),
+      });
+
+      it('coalesces while queued, but queues again while the key is running', async () => {
+        const portal = await newPortal();
+        expect(await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW)).toBe(true);
+        expect(await store.jobs.enqueue(job(portal.id, 'deal:1'), at(1))).toBe(false);
+        expect(await store.jobs.enqueue({ ...job(portal.id, 'deal:1'), kind: 'app.reconcile' }, NOW)).toBe(true);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 2, running: 0, dead: 0 });
+
+        const claimed = await store.jobs.claim('w1', 10, at(1));
+        expect(claimed).toHaveLength(2);
+        expect(claimed[0]).toMatchObject({ portalId: portal.id, key: 'deal:1', status: 'running', attempts: 1, lockedBy: 'w1', lockedAt: at(1), payload: { entity: 'deal', id: 1 } });
+
+        expect(await store.jobs.enqueue(job(portal.id, 'deal:1'), at(2))).toBe(true);
+        expect(await store.jobs.enqueue(job(portal.id, 'deal:1'), at(2))).toBe(false);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 1, running: 2, dead: 0 });
+      });
+
+      it('does not claim a key that is running until it completes', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        const [first] = await store.jobs.claim('w1', 10, at(1));
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), at(2));
+        await store.jobs.enqueue(job(portal.id, 'deal:2'), at(2));
+        const others = await store.jobs.claim('w2', 10, at(3));
+        expect(others.map((j) => j.key)).toEqual(['deal:2']);
+        expect(await store.jobs.claim('w2', 10, at(3))).toEqual([]);
+
+        await store.jobs.complete([first!.id], at(4));
+        const next = await store.jobs.claim('w2', 10, at(5));
+        expect(next.map((j) => j.key)).toEqual(['deal:1']);
+        expect(next[0]?.id).not.toBe(first!.id);
+        const [done] = await store.rawQuery('SELECT status FROM jobs WHERE id = $1', [first!.id]);
+        expect(done?.status).toBe('done');
+      });
+
+      it('never gives one job to two concurrent claimers', async () => {
+        const portals = await Promise.all([newPortal(), newPortal()]);
+        for (let i = 0; i < 30; i++) await store.jobs.enqueue(job(portals[i % 2]!.id, `deal:${i}`, at(-60 + i)), NOW);
+        const seen: number[] = [];
+        const claimer = async (worker: string) => {
+          for (;;) {
+            const got = await store.jobs.claim(worker, 4, NOW);
+            if (got.length === 0) return;
+            seen.push(...got.map((j) => j.id));
+            expect(new Set(got.map((j) => j.portalId)).size).toBe(1);
+          }
+        };
+        await Promise.all([claimer('w1'), claimer('w2'), claimer('w3')]);
+        expect(seen).toHaveLength(30);
+        expect(new Set(seen).size).toBe(30);
+        const attempts = await store.rawQuery<{ attempts: number }>('SELECT attempts FROM jobs');
+        expect(attempts.every((r) => r.attempts === 1)).toBe(true);
+      });
+
+      it('claims from one portal: the one with the oldest due job', async () => {
+        const a = await newPortal();
+        const b = await newPortal();
+        await store.jobs.enqueue(job(b.id, 'deal:1', at(-5)), NOW);
+        await store.jobs.enqueue(job(a.id, 'deal:1', at(-10)), NOW);
+        await store.jobs.enqueue(job(a.id, 'deal:2', at(-1)), NOW);
+        await store.jobs.enqueue(job(b.id, 'deal:2', at(-2)), NOW);
+        await store.jobs.enqueue(job(a.id, 'deal:3', at(30)), NOW); // not due yet
+
+        const first = await store.jobs.claim('w1', 10, NOW);
+        expect(first.map((j) => [j.portalId, j.key])).toEqual([[a.id, 'deal:1'], [a.id, 'deal:2']]);
+        const second = await store.jobs.claim('w1', 10, NOW);
+        expect(second.map((j) => [j.portalId, j.key])).toEqual([[b.id, 'deal:1'], [b.id, 'deal:2']]);
+        expect(await store.jobs.claim('w1', 10, NOW)).toEqual([]);
+        expect((await store.jobs.claim('w1', 10, at(30))).map((j) => j.key)).toEqual(['deal:3']);
+      });
+
+      it('respects the claim limit', async () => {
+        const portal = await newPortal();
+        for (let i = 0; i < 5; i++) await store.jobs.enqueue(job(portal.id, `deal:${i}`, at(-i)), NOW);
+        expect((await store.jobs.claim('w1', 2, NOW)).map((j) => j.key)).toEqual(['deal:4', 'deal:3']);
+        expect(await store.jobs.claim('w1', 0, NOW)).toEqual([]);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 3, running: 2, dead: 0 });
+      });
+
+      it('a failed job with retryAt waits until then', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        const [claimed] = await store.jobs.claim('w1', 1, NOW);
+        await store.jobs.fail(claimed!.id, 'portal unavailable', at(10), at(1));
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 1, running: 0, dead: 0 });
+        expect(await store.jobs.claim('w1', 1, at(9))).toEqual([]);
+        const [retried] = await store.jobs.claim('w2', 1, at(10));
+        expect(retried).toMatchObject({ id: claimed!.id, attempts: 2, lastError: 'portal unavailable', runAt: at(10), lockedBy: 'w2' });
+      });
+
+      it('a failed job without retryAt is dead and counted', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        const [claimed] = await store.jobs.claim('w1', 1, NOW);
+        await store.jobs.fail(claimed!.id, 'gave up', null, at(1));
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 1 });
+        expect(await store.jobs.claim('w1', 1, at(100))).toEqual([]);
+        const [row] = await store.rawQuery('SELECT status, last_error FROM jobs WHERE id = $1', [claimed!.id]);
+        expect(row).toMatchObject({ status: 'dead', last_error: 'gave up' });
+        // A dead job does not block new work on its key.
+        expect(await store.jobs.enqueue(job(portal.id, 'deal:1'), at(2))).toBe(true);
+      });
+
+      it('a failing job merges into a newer queued job of its key', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        const [claimed] = await store.jobs.claim('w1', 1, NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), at(1));
+        await store.jobs.fail(claimed!.id, 'timeout', at(10), at(2));
+        const rows = await store.rawQuery<{ id: number | string; status: string; run_at: unknown }>('SELECT id, status, run_at FROM jobs WHERE portal_id = $1', [portal.id]);
+        expect(rows).toHaveLength(1);
+        expect(Number(rows[0]?.id)).not.toBe(claimed!.id);
+        expect(await store.jobs.claim('w1', 1, at(9))).toEqual([]);
+        expect(await store.jobs.claim('w1', 1, at(10))).toMatchObject([{ key: 'deal:1', attempts: 2, lastError: 'timeout' }]);
+      });
+
+      it('recovers the running jobs of a killed worker', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:2'), NOW);
+        const [lost] = await store.jobs.claim('w-killed', 1, NOW);
+        const [alive] = await store.jobs.claim('w-alive', 1, at(10));
+        expect(await store.jobs.recoverStale(at(5), at(11))).toBe(1);
+        const recovered = await store.jobs.claim('w-new', 5, at(12));
+        expect(recovered).toMatchObject([{ id: lost!.id, key: lost!.key, attempts: 2, lockedBy: 'w-new' }]);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 2, dead: 0 });
+        expect(alive?.lockedBy).toBe('w-alive');
+        expect(await store.jobs.recoverStale(at(5), at(13))).toBe(0);
+      });
+
+      it('a recovered job merges into a newer queued job of its key', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        await store.jobs.claim('w-killed', 1, NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), at(1));
+        expect(await store.jobs.recoverStale(at(5), at(6))).toBe(1);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 1, running: 0, dead: 0 });
+        expect(await count('jobs', portal.id)).toBe(1);
+      });
+
+      it('completes jobs and purges old done ones', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:2'), NOW);
+        const claimed = await store.jobs.claim('w1', 5, NOW);
+        await store.jobs.complete(claimed.map((j) => j.id), at(1));
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 0 });
+        expect(await count('jobs', portal.id)).toBe(2);
+        expect(await store.jobs.purgeDone(at(1))).toBe(0);
+        expect(await store.jobs.purgeDone(at(2))).toBe(2);
+        expect(await count('jobs', portal.id)).toBe(0);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('transactions', () => {
+      it('rolls back everything on a throw', async () => {
+        const portal = await newPortal();
+        const boom = new Error('boom');
+        await expect(
+          store.transaction(async (tx) => {
+            const member = await tx.members.ensure(portal.id, 'contact', 1, NOW);
+            await tx.members.enroll(portal.id, member.id, 'ROLL01', NOW);
+            await tx.ledger.append([entry(portal.id, member.id, 'rolled')]);
+            await tx.programs.create(portal.id, {}, null, NOW);
+            await tx.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:1', payload: {}, runAt: at(10_000) }, NOW);
+            expect(await tx.members.findByCode(portal.id, 'roll01')).not.toBeNull(); // visible inside
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        for (const table of ['members', 'referral_codes', 'ledger_entries', 'program_versions', 'jobs']) {
+          expect(await count(table, portal.id), table).toBe(0);
+        }
+      });
+
+      it('commits and returns the value', async () => {
+        const portal = await newPortal();
+        const id = await store.transaction(async (tx) => (await tx.members.ensure(portal.id, 'contact', 1, NOW)).id);
+        expect((await store.members.get(portal.id, id))?.contactId).toBe(1);
+      });
+
+      it('the advisory lock serializes transactions on one (portal, key)', async () => {
+        const portal = await newPortal();
+        const events: string[] = [];
+        let firstLocked!: () => void;
+        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+        const t1 = store.transaction(async (tx) => {
+          await tx.lock(portal.id, 'member:1');
+          events.push('1:locked');
+          firstLocked();
+          await sleep(150);
+          events.push('1:done');
+        });
+        await locked;
+        const t2 = store.transaction(async (tx) => {
+          await tx.lock(portal.id, 'member:1');
+          events.push('2:locked');
+        });
+        await Promise.all([t1, t2]);
+        expect(events).toEqual(['1:locked', '1:done', '2:locked']);
+      });
+    });
+  });
+}
