@@ -11,25 +11,8 @@ import type {
   UserFieldSpec,
   UserFieldType,
 } from '../src/bitrix/manifest-types.js';
+import { F } from '../src/rules/crm-fields.js';
 
-/**
- * Names of Sarafan's CRM user fields (SPEC 4.1). Kept with the manifest until the rules layer
- * owns a shared constant for them; the values are the contract and must not change.
- */
-const F = {
-  CODE: 'UF_CRM_SARAFAN_CODE',
-  LINK: 'UF_CRM_SARAFAN_LINK',
-  BALANCE: 'UF_CRM_SARAFAN_BALANCE',
-  PENDING: 'UF_CRM_SARAFAN_PENDING',
-  REFERRALS: 'UF_CRM_SARAFAN_REFERRALS',
-  TIER: 'UF_CRM_SARAFAN_TIER',
-  JOINED: 'UF_CRM_SARAFAN_JOINED',
-  REF_CODE: 'UF_CRM_SARAFAN_REF_CODE',
-  REFERRER: 'UF_CRM_SARAFAN_REFERRER',
-  SEGMENT: 'UF_CRM_SARAFAN_SEGMENT',
-  REWARD: 'UF_CRM_SARAFAN_REWARD',
-  REDEEMED: 'UF_CRM_SARAFAN_REDEEMED',
-} as const;
 
 interface FieldDecl {
   name: string;

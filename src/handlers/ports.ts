@@ -434,3 +434,21 @@ export interface Log {
   error(fields: Record<string, unknown>, msg: string): void;
   debug(fields: Record<string, unknown>, msg: string): void;
 }
+
+/** Registration reconciliation of SPEC 4 (fields, events, placements) for one installation. */
+export interface Registrar {
+  reconcile(installation: Installation): Promise<RegistrationReport>;
+}
+
+/** Everything a use case may touch; chosen once in server/main.ts. */
+export interface Deps {
+  store: Store;
+  gateways: PortalGateways;
+  oauth: OAuthServer;
+  registrar: Registrar;
+  clock: Clock;
+  log: Log;
+  /** APP_BASE_URL without a trailing slash: every URL given to a portal is built from it. */
+  appBaseUrl: string;
+  randomBytes: (n: number) => Uint8Array;
+}

@@ -1,0 +1,42 @@
+/**
+ * createApp(deps): the Express application, never listening (STYLE.md practice 2). Tests build
+ * it with real adapters; server/main.ts listens and shuts down.
+ */
+import express, { type Express } from 'express';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Deps } from '../src/handlers/ports.js';
+import { errorHandler, notFound, requestId } from './middleware/error-handler.js';
+import { queryParser } from './middleware/body.js';
+import { apiRoutes } from './routes/api.js';
+import { eventRoutes } from './routes/events.js';
+import { healthRoutes } from './routes/health.js';
+import { installRoutes } from './routes/install.js';
+
+export interface AppDeps extends Deps {
+  /** Store reachable and migrated (for /readyz). */
+  ready: () => Promise<boolean>;
+}
+
+const require = createRequire(import.meta.url);
+const sdkBundle = path.join(path.dirname(require.resolve('@bitrix24/b24jssdk/package.json')), 'dist/umd/index.min.js');
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', queryParser);
+  app.set('trust proxy', true);
+  app.use(requestId());
+  app.use(healthRoutes({ ready: deps.ready }));
+  // The frame SDK for pages rendered inside Bitrix24 (install wizard, later the UI).
+  app.get('/static/b24jssdk.js', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=86400');
+    res.sendFile(sdkBundle);
+  });
+  app.use(installRoutes(deps));
+  app.use(eventRoutes(deps));
+  app.use(apiRoutes(deps));
+  app.use(notFound);
+  app.use(errorHandler(deps.log));
+  return app;
+}

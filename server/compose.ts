@@ -1,0 +1,49 @@
+/**
+ * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
+ * b24jssdk, the OAuth server, the registration reconciler.
+ */
+import { randomBytes } from 'node:crypto';
+import { buildManifest } from '../install/manifest.js';
+import { createPortalGateways } from '../src/bitrix/gateway.js';
+import { createOAuthServer } from '../src/bitrix/oauth-server.js';
+import { reconcileRegistration } from '../src/bitrix/reconcile.js';
+import type { Clock, Deps, Log, Store } from '../src/handlers/ports.js';
+
+export interface ComposeOptions {
+  store: Store;
+  log: Log;
+  appBaseUrl: string;
+  clientId: string;
+  clientSecret: string;
+  oauthUrl: string;
+  allowInsecurePortals: boolean;
+  clock?: Clock;
+  /** Gateway retry budget (tests shorten it). */
+  maxRetries?: number;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export function composeDeps(o: ComposeOptions): Deps {
+  const gateways = createPortalGateways({
+    installations: o.store.installations,
+    clientId: o.clientId,
+    clientSecret: o.clientSecret,
+    oauthUrl: o.oauthUrl,
+    allowInsecure: o.allowInsecurePortals,
+    log: o.log,
+    ...(o.maxRetries !== undefined ? { maxRetries: o.maxRetries } : {}),
+  });
+  const clock = o.clock ?? systemClock;
+  const manifest = buildManifest(o.appBaseUrl);
+  return {
+    store: o.store,
+    gateways,
+    oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
+    registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
+    clock,
+    log: o.log,
+    appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),
+    randomBytes: (n) => randomBytes(n),
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The durable queue's worker loop: claims jobs of one portal at a time (so a burst of events
+ * becomes one `batch` read and one `batch` write), runs them, and retries failures with
+ * exponential backoff until they are dead-lettered. Jobs left `running` by a killed process
+ * are recovered after `staleAfterMs`.
+ */
+import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
+import { reconcileInstallation } from '../../src/handlers/install-app.js';
+import type { Deps, Job } from '../../src/handlers/ports.js';
+
+export interface WorkerOptions {
+  workerId: string;
+  batchSize?: number;
+  idleMs?: number;
+  staleAfterMs?: number;
+  maxAttempts?: number;
+}
+
+export interface Worker {
+  start(): void;
+  stop(): Promise<void>;
+  /** Run until no due job is left (tests and benchmarks). */
+  drain(): Promise<number>;
+}
+
+export function backoffMs(attempts: number): number {
+  return Math.min(2 ** attempts * 5_000, 3_600_000);
+}
+
+export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
+  const batchSize = opts.batchSize ?? 50;
+  const idleMs = opts.idleMs ?? 250;
+  const staleAfterMs = opts.staleAfterMs ?? 5 * 60_000;
+  const maxAttempts = opts.maxAttempts ?? 8;
+  let running = false;
+  let loop: Promise<void> | null = null;
+  let wake: (() => void) | null = null;
+  let lastRecovery = 0;
+
+  async function runOnce(): Promise<number> {
+    const now = deps.clock.now();
+    if (now.getTime() - lastRecovery > staleAfterMs / 2) {
+      lastRecovery = now.getTime();
+      const recovered = await deps.store.jobs.recoverStale(new Date(now.getTime() - staleAfterMs), now);
+      if (recovered) deps.log.warn({ recovered }, 'queue.recovered_stale');
+    }
+    const jobs = await deps.store.jobs.claim(opts.workerId, batchSize, now);
+    if (!jobs.length) return 0;
+    await runJobs(jobs);
+    return jobs.length;
+  }
+
+  async function runJobs(jobs: Job[]): Promise<void> {
+    const crm = jobs.filter((j) => j.kind === 'crm.change');
+    const other = jobs.filter((j) => j.kind !== 'crm.change');
+    if (crm.length) await runCrm(crm);
+    for (const job of other) {
+      await guard([job], async () => {
+        const installation = await deps.store.installations.get(job.portalId);
+        if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
+      });
+    }
+  }
+
+  async function runCrm(jobs: Job[]): Promise<void> {
+    const portalId = jobs[0]!.portalId;
+    const changes: CrmChange[] = jobs.map((j) => ({
+      entity: j.payload.entity as CrmChange['entity'],
+      id: Number(j.payload.id),
+      deleted: j.payload.deleted === true,
+    }));
+    await guard(jobs, async () => {
+      const outcomes = await processCrmChanges(deps, portalId, changes);
+      const failed = new Map(outcomes.filter((o) => !o.ok).map((o) => [`${o.entity}:${o.id}`, o.error ?? 'failed']));
+      const ok = jobs.filter((j) => !failed.has(j.key));
+      await deps.store.jobs.complete(ok.map((j) => j.id), deps.clock.now());
+      for (const job of jobs.filter((j) => failed.has(j.key))) await failJob(job, failed.get(job.key)!);
+    });
+  }
+
+  /** Runs `fn`; a throw fails every job; a single non-CRM job is completed on success. */
+  async function guard(jobs: Job[], fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+      if (jobs.length === 1 && jobs[0]!.kind !== 'crm.change') await deps.store.jobs.complete([jobs[0]!.id], deps.clock.now());
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      for (const job of jobs) await failJob(job, error);
+    }
+  }
+
+  async function failJob(job: Job, error: string): Promise<void> {
+    const now = deps.clock.now();
+    const dead = job.attempts >= maxAttempts;
+    await deps.store.jobs.fail(job.id, error.slice(0, 2000), dead ? null : new Date(now.getTime() + backoffMs(job.attempts)), now);
+    deps.log[dead ? 'error' : 'warn']({ portalId: job.portalId, jobId: job.id, kind: job.kind, key: job.key, attempts: job.attempts, error }, dead ? 'queue.dead' : 'queue.retry');
+  }
+
+  async function main(): Promise<void> {
+    while (running) {
+      let n = 0;
+      try {
+        n = await runOnce();
+      } catch (e) {
+        deps.log.error({ error: e instanceof Error ? e.message : String(e) }, 'queue.loop_failed');
+      }
+      if (!n && running) await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, idleMs);
+        wake = () => { clearTimeout(t); resolve(); };
+      });
+      wake = null;
+    }
+  }
+
+  return {
+    start(): void {
+      if (running) return;
+      running = true;
+      loop = main();
+    },
+    async stop(): Promise<void> {
+      running = false;
+      wake?.();
+      await loop;
+    },
+    async drain(): Promise<number> {
+      let total = 0;
+      for (;;) {
+        const n = await runOnce();
+        if (!n) return total;
+        total += n;
+      }
+    },
+  };
+}

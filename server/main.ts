@@ -1,0 +1,89 @@
+/**
+ * The process: config → logger → store → gateway → createApp → listen, plus the queue worker
+ * (SARAFAN_ROLE), and a graceful shutdown of HTTP, worker and store on SIGTERM/SIGINT.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { openStore } from '../src/store/open-store.js';
+import { createApp } from './app.js';
+import { composeDeps } from './compose.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createWorker } from './jobs/worker.js';
+import { createLogger } from './logger.js';
+
+/** Sandbox mode has no SARAFAN_SECRET_KEY: one is generated once and kept in DATA_DIR. */
+function sandboxSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'secret.key');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true });
+    const key = randomBytes(32).toString('base64url');
+    writeFileSync(file, key, { mode: 0o600 });
+    return key;
+  }
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const log = createLogger({ level: config.logLevel });
+  const secretKey = config.secretKey ?? sandboxSecret(config.dataDir);
+  const store = await openStore({
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }),
+    secretKey,
+    log,
+  });
+  const deps = composeDeps({
+    store,
+    log,
+    appBaseUrl: config.appBaseUrl,
+    // Sandbox mode (no credentials): the local sandbox portal accepts this pair.
+    clientId: config.b24ClientId ?? 'local.sarafan.sandbox',
+    clientSecret: config.b24ClientSecret ?? 'sarafan-sandbox-secret',
+    oauthUrl: config.oauthUrl,
+    allowInsecurePortals: config.allowInsecurePortals || config.sandboxMode,
+  });
+
+  let server: Server | null = null;
+  if (config.role !== 'worker') {
+    const app = createApp({ ...deps, ready: () => store.ready() });
+    server = app.listen(config.port, () => {
+      log.info({ port: config.port, url: config.appBaseUrl, store: config.databaseUrl ? 'postgres' : 'pglite', sandbox: config.sandboxMode }, 'server.listening');
+      console.error(`Sarafan is running at ${config.appBaseUrl}`);
+    });
+  }
+  const worker = config.role !== 'web' ? createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}` }) : null;
+  worker?.start();
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'server.stopping');
+    const timer = setTimeout(() => process.exit(1), 15_000);
+    timer.unref();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await worker?.stop();
+    await store.close();
+    log.info({}, 'server.stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

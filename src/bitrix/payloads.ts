@@ -1,0 +1,57 @@
+/**
+ * Schemas of what Bitrix24 POSTs to us, after bracket-key parsing (reference §1.3, §1.5–1.7,
+ * §4.2): values arrive as strings. Each schema names the offending field on failure.
+ */
+import { z } from 'zod';
+import { AppError, type ErrorDetail } from '../handlers/errors.js';
+
+const nonEmpty = z.string().trim().min(1, 'required');
+const optionalText = z
+  .union([z.string(), z.number()])
+  .optional()
+  .transform((v) => (v === undefined || String(v).trim() === '' ? null : String(v).trim()));
+
+export const eventAuthSchema = z.object({
+  member_id: nonEmpty.max(128),
+  application_token: nonEmpty.max(256),
+  access_token: optionalText,
+  refresh_token: optionalText,
+  domain: optionalText,
+});
+
+export const eventBodySchema = z.object({
+  event: nonEmpty.max(128),
+  data: z.record(z.string(), z.unknown()).optional(),
+  auth: eventAuthSchema,
+});
+
+/** `data[FIELDS][ID]` of ONCRM* events: a positive integer (as a string on the wire). */
+export const entityIdSchema = z
+  .union([z.string().regex(/^\d+$/, 'expected a positive integer'), z.number()], { error: 'required' })
+  .transform(Number)
+  .pipe(z.number().int('expected a positive integer').positive('expected a positive integer').max(Number.MAX_SAFE_INTEGER));
+
+/** The install wizard / app page POST (reference §1.3). DOMAIN comes in the query string. */
+export const installFormSchema = z.object({
+  member_id: nonEmpty.max(128),
+  AUTH_ID: nonEmpty.max(512),
+  REFRESH_ID: nonEmpty.max(512),
+  APPLICATION_TOKEN: optionalText,
+  DOMAIN: optionalText,
+  LANG: optionalText,
+  PLACEMENT: optionalText,
+});
+
+export function detailsOf(error: z.ZodError, prefix = ''): ErrorDetail[] {
+  return error.issues.map((i) => ({ path: prefix + i.path.map(String).join('.'), message: i.message }));
+}
+
+/** Parse or throw AppError('bad_request') naming every bad field. */
+export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, what: string, prefix = ''): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const details = detailsOf(result.error, prefix);
+    throw new AppError('bad_request', `Invalid ${what}: ${details.map((d) => d.path || '(body)').join(', ')}`, details);
+  }
+  return result.data;
+}

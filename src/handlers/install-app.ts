@@ -1,0 +1,78 @@
+/**
+ * The install wizard (reference §1.2–1.4): Bitrix24 POSTs the installing admin's tokens to
+ * /b24/install. The installation is trusted only after the OAuth server confirms them by a
+ * refresh exchange; the REST endpoint comes from that answer, never from the form (SPEC 9).
+ * Then registration is reconciled (SPEC 4) and the page finishes the install in the frame.
+ *
+ * Limits: the form's DOMAIN is informational; the confirmed client endpoint wins.
+ */
+import { AppError } from './errors.js';
+import { currentProgram } from './program-versions.js';
+import type { Deps, Installation, RegistrationReport } from './ports.js';
+
+export interface InstallForm {
+  memberId: string;
+  domain: string;
+  refreshToken: string;
+  applicationToken: string | null;
+}
+
+export interface InstallResult {
+  installation: Installation;
+  report: RegistrationReport;
+}
+
+export async function installApp(deps: Deps, form: InstallForm): Promise<InstallResult> {
+  const grant = await deps.oauth.refresh(form.refreshToken);
+  if (grant.memberId !== form.memberId) {
+    deps.log.warn({ memberId: form.memberId }, 'install.member_mismatch');
+    throw new AppError('install_unverified', 'The OAuth server confirmed the tokens of another portal');
+  }
+  const now = deps.clock.now();
+  const domain = new URL(grant.clientEndpoint).host;
+  if (form.domain && form.domain.toLowerCase() !== domain.toLowerCase()) {
+    deps.log.warn({ memberId: form.memberId, formDomain: form.domain, domain }, 'install.domain_differs');
+  }
+  const installation = await deps.store.installations.upsertVerified(
+    {
+      memberId: grant.memberId,
+      domain,
+      clientEndpoint: grant.clientEndpoint,
+      serverEndpoint: grant.serverEndpoint,
+      scope: grant.scope,
+      userId: grant.userId,
+      tokens: { accessToken: grant.accessToken, refreshToken: grant.refreshToken, expiresAt: grant.expiresAt },
+      ...(form.applicationToken ? { applicationToken: form.applicationToken } : {}),
+    },
+    now,
+  );
+  deps.gateways.forget(installation.memberId);
+  deps.log.info({ memberId: installation.memberId, portalId: installation.id }, 'install.verified');
+  await currentProgram(deps.store.programs, installation.id, now);
+  const report = await reconcileInstallation(deps, installation);
+  return { installation: (await deps.store.installations.get(installation.id)) ?? installation, report };
+}
+
+/** Registration reconciliation + the new → active transition once the portal can reach us. */
+export async function reconcileInstallation(deps: Deps, installation: Installation): Promise<RegistrationReport> {
+  const report = await deps.registrar.reconcile(installation);
+  await deps.store.installations.saveRegistration(installation.id, report);
+  deps.log.info(
+    { memberId: installation.memberId, created: report.created.length, updated: report.updated.length, failed: report.failed.length },
+    'install.reconciled',
+  );
+  if (report.failed.length) {
+    deps.log.warn({ memberId: installation.memberId, failed: report.failed }, 'install.reconcile_failed');
+  }
+  await activateIfReady(deps, installation.id);
+  return report;
+}
+
+/** new → active when registration succeeded and the application token is known. */
+export async function activateIfReady(deps: Deps, portalId: number): Promise<void> {
+  const inst = await deps.store.installations.get(portalId);
+  if (!inst || inst.status !== 'new') return;
+  if (!inst.applicationToken || !inst.registration || inst.registration.failed.length) return;
+  await deps.store.installations.activate(portalId, deps.clock.now());
+  deps.log.info({ memberId: inst.memberId, portalId }, 'install.finished');
+}

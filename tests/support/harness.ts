@@ -1,0 +1,75 @@
+/**
+ * Builds Sarafan for HTTP tests the way main.ts does — real store (in-memory PGlite), real
+ * gateway over b24jssdk, real logger — with msw playing the portal and the OAuth server.
+ */
+import { Writable } from 'node:stream';
+import { setupServer } from 'msw/node';
+import { createApp } from '../../server/app.js';
+import { composeDeps } from '../../server/compose.js';
+import { createWorker, type Worker } from '../../server/jobs/worker.js';
+import { createLogger } from '../../server/logger.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { Deps, Store } from '../../src/handlers/ports.js';
+import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
+
+export const APP_BASE_URL = 'https://sarafan.example.com';
+
+export interface Harness {
+  app: ReturnType<typeof createApp>;
+  deps: Deps;
+  store: Store;
+  portal: MswPortal;
+  worker: Worker;
+  msw: ReturnType<typeof setupServer>;
+  /** Every log line written so far (JSON strings). */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export async function createHarness(): Promise<Harness> {
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger({ level: 'debug', destination });
+  const store = await openStore({ memory: true, secretKey: 'test-secret-key-0123456789abcdef0123456789' });
+  const portal = new MswPortal();
+  const msw = setupServer(...portal.handlers());
+  // Only requests to the app under test (supertest on loopback) pass; any other unexpected
+  // request fails the test.
+  msw.listen({
+    onUnhandledRequest(req, print) {
+      const host = new URL(req.url).hostname;
+      if (host === '127.0.0.1' || host === '::1' || host === '[::1]' || host === 'localhost') return;
+      print.error();
+    },
+  });
+  const deps = composeDeps({
+    store,
+    log,
+    appBaseUrl: APP_BASE_URL,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    oauthUrl: OAUTH_URL,
+    allowInsecurePortals: false,
+    maxRetries: 1,
+  });
+  const app = createApp({ ...deps, ready: () => store.ready() });
+  const worker = createWorker(deps, { workerId: 'test-worker' });
+  return {
+    app,
+    deps,
+    store,
+    portal,
+    worker,
+    msw,
+    logs,
+    async close() {
+      msw.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * A Bitrix24 portal and OAuth server played by msw for HTTP tests, speaking the wire format of
+ * shared/bitrix24-reference.md: `POST /rest//<method>` with JSON bodies carrying `auth`,
+ * `batch` with `cmd` query strings and `result_error`, legacy CRM errors with an empty code,
+ * string values in legacy CRM reads, `401 expired_token`, refresh rotation at
+ * `/oauth/token/`. Every REST request is recorded (batches with their inner commands) so
+ * tests assert the exact calls. Anything else is refused by `onUnhandledRequest: 'error'`.
+ */
+import { http, HttpResponse, type HttpHandler } from 'msw';
+import qs from 'qs';
+
+export type Entity = 'deal' | 'contact' | 'lead';
+type Row = Record<string, unknown>;
+
+export interface RecordedCall {
+  method: string;
+  params: Row;
+  /** For `batch`: the inner commands, parsed. */
+  commands?: { key: string; method: string; params: Row }[];
+  token: string | null;
+}
+
+export const CLIENT_ID = 'app.test.sarafan';
+export const CLIENT_SECRET = 'test-client-secret-value';
+export const OAUTH_URL = 'https://oauth.bitrix.info';
+
+let tokenCounter = 0;
+const newToken = (kind: string): string => `${kind}-${++tokenCounter}-${Math.random().toString(36).slice(2, 10)}`;
+
+export class MswPortal {
+  readonly domain: string;
+  readonly memberId: string;
+  applicationToken: string;
+  accessToken = newToken('access');
+  refreshToken = newToken('refresh');
+  readonly entities: Record<Entity, Map<number, Row>> = { deal: new Map(), contact: new Map(), lead: new Map() };
+  readonly userFields: Record<Entity, Row[]> = { deal: [], contact: [], lead: [] };
+  events: { event: string; handler: string; auth_type: string; offline: number }[] = [];
+  placements: { placement: string; handler: string; title: string; userId: number }[] = [];
+  readonly calls: RecordedCall[] = [];
+  readonly oauthRequests: Row[] = [];
+  /** User access tokens the portal knows (for `profile`). */
+  readonly users = new Map<string, { ID: string; ADMIN: boolean; NAME: string }>();
+  private nextId = 1;
+
+  constructor(opts: { domain?: string; memberId?: string } = {}) {
+    this.domain = opts.domain ?? 'acme.bitrix24.ru';
+    this.memberId = opts.memberId ?? `member${Math.random().toString(16).slice(2, 14)}`;
+    this.applicationToken = newToken('apptoken');
+  }
+
+  get clientEndpoint(): string {
+    return `https://${this.domain}/rest/`;
+  }
+
+  /** Make the current access token expire: the next REST call gets 401 expired_token. */
+  expireAccessToken(): void {
+    this.expired.add(this.accessToken);
+    this.accessToken = '(none until refreshed)';
+  }
+  private readonly expired = new Set<string>();
+
+  add(entity: Entity, fields: Row): number {
+    const id = this.nextId++;
+    this.entities[entity].set(id, this.normalize(entity, { ...fields, ID: String(id) }));
+    return id;
+  }
+
+  update(entity: Entity, id: number, fields: Row): void {
+    const row = this.entities[entity].get(id);
+    if (!row) throw new Error(`no ${entity} ${id}`);
+    this.entities[entity].set(id, this.normalize(entity, { ...row, ...fields }));
+  }
+
+  get(entity: Entity, id: number): Row {
+    const row = this.entities[entity].get(id);
+    if (!row) throw new Error(`no ${entity} ${id}`);
+    return row;
+  }
+
+  /** REST calls of a method (batches expanded to their inner commands). */
+  commands(method?: string): { method: string; params: Row }[] {
+    const all = this.calls.flatMap((c) => (c.method === 'batch' ? (c.commands ?? []) : [{ method: c.method, params: c.params }]));
+    return method ? all.filter((c) => c.method === method) : all;
+  }
+
+  resetCalls(): void {
+    this.calls.length = 0;
+    this.oauthRequests.length = 0;
+  }
+
+  /** Legacy CRM values are strings; STAGE_SEMANTIC_ID is derived from the stage. */
+  private normalize(entity: Entity, row: Row): Row {
+    const out: Row = {};
+    for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'number' ? String(v) : v;
+    if (entity === 'deal') {
+      const stage = String(out.STAGE_ID ?? 'NEW');
+      out.STAGE_ID = stage;
+      out.STAGE_SEMANTIC_ID = /(^|:)WON$/.test(stage) ? 'S' : /(^|:)(LOSE|APOLOGY)$/.test(stage) ? 'F' : 'P';
+      out.CATEGORY_ID ??= '0';
+      out.CURRENCY_ID ??= 'RUB';
+      out.OPPORTUNITY = Number(out.OPPORTUNITY ?? 0).toFixed(2);
+    }
+    return out;
+  }
+
+  handlers(): HttpHandler[] {
+    const base = `https://${this.domain}/rest`;
+    return [
+      http.post(`${OAUTH_URL}/oauth/token/`, async ({ request }) => this.oauth(qs.parse(await request.text()) as Row)),
+      http.post(`${base}/:a/:b?`, async ({ request, params }) => {
+        const method = String(params.b ?? params.a).replace(/\.json$/, '');
+        const body = (await request.json().catch(() => ({}))) as Row;
+        return this.rest(method, body);
+      }),
+      http.post(`${base}//:method`, async ({ request, params }) => {
+        const body = (await request.json().catch(() => ({}))) as Row;
+        return this.rest(String(params.method).replace(/\.json$/, ''), body);
+      }),
+    ];
+  }
+
+  private oauth(form: Row): Response {
+    this.oauthRequests.push(form);
+    if (form.client_id !== CLIENT_ID || form.client_secret !== CLIENT_SECRET) {
+      return HttpResponse.json({ error: 'invalid_client', error_description: 'Invalid client' }, { status: 401 });
+    }
+    if (form.grant_type !== 'refresh_token' || form.refresh_token !== this.refreshToken) {
+      return HttpResponse.json({ error: 'invalid_grant', error_description: 'Invalid grant' }, { status: 400 });
+    }
+    this.accessToken = newToken('access');
+    this.refreshToken = newToken('refresh');
+    return HttpResponse.json({
+      access_token: this.accessToken,
+      refresh_token: this.refreshToken,
+      expires: Math.floor(Date.now() / 1000) + 3600,
+      expires_in: 3600,
+      scope: 'crm,placement,bizproc,im,user_brief',
+      domain: 'oauth.bitrix.info',
+      server_endpoint: `${OAUTH_URL}/rest/`,
+      client_endpoint: this.clientEndpoint,
+      member_id: this.memberId,
+      status: 'F',
+      user_id: 1,
+    });
+  }
+
+  private rest(method: string, body: Row): Response {
+    const token = typeof body.auth === 'string' ? body.auth : null;
+    const { auth: _auth, ...params } = body;
+    const call: RecordedCall = { method, params, token };
+    this.calls.push(call);
+    if (method === 'profile') {
+      const user = token ? this.users.get(token) : undefined;
+      if (!user) return HttpResponse.json({ error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' }, { status: 401 });
+      return this.ok(user);
+    }
+    if (token && this.expired.has(token)) {
+      return HttpResponse.json({ error: 'expired_token', error_description: 'The access token provided has expired.' }, { status: 401 });
+    }
+    if (token !== this.accessToken) {
+      return HttpResponse.json({ error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' }, { status: 401 });
+    }
+    if (method === 'batch') return this.batch(call, params);
+    const r = this.exec(method, params);
+    return 'error' in r ? HttpResponse.json({ error: r.error, error_description: r.description }, { status: r.status }) : this.ok(r.result);
+  }
+
+  private ok(result: unknown): Response {
+    const now = Date.now() / 1000;
+    return HttpResponse.json({ result, time: { start: now, finish: now, duration: 0, processing: 0, operating: 0, operating_reset_at: now + 600 } });
+  }
+
+  private batch(call: RecordedCall, params: Row): Response {
+    const cmd = (params.cmd ?? {}) as Record<string, string> | string[];
+    const entries = Array.isArray(cmd) ? cmd.map((c, i) => [String(i), c] as const) : Object.entries(cmd);
+    if (entries.length > 50) {
+      return HttpResponse.json({ error: 'ERROR_BATCH_LENGTH_EXCEEDED', error_description: 'Max batch length exceeded' }, { status: 400 });
+    }
+    call.commands = [];
+    const result: Row = {};
+    const errors: Row = {};
+    for (const [key, line] of entries) {
+      const q = line.indexOf('?');
+      const method = q < 0 ? line : line.slice(0, q);
+      const p = q < 0 ? {} : (qs.parse(line.slice(q + 1), { depth: 10 }) as Row);
+      call.commands.push({ key, method, params: p });
+      const r = this.exec(method, p);
+      if ('error' in r) errors[key] = { error: r.error, error_description: r.description };
+      else result[key] = r.result;
+    }
+    const asMap = (o: Row): Row | unknown[] => (Object.keys(o).length ? o : []);
+    return this.ok({ result: asMap(result), result_error: asMap(errors), result_total: [], result_next: [], result_time: [] });
+  }
+
+  private exec(method: string, p: Row): { result: unknown } | { error: string; description: string; status: number } {
+    const m = /^crm\.(deal|contact|lead)\.(get|update|userfield\.list|userfield\.add|userfield\.update)$/.exec(method);
+    if (m) {
+      const entity = m[1] as Entity;
+      const id = Number(p.id);
+      switch (m[2]) {
+        case 'get': {
+          const row = this.entities[entity].get(id);
+          return row ? { result: row } : { error: '', description: 'Not found', status: 400 };
+        }
+        case 'update': {
+          const row = this.entities[entity].get(id);
+          if (!row) return { error: '', description: 'Not found', status: 400 };
+          this.update(entity, id, (p.fields ?? {}) as Row);
+          return { result: true };
+        }
+        case 'userfield.list':
+          return { result: this.userFields[entity] };
+        case 'userfield.add': {
+          const f = (p.fields ?? {}) as Row;
+          if (this.userFields[entity].some((u) => u.FIELD_NAME === f.FIELD_NAME)) {
+            return { error: 'ERROR_CORE', description: 'Field already exists', status: 400 };
+          }
+          const fid = String(this.nextId++);
+          this.userFields[entity].push({ ID: fid, ENTITY_ID: `CRM_${entity.toUpperCase()}`, ...f });
+          return { result: Number(fid) };
+        }
+        case 'userfield.update': {
+          const f = this.userFields[entity].find((u) => String(u.ID) === String(p.id));
+          if (!f) return { error: '', description: 'Not found', status: 400 };
+          Object.assign(f, p.fields);
+          return { result: true };
+        }
+      }
+    }
+    switch (method) {
+      case 'event.get':
+        return { result: this.events };
+      case 'event.bind': {
+        const event = String(p.event).toUpperCase();
+        if (this.events.some((e) => e.event === event && e.handler === p.handler)) {
+          return { error: 'ERROR_CORE', description: 'Handler already binded', status: 400 };
+        }
+        this.events.push({ event, handler: String(p.handler), auth_type: '0', offline: 0 });
+        return { result: true };
+      }
+      case 'event.unbind': {
+        const before = this.events.length;
+        this.events = this.events.filter((e) => !(e.event === String(p.event).toUpperCase() && e.handler === p.handler));
+        return { result: { count: before - this.events.length } };
+      }
+      case 'placement.get':
+        return { result: this.placements };
+      case 'placement.bind': {
+        if (this.placements.some((e) => e.placement === p.PLACEMENT && e.handler === p.HANDLER)) {
+          return { error: 'ERROR_PLACEMENT_HANDLER_EXISTS', description: 'Handler already binded', status: 400 };
+        }
+        this.placements.push({ placement: String(p.PLACEMENT), handler: String(p.HANDLER), title: String(p.TITLE ?? ''), userId: 0 });
+        return { result: true };
+      }
+      case 'placement.unbind': {
+        const before = this.placements.length;
+        this.placements = this.placements.filter((e) => !(e.placement === p.PLACEMENT && (!p.HANDLER || e.handler === p.HANDLER)));
+        return { result: { count: before - this.placements.length } };
+      }
+    }
+    return { error: 'ERROR_METHOD_NOT_FOUND', description: `Method not found: ${method}`, status: 404 };
+  }
+}
