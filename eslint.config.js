@@ -2,16 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importPlugin from 'eslint-plugin-import';
 import globals from 'globals';
+import path from 'node:path';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/store/migrations/**'] },
+  { ignores: ['tools/**', 'node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/store/migrations/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
     languageOptions: { globals: { ...globals.node } },
     plugins: { import: importPlugin },
-    settings: { 'import/resolver': { typescript: true, node: true } },
+    settings: { 'import/resolver': { [path.resolve(import.meta.dirname, 'tools/eslint-resolver.cjs')]: {} } },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
