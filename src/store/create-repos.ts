@@ -4,7 +4,7 @@ import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
 import { createDealRepo } from './deal-repo.js';
-import { createInstallationRepo } from './installation-repo.js';
+import { createInstallationRepo, withMemberCache } from './installation-repo.js';
 import { createJobQueue, type SqlJobQueue } from './job-queue.js';
 import { createLedgerRepo } from './ledger-repo.js';
 import { createMemberRepo } from './member-repo.js';
@@ -16,16 +16,21 @@ export interface SqlRepos extends Repos {
   jobs: SqlJobQueue;
 }
 
-export function createRepos(db: Db, cipher: TokenCipher): SqlRepos {
+/**
+ * `root` repositories (not bound to a transaction) also cache installation look-ups and
+ * group-commit enqueues — both for the event hot path; inside a transaction neither applies.
+ */
+export function createRepos(db: Db, cipher: TokenCipher, root = false): SqlRepos {
+  const installations = createInstallationRepo(db, cipher);
   return {
-    installations: createInstallationRepo(db, cipher),
+    installations: root ? withMemberCache(installations) : installations,
     members: createMemberRepo(db),
     referrals: createReferralRepo(db),
     programs: createProgramRepo(db),
     ledger: createLedgerRepo(db),
     deals: createDealRepo(db),
     projections: createProjectionRepo(db),
-    jobs: createJobQueue(db),
+    jobs: createJobQueue(db, { groupCommit: root }),
   };
 }
 

@@ -141,3 +141,40 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     },
   };
 }
+
+/**
+ * The event hot path authenticates every event by member_id (SPEC 6: ≥ 1 000 events/s). A
+ * short-lived cache of `findByMemberId` (unknown members included) saves a round trip per
+ * event; every write through this repository clears it, so this process never sees its own
+ * changes late. Another instance's change (uninstall, token rotation) is seen within `ttlMs`.
+ */
+export function withMemberCache(repo: InstallationRepo, ttlMs = 2_000, maxEntries = 10_000): InstallationRepo {
+  const cache = new Map<string, { at: number; value: Installation | null }>();
+  const clearing =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await fn(...args);
+      } finally {
+        cache.clear();
+      }
+    };
+  return {
+    async findByMemberId(memberId) {
+      const now = Date.now();
+      const hit = cache.get(memberId);
+      if (hit && now - hit.at < ttlMs) return hit.value;
+      const value = await repo.findByMemberId(memberId);
+      if (cache.size >= maxEntries) cache.clear();
+      cache.set(memberId, { at: now, value });
+      return value;
+    },
+    get: (id) => repo.get(id),
+    upsertVerified: clearing(repo.upsertVerified),
+    saveTokens: clearing(repo.saveTokens),
+    setApplicationToken: clearing(repo.setApplicationToken),
+    activate: clearing(repo.activate),
+    saveRegistration: clearing(repo.saveRegistration),
+    markUninstalled: clearing(repo.markUninstalled),
+  };
+}

@@ -8,7 +8,7 @@
  * job ids only, as the port defines them.
  */
 import { and, asc, count, eq, inArray, lt, lte, sql } from 'drizzle-orm';
-import type { Job, JobQueue, JobStatus } from '../handlers/ports.js';
+import type { Job, JobQueue, JobStatus, NewJob } from '../handlers/ports.js';
 import { retryOnUniqueViolation, tsParam, type Db } from './db.js';
 import { jobs } from './schema.js';
 
@@ -40,26 +40,44 @@ const toJob = (row: Row): Job => ({
 const sibling = (status: JobStatus) =>
   sql`EXISTS (SELECT 1 FROM jobs s WHERE s.status = ${status} AND s.portal_id = ${jobs.portalId} AND s.kind = ${jobs.kind} AND s.key = ${jobs.key} AND s.id <> ${jobs.id})`;
 
-export function createJobQueue(db: Db): SqlJobQueue {
+export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): SqlJobQueue {
+  /** One multi-row INSERT; per job, whether it was inserted (false = coalesced). */
+  async function insertMany(batch: { job: NewJob; now: Date }[]): Promise<boolean[]> {
+    const seen = new Set<string>();
+    const values = [];
+    for (const { job, now } of batch) {
+      const id = `${job.portalId}\u0000${job.kind}\u0000${job.key}`;
+      if (seen.has(id)) continue; // the first of a batch wins; the rest coalesce into it
+      seen.add(id);
+      values.push({
+        portalId: job.portalId,
+        kind: job.kind,
+        key: job.key,
+        payload: job.payload,
+        status: 'queued' as const,
+        attempts: 0,
+        runAt: job.runAt ?? now,
+        createdAt: now,
+        updatedAt: now,
+      });
+    }
+    const rows = await db
+      .insert(jobs)
+      .values(values)
+      .onConflictDoNothing({ target: [jobs.portalId, jobs.kind, jobs.key], where: sql`status = 'queued'` })
+      .returning({ portalId: jobs.portalId, kind: jobs.kind, key: jobs.key });
+    const inserted = new Set(rows.map((r) => `${r.portalId}\u0000${r.kind}\u0000${r.key}`));
+    const claimed = new Set<string>();
+    return batch.map(({ job }) => {
+      const id = `${job.portalId}\u0000${job.kind}\u0000${job.key}`;
+      if (!inserted.has(id) || claimed.has(id)) return false;
+      claimed.add(id);
+      return true;
+    });
+  }
+
   return {
-    async enqueue(job, now) {
-      const rows = await db
-        .insert(jobs)
-        .values({
-          portalId: job.portalId,
-          kind: job.kind,
-          key: job.key,
-          payload: job.payload,
-          status: 'queued',
-          attempts: 0,
-          runAt: job.runAt ?? now,
-          createdAt: now,
-          updatedAt: now,
-        })
-        .onConflictDoNothing({ target: [jobs.portalId, jobs.kind, jobs.key], where: sql`status = 'queued'` })
-        .returning({ id: jobs.id });
-      return rows.length > 0;
-    },
+    enqueue: opts.groupCommit ? groupCommit(insertMany) : async (job, now) => (await insertMany([{ job, now }]))[0]!,
 
     async claim(workerId, limit, now) {
       if (limit <= 0) return [];
@@ -187,4 +205,43 @@ export function createJobQueue(db: Db): SqlJobQueue {
       return rows.length;
     },
   };
+}
+
+/**
+ * Group commit for the event hot path: enqueues that arrive while an INSERT is in flight are
+ * written together by the next one, each promise resolving only once its row is committed
+ * (an acknowledged event is durable). An idle queue writes on the next turn of the event loop.
+ */
+function groupCommit(
+  insertMany: (batch: { job: NewJob; now: Date }[]) => Promise<boolean[]>,
+  maxBatch = 500,
+): (job: NewJob, now: Date) => Promise<boolean> {
+  let pending: { job: NewJob; now: Date; resolve: (v: boolean) => void; reject: (e: unknown) => void }[] = [];
+  let flushing = false;
+  async function flush(): Promise<void> {
+    try {
+      while (pending.length) {
+        const batch = pending.slice(0, maxBatch);
+        pending = pending.slice(batch.length);
+        try {
+          const results = await insertMany(batch);
+          batch.forEach((p, i) => p.resolve(results[i]!));
+        } catch (e) {
+          for (const p of batch) p.reject(e);
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+  return (job, now) =>
+    new Promise<boolean>((resolve, reject) => {
+      pending.push({ job, now, resolve, reject });
+      // Deferred to the check phase so that requests already read in this poll phase join the
+      // batch (PGlite runs queries on the main thread: nothing else is parsed meanwhile).
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => void flush());
+      }
+    });
 }

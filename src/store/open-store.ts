@@ -97,7 +97,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<SqlStore> {
 
   return {
     driver: driverName,
-    ...createRepos(db, cipher),
+    ...createRepos(db, cipher, true),
 
     transaction(fn) {
       if (driver.singleConnection && insideTransaction()) return Promise.reject(outsideTransactionError('store.transaction'));

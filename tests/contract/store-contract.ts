@@ -90,6 +90,16 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
 
     // -----------------------------------------------------------------------------------------
     describe('installations', () => {
+      it('a look-up after a write through the store never returns the stale installation', async () => {
+        const portal = await newPortal({ applicationToken: 'first-token' });
+        expect((await store.installations.findByMemberId(portal.memberId))?.applicationToken).toBe('first-token');
+        await store.installations.setApplicationToken(portal.id, 'second-token');
+        expect((await store.installations.findByMemberId(portal.memberId))?.applicationToken).toBe('second-token');
+        await store.installations.markUninstalled(portal.id, NOW, false);
+        expect((await store.installations.findByMemberId(portal.memberId))?.status).toBe('uninstalled');
+        expect(await store.installations.findByMemberId(`unknown-${randomUUID()}`)).toBeNull();
+      });
+
       it('walks new → active → uninstalled → (reinstall) new', async () => {
         const memberId = `member-${randomUUID()}`;
         const created = await store.installations.upsertVerified(verified(memberId, { applicationToken: 'app-token-1' }), NOW);
@@ -540,6 +550,28 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         key,
         payload: { entity: 'deal', id: Number(key.split(':')[1] ?? 0) },
         ...(runAt ? { runAt } : {}),
+      });
+
+      it('group-commits concurrent enqueues: every row durable, exactly one "inserted" per key', async () => {
+        const portal = await newPortal();
+        const keys = Array.from({ length: 300 }, (_, i) => `deal:${i % 120}`); // 120 keys, most repeated
+        const results = await Promise.all(keys.map((k) => store.jobs.enqueue(job(portal.id, k), NOW)));
+        const insertedPerKey = new Map<string, number>();
+        keys.forEach((k, i) => insertedPerKey.set(k, (insertedPerKey.get(k) ?? 0) + (results[i] ? 1 : 0)));
+        expect([...insertedPerKey.values()].every((n) => n === 1)).toBe(true);
+        expect(insertedPerKey.size).toBe(120);
+        expect(await count('jobs', portal.id)).toBe(120);
+      });
+
+      it('inside a transaction, enqueue writes in that transaction (rolled back with it)', async () => {
+        const portal = await newPortal();
+        await expect(
+          store.transaction(async (tx) => {
+            expect(await tx.jobs.enqueue(job(portal.id, 'deal:77'), NOW)).toBe(true);
+            throw new Error('roll back');
+          }),
+        ).rejects.toThrow('roll back');
+        expect(await count('jobs', portal.id)).toBe(0);
       });
 
       it('coalesces while queued, but queues again while the key is running', async () => {
