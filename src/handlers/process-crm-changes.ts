@@ -124,6 +124,7 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
     }
   }
 
+  people.push(...(await readClientsOfNewWins(run, deals.map((d) => d.facts))));
   for (const person of people) {
     outcomes.push(await guarded(run, person.entity, person.id, () => processPerson(run, person)));
   }
@@ -132,6 +133,39 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   }
   await writeProjections(run);
   return outcomes;
+}
+
+/**
+ * Events are unordered and may be lost (reference §4.4): a deal's WON event can be processed
+ * before the event of its contact that carries the referral code — and then the referral
+ * would later be refused as "already a customer". So when a deal newly reaches a success stage
+ * and its client has no referral yet, the client is read in the same run. Only on that
+ * transition: the echo events of Sarafan's own writes stay one read.
+ */
+async function readClientsOfNewWins(run: Run, deals: (DealFacts | null)[]): Promise<PersonFacts[]> {
+  const { store } = run.deps;
+  const wanted = new Map<string, PersonRef>();
+  for (const facts of deals) {
+    if (!facts || facts.semantic !== 'S' || !facts.client) continue;
+    const key = projectionKey(facts.client.entity, facts.client.id);
+    if (run.read.has(key) || wanted.has(key)) continue;
+    if ((await store.deals.get(run.portalId, facts.id))?.won) continue;
+    const member = await store.members.findByEntity(run.portalId, facts.client.entity, facts.client.id);
+    if (member && (await store.referrals.activeFor(run.portalId, member.id))) continue;
+    wanted.set(key, facts.client);
+  }
+  if (!wanted.size) return [];
+  const refs = [...wanted.values()];
+  const answers = await run.deps.gateways.forInstallation(run.installation).batch(refs.map((r) => ({ method: getMethod(r.entity), params: { id: r.id } })));
+  const people: PersonFacts[] = [];
+  refs.forEach((ref, i) => {
+    const answer = answers[i]!;
+    if (!answer.ok) return; // a client we cannot read has no code to contribute
+    const raw = (answer.result ?? {}) as Record<string, unknown>;
+    run.read.set(projectionKey(ref.entity, ref.id), raw);
+    people.push(parsePerson(ref.entity, ref.id, raw));
+  });
+  return people;
 }
 
 function dedupe(changes: CrmChange[]): CrmChange[] {

@@ -192,8 +192,10 @@ describe('the referral loop', () => {
     expect(String(contact.UF_CRM_SARAFAN_JOINED)).toMatch(/^\d{4}-\d{2}-\d{2}/);
     // No referral, so nothing credited.
     expect(await ledgerFor(deal)).toEqual([]);
-    // One read batch and one write batch.
-    expect(portal.calls.map((c) => c.method)).toEqual(['batch', 'batch']);
+    // Read the deal; read its client (a newly won deal whose client has no referral yet: the
+    // contact's code may not have been seen); write — each one batch.
+    expect(portal.calls.map((c) => c.method)).toEqual(['batch', 'batch', 'batch']);
+    expect(portal.calls[1]!.commands!.map((c) => `${c.method}:${String(c.params.id)}`)).toEqual([`crm.contact.get:${referrer}`]);
   });
 
   it('credits the referrer 10 % of the referee’s first won deal, once, with program version 1', async () => {
@@ -378,5 +380,26 @@ describe('logs', () => {
       expect(all).not.toContain(secret);
     }
     expect(all).not.toMatch(/(access|refresh|apptoken)-\d+-[a-z0-9]{4,}/);
+  });
+});
+
+describe('reordered events', () => {
+  it('a deal won before its contact’s event (carrying the code) is processed still credits the referrer', async () => {
+    const { query, body } = installRequest(portal);
+    await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body); // reinstall after the uninstall above
+    const referrer = portal.add('contact', { NAME: 'Елена' });
+    const first = portal.add('deal', { CONTACT_ID: referrer, STAGE_ID: 'WON', OPPORTUNITY: 1 });
+    await event(crmEvent(portal, 'ONCRMDEALUPDATE', first));
+    await h.worker.drain();
+    const code = (await h.store.members.findByEntity(await portalId(), 'contact', referrer))!.code!;
+
+    const referee = portal.add('contact', { NAME: 'Жанна', UF_CRM_SARAFAN_REF_CODE: code });
+    const deal = portal.add('deal', { CONTACT_ID: referee, STAGE_ID: 'WON', OPPORTUNITY: 900 });
+    await event(crmEvent(portal, 'ONCRMDEALUPDATE', deal)); // the deal's event first …
+    await h.worker.drain();
+    await event(crmEvent(portal, 'ONCRMCONTACTADD', referee)); // … the contact's afterwards
+    await h.worker.drain();
+    expect((await h.store.ledger.forDeal(await portalId(), deal)).map((e) => e.amount)).toEqual([90_00]);
+    expect(portal.get('contact', referee).UF_CRM_SARAFAN_REFERRER).toBe(`C_${referrer}`);
   });
 });

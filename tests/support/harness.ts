@@ -26,7 +26,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function createHarness(): Promise<Harness> {
+export async function createHarness(opts: { databaseUrl?: string } = {}): Promise<Harness> {
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -35,7 +35,8 @@ export async function createHarness(): Promise<Harness> {
     },
   });
   const log = createLogger({ level: 'debug', destination });
-  const store = await openStore({ memory: true, secretKey: 'test-secret-key-0123456789abcdef0123456789' });
+  const secretKey = 'test-secret-key-0123456789abcdef0123456789';
+  const store = await openStore(opts.databaseUrl ? { databaseUrl: opts.databaseUrl, secretKey } : { memory: true, secretKey });
   const portal = new MswPortal();
   const msw = setupServer(...portal.handlers());
   // Only requests to the app under test (supertest on loopback) pass; any other unexpected
