@@ -118,11 +118,11 @@ export interface MemberRepo {
 }
 
 export type ReferralStatus = 'active' | 'rejected';
-export type RejectReason = 'self_referral' | 'cycle' | 'already_customer' | 'unknown_code';
+export type { RejectReason } from '../rules/attribution.js';
+import type { RejectReason } from '../rules/attribution.js';
 export type ReferralSource = 'deal' | 'contact' | 'lead' | 'manual' | 'link';
 
-export interface Referral {
-  id: number;
+export interface NewReferral {
   portalId: number;
   refereeMemberId: number;
   referrerMemberId: number | null;
@@ -135,16 +135,8 @@ export interface Referral {
   createdAt: Date;
 }
 
-export interface NewReferral {
-  portalId: number;
-  refereeMemberId: number;
-  referrerMemberId: number | null;
-  code: string | null;
-  source: ReferralSource;
-  sourceRef: string;
-  status: ReferralStatus;
-  rejectReason: RejectReason | null;
-  createdAt: Date;
+export interface Referral extends NewReferral {
+  id: number;
 }
 
 export interface ReferralRepo {
