@@ -208,9 +208,16 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
 }
 
 /**
+ * How long the first enqueue of a batch waits for company. Each INSERT costs about 2 ms on
+ * PGlite whatever its size, so at 1 000 events/s a 1 ms window turns ~3-row batches into
+ * larger ones and frees the main thread (measured with `npm run bench`).
+ */
+const GROUP_COMMIT_WINDOW_MS = 1;
+
+/**
  * Group commit for the event hot path: enqueues that arrive while an INSERT is in flight are
  * written together by the next one, each promise resolving only once its row is committed
- * (an acknowledged event is durable). An idle queue writes on the next turn of the event loop.
+ * (an acknowledged event is durable). An idle queue writes after GROUP_COMMIT_WINDOW_MS.
  */
 function groupCommit(
   insertMany: (batch: { job: NewJob; now: Date }[]) => Promise<boolean[]>,
@@ -237,11 +244,11 @@ function groupCommit(
   return (job, now) =>
     new Promise<boolean>((resolve, reject) => {
       pending.push({ job, now, resolve, reject });
-      // Deferred to the check phase so that requests already read in this poll phase join the
-      // batch (PGlite runs queries on the main thread: nothing else is parsed meanwhile).
+      // Deferred so that requests arriving meanwhile join the batch (PGlite runs queries on the
+      // main thread: nothing else is parsed while one runs).
       if (!flushing) {
         flushing = true;
-        setImmediate(() => void flush());
+        setTimeout(() => void flush(), GROUP_COMMIT_WINDOW_MS);
       }
     });
 }
