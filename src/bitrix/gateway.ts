@@ -502,7 +502,7 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
     return e instanceof SdkError && (e.status === 401 || e.status === 403);
   }
 
-  async function whoIs(inst: Installation, userAccessToken: string): Promise<PortalUser | null> {
+  async function whoIs(inst: Pick<Installation, 'memberId' | 'clientEndpoint'>, userAccessToken: string): Promise<PortalUser | null> {
     if (!userAccessToken) return null;
     const key = createHash('sha256').update(inst.memberId).update('\0').update(userAccessToken).digest('hex');
     const hit = whoIsCache.get(key);

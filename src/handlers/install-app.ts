@@ -8,7 +8,7 @@
  */
 import { AppError } from './errors.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, RegistrationReport } from './ports.js';
+import type { Deps, Installation, OAuthGrant, RegistrationReport } from './ports.js';
 
 export interface InstallForm {
   memberId: string;
@@ -28,6 +28,7 @@ export async function installApp(deps: Deps, form: InstallForm): Promise<Install
     deps.log.warn({ memberId: form.memberId }, 'install.member_mismatch');
     throw new AppError('install_unverified', 'The OAuth server confirmed the tokens of another portal');
   }
+  await requireAdminGrant(deps, grant);
   const now = deps.clock.now();
   const domain = new URL(grant.clientEndpoint).host;
   if (form.domain && form.domain.toLowerCase() !== domain.toLowerCase()) {
@@ -51,6 +52,19 @@ export async function installApp(deps: Deps, form: InstallForm): Promise<Install
   await currentProgram(deps.store.programs, installation.id, now);
   const report = await reconcileInstallation(deps, installation);
   return { installation: (await deps.store.installations.get(installation.id)) ?? installation, report };
+}
+
+/**
+ * The OAuth server proves a token pair belongs to our app on that portal, not that its user
+ * may install it: any user's frame tokens would pass. Only an administrator's confirmed tokens
+ * may (re)install, become the stored tokens, or bring a new application token.
+ */
+export async function requireAdminGrant(deps: Deps, grant: OAuthGrant): Promise<void> {
+  const user = await deps.gateways.whoIs({ memberId: grant.memberId, clientEndpoint: grant.clientEndpoint }, grant.accessToken);
+  if (!user?.isAdmin) {
+    deps.log.warn({ memberId: grant.memberId, userId: user?.userId ?? null }, 'install.not_admin');
+    throw new AppError('forbidden', 'Only a portal administrator can install Sarafan or change its application token');
+  }
 }
 
 /** Registration reconciliation + the new → active transition once the portal can reach us. */

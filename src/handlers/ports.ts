@@ -387,7 +387,7 @@ export interface PortalGateways {
    * Ask the portal (at its stored endpoint) who owns a user access token: `profile` called with
    * that token. Null when the portal refuses the token.
    */
-  whoIs(installation: Installation, userAccessToken: string): Promise<PortalUser | null>;
+  whoIs(portal: Pick<Installation, 'memberId' | 'clientEndpoint'>, userAccessToken: string): Promise<PortalUser | null>;
 }
 
 export interface OAuthGrant {

@@ -9,7 +9,7 @@
  * when a refresh token came with it, else by the portal at its stored endpoint (`profile`).
  */
 import { AppError } from './errors.js';
-import { activateIfReady } from './install-app.js';
+import { activateIfReady, requireAdminGrant } from './install-app.js';
 import { currentProgram } from './program-versions.js';
 import { verifyApplicationToken, sameSecret } from './verify-application-token.js';
 import type { CrmEntity, Deps, Installation } from './ports.js';
@@ -117,6 +117,7 @@ async function confirmNewToken(deps: Deps, ev: InboundEvent, existing: Installat
   if (ev.auth.refreshToken) {
     const grant = await deps.oauth.refresh(ev.auth.refreshToken);
     if (grant.memberId !== ev.auth.memberId) throw new AppError('unauthorized', 'The OAuth server confirmed the tokens of another portal');
+    await requireAdminGrant(deps, grant);
     const installation = await deps.store.installations.upsertVerified(
       {
         memberId: grant.memberId,
@@ -134,8 +135,9 @@ async function confirmNewToken(deps: Deps, ev: InboundEvent, existing: Installat
     return installation;
   }
   if (existing && existing.status !== 'uninstalled' && ev.auth.accessToken) {
+    // Without a refresh token only the portal can vouch, and only for an administrator.
     const user = await deps.gateways.whoIs(existing, ev.auth.accessToken);
-    if (user) {
+    if (user?.isAdmin) {
       await deps.store.installations.setApplicationToken(existing.id, ev.auth.applicationToken);
       return (await deps.store.installations.get(existing.id)) ?? existing;
     }

@@ -110,3 +110,17 @@ describe('CLEAN uninstall', () => {
     expect((await h.store.installations.findByMemberId(h.portal.memberId))?.status).toBe('active');
   });
 });
+
+describe('only an administrator can install or change the application token', () => {
+  it('a non-admin’s access token cannot vouch for a new application token (forged ONAPPUPDATE)', async () => {
+    const before = (await h.store.installations.findByMemberId(h.portal.memberId))!.applicationToken;
+    h.portal.users.set('employee-frame-token', { ID: '9', ADMIN: false, NAME: 'Сотрудник' });
+    const forged = onAppUpdate(h.portal, 'attacker-chosen-token')
+      .replace(/auth%5Brefresh_token%5D=[^&]*&?|auth\[refresh_token\]=[^&]*&?/, '')
+      .replace(/(auth(?:%5B|\[)access_token(?:%5D|\])=)[^&]*/, '$1employee-frame-token');
+    expect((await post('/b24/events', forged)).status).toBe(401);
+    expect((await h.store.installations.findByMemberId(h.portal.memberId))!.applicationToken).toBe(before);
+    // … so a forged uninstall with the attacker's token is refused too.
+    expect((await post('/b24/events', onAppUninstall(h.portal, { clean: true, applicationToken: 'attacker-chosen-token' }))).status).toBe(401);
+  });
+});

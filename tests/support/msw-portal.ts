@@ -39,6 +39,8 @@ export class MswPortal {
   placements: { placement: string; handler: string; title: string; userId: number }[] = [];
   readonly calls: RecordedCall[] = [];
   readonly oauthRequests: Row[] = [];
+  /** Whether the user the OAuth server issues tokens for (user 1) is a portal administrator. */
+  installerIsAdmin = true;
   /** User access tokens the portal knows (for `profile`). */
   readonly users = new Map<string, { ID: string; ADMIN: boolean; NAME: string }>();
   private nextId = 1;
@@ -130,6 +132,7 @@ export class MswPortal {
     }
     this.accessToken = newToken('access');
     this.refreshToken = newToken('refresh');
+    this.users.set(this.accessToken, { ID: '1', ADMIN: this.installerIsAdmin, NAME: 'Установщик' });
     return HttpResponse.json({
       access_token: this.accessToken,
       refresh_token: this.refreshToken,
