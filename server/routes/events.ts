@@ -1,7 +1,7 @@
 /** POST /b24/events — every bound Bitrix24 event (SPEC 3). Thin: parse, validate, hand over. */
 import { Router } from 'express';
-import { crmEventTarget, receiveEvent } from '../../src/handlers/receive-event.js';
-import { entityIdSchema, eventBodySchema, parseOrThrow } from '../../src/bitrix/payloads.js';
+import { receiveEvent } from '../../src/handlers/receive-event.js';
+import { eventBodySchema, parseOrThrow } from '../../src/bitrix/payloads.js';
 import { bitrixBody } from '../middleware/body.js';
 import type { Deps } from '../../src/handlers/ports.js';
 
@@ -10,11 +10,10 @@ export function eventRoutes(deps: Deps): Router {
   router.post('/b24/events', bitrixBody(), async (req, res) => {
     const body = parseOrThrow(eventBodySchema, req.body, 'event');
     const fields = body.data?.FIELDS as Record<string, unknown> | undefined;
-    const entityId = crmEventTarget(body.event) ? parseOrThrow(entityIdSchema, fields?.ID, 'event', 'data.FIELDS.ID') : null;
     const clean = String(body.data?.CLEAN ?? '0') === '1';
     const result = await receiveEvent(deps, {
       event: body.event,
-      entityId,
+      rawEntityId: fields?.ID,
       clean,
       auth: {
         memberId: body.auth.member_id,

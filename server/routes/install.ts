@@ -7,7 +7,8 @@
 import { Router } from 'express';
 import { installApp } from '../../src/handlers/install-app.js';
 import { installFormSchema, parseOrThrow } from '../../src/bitrix/payloads.js';
-import { isAppError } from '../../src/handlers/errors.js';
+import { AppError, isAppError } from '../../src/handlers/errors.js';
+import { scrubSecrets } from '../logger.js';
 import type { Deps, RegistrationReport } from '../../src/handlers/ports.js';
 import { bitrixBody } from '../middleware/body.js';
 import { httpStatusFor } from '../middleware/error-handler.js';
@@ -48,8 +49,11 @@ export function installRoutes(deps: Deps): Router {
       });
       res.type('html').send(report.failed.length ? failedPage(t, report) : finishPage(deps.appBaseUrl, t));
     } catch (e) {
-      if (!isAppError(e)) throw e;
-      res.status(httpStatusFor(e.code)).type('html').send(page(t.error, `<p class="error">${escapeHtml(t.error)}: ${escapeHtml(e.message)}</p>`));
+      // The admin sees a page in the install slider, never a JSON error. Failures that are not
+      // ours to name (the portal refused a registration read …) are a 502 with the reason.
+      const error = isAppError(e) ? e : new AppError('portal_error', e instanceof Error ? scrubSecrets(e.message) : 'Registration failed');
+      if (!isAppError(e)) deps.log.error({ error: error.message }, 'install.failed');
+      res.status(httpStatusFor(error.code)).type('html').send(page(t.error, `<p class="error">${escapeHtml(t.error)}: ${escapeHtml(error.message)}</p>`));
     }
   });
   return router;

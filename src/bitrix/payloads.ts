@@ -25,12 +25,6 @@ export const eventBodySchema = z.object({
   auth: eventAuthSchema,
 });
 
-/** `data[FIELDS][ID]` of ONCRM* events: a positive integer (as a string on the wire). */
-export const entityIdSchema = z
-  .union([z.string().regex(/^\d+$/, 'expected a positive integer'), z.number()], { error: 'required' })
-  .transform(Number)
-  .pipe(z.number().int('expected a positive integer').positive('expected a positive integer').max(Number.MAX_SAFE_INTEGER));
-
 /** The install wizard / app page POST (reference §1.3). DOMAIN comes in the query string. */
 export const installFormSchema = z.object({
   member_id: nonEmpty.max(128),

@@ -21,7 +21,7 @@
  */
 import { checkReferral } from '../rules/attribution.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
-import { F, changedFields, crmRef, dealProjection, personProjection } from '../rules/crm-fields.js';
+import { F, changedFields, crmRef, dealProjection, parseCrmRef, personProjection } from '../rules/crm-fields.js';
 import { referralLink } from '../rules/referral-link.js';
 import { priceDeal, tierFor, type ClientDeal } from '../rules/rewards.js';
 import { settleDeal } from '../rules/settle.js';
@@ -198,6 +198,18 @@ async function guarded(run: Run, entity: CrmEntity, id: number, fn: () => Promis
 // Attribution
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * A referrer value on the entity is a manager's choice only if Sarafan did not write it: our
+ * own REFERRER projection read back must not attribute whoever the deal's client is now (a
+ * deal moved to another contact, or copied with its fields).
+ */
+async function managerReferrer(run: Run, entity: CrmEntity, id: number, ref: PersonRef | null): Promise<PersonRef | null> {
+  if (!ref) return null;
+  const written = (await run.deps.store.projections.getMany(run.portalId, [{ entity, entityId: id }])).get(projectionKey(entity, id));
+  const ours = parseCrmRef(written?.[F.REFERRER]);
+  return ours && ours.entity === ref.entity && ours.id === ref.id ? null : ref;
+}
+
 async function resolveReferrer(
   run: Run,
   refCode: string | null,
@@ -276,7 +288,7 @@ function earliest(dates: (Date | null)[]): Date | null {
 
 async function processPerson(run: Run, person: PersonFacts): Promise<void> {
   const { members } = run.deps.store;
-  const resolved = await resolveReferrer(run, person.refCode, person.referrerRef);
+  const resolved = await resolveReferrer(run, person.refCode, await managerReferrer(run, person.entity, person.id, person.referrerRef));
   let member = await members.findByEntity(run.portalId, person.entity, person.id);
   if (resolved && !member) member = await members.ensure(run.portalId, person.entity, person.id, run.now);
   if (!member) return;
@@ -306,19 +318,23 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
 
   let dealReferrer: Member | null = null;
   if (facts) {
-    const resolved = await resolveReferrer(run, facts.refCode, facts.referrerRef);
+    const resolved = await resolveReferrer(run, facts.refCode, await managerReferrer(run, 'deal', dealId, facts.referrerRef));
     dealReferrer = resolved?.referrer ?? null;
     if (resolved && client) await attribute(run, client, resolved, 'deal', `deal:${dealId}`);
   }
 
+  // The deal's client now and before: when the deal changed hands, both clients' deals are
+  // re-settled (first-won-deal qualification moves with it). Locks in a fixed order.
+  const clients = [...new Set([client?.id, previous?.clientMemberId].filter((id): id is number => typeof id === 'number'))].sort((a, b) => a - b);
   await store.transaction(async (tx) => {
-    await tx.lock(run.portalId, client ? `client:${client.id}` : `deal:${dealId}`);
+    for (const id of clients) await tx.lock(run.portalId, `client:${id}`);
+    if (!clients.length) await tx.lock(run.portalId, `deal:${dealId}`);
     const before = (await tx.deals.get(run.portalId, dealId)) ?? previous;
     const referral = client ? await tx.referrals.activeFor(run.portalId, client.id) : null;
     const state: DealState = {
       portalId: run.portalId,
       dealId,
-      clientMemberId: client?.id ?? before?.clientMemberId ?? null,
+      clientMemberId: facts ? (client?.id ?? null) : (before?.clientMemberId ?? null),
       categoryId: facts?.categoryId ?? before?.categoryId ?? 0,
       stageId: facts?.stageId ?? before?.stageId ?? '',
       stageSemantic: facts?.semantic ?? before?.stageSemantic ?? 'P',
@@ -333,12 +349,15 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
     };
     await tx.deals.upsert(state);
 
-    // First-won-deal qualification couples the deals of one client: re-settle all of them.
-    const related = state.clientMemberId ? await tx.deals.forClient(run.portalId, state.clientMemberId) : [state];
-    const clientDeals: ClientDeal[] = related.map((d) => ({ dealId: d.dealId, won: d.won, firstWonAt: d.firstWonAt, amount: d.amount }));
-    for (const deal of related) {
-      if (deal.dealId !== dealId && !deal.won) continue;
-      await settle(run, tx, deal, clientDeals, referral);
+    if (!state.clientMemberId) await settle(run, tx, state, [], null);
+    for (const clientId of clients) {
+      const clientReferral = clientId === client?.id ? referral : await tx.referrals.activeFor(run.portalId, clientId);
+      const related = await tx.deals.forClient(run.portalId, clientId);
+      const clientDeals: ClientDeal[] = related.map((d) => ({ dealId: d.dealId, won: d.won, firstWonAt: d.firstWonAt, amount: d.amount }));
+      for (const deal of related) {
+        if (deal.dealId !== dealId && !deal.won) continue;
+        await settle(run, tx, deal, clientDeals, clientReferral);
+      }
     }
   });
 
@@ -495,6 +514,7 @@ async function writeProjections(run: Run): Promise<void> {
     const current = run.read.get(key) ?? lastWritten.get(key);
     const referrer = referrerMemberId ? byId.get(referrerMemberId) ?? null : null;
     const entries = await store.ledger.forDeal(run.portalId, dealId);
+    if (!referrer && !entries.length && !lastWritten.has(key)) continue; // not ours to touch
     const desired = dealProjection({
       referrer: referrer ? personTarget(referrer) : null,
       reward: rewardOf(entries),

@@ -5,7 +5,7 @@
  */
 import { AppError } from './errors.js';
 import { DEFAULT_PROGRAM, parseProgram, type Program } from '../rules/program.js';
-import type { ProgramRepo } from './ports.js';
+import type { ProgramRepo, ProgramVersion } from './ports.js';
 
 export interface LoadedProgram {
   version: number;
@@ -14,8 +14,10 @@ export interface LoadedProgram {
 
 const parsed = new Map<string, Program>();
 
-function parseStored(portalId: number, version: number, document: unknown): Program {
-  const key = `${portalId}:${version}`;
+/** Keyed by the stored row too: a CLEAN uninstall deletes versions and numbering restarts. */
+function parseStored(portalId: number, stored: ProgramVersion): Program {
+  const { version, document } = stored;
+  const key = `${portalId}:${version}:${stored.createdAt.getTime()}`;
   const hit = parsed.get(key);
   if (hit) return hit;
   const result = parseProgram(document);
@@ -30,11 +32,11 @@ function parseStored(portalId: number, version: number, document: unknown): Prog
 /** The version in force; creates version 1 (the default program) when the portal has none. */
 export async function currentProgram(programs: ProgramRepo, portalId: number, now: Date): Promise<LoadedProgram> {
   const current = (await programs.current(portalId)) ?? (await programs.create(portalId, DEFAULT_PROGRAM, null, now));
-  return { version: current.version, program: parseStored(portalId, current.version, current.document) };
+  return { version: current.version, program: parseStored(portalId, current) };
 }
 
 export async function programVersion(programs: ProgramRepo, portalId: number, version: number): Promise<LoadedProgram> {
   const stored = await programs.get(portalId, version);
   if (!stored) throw new AppError('internal', `Program version ${version} of portal ${portalId} is missing`);
-  return { version, program: parseStored(portalId, version, stored.document) };
+  return { version, program: parseStored(portalId, stored) };
 }

@@ -9,6 +9,7 @@
  * when a refresh token came with it, else by the portal at its stored endpoint (`profile`).
  */
 import { AppError } from './errors.js';
+import { positiveId } from './crm-entities.js';
 import { activateIfReady, requireAdminGrant } from './install-app.js';
 import { currentProgram } from './program-versions.js';
 import { verifyApplicationToken, sameSecret } from './verify-application-token.js';
@@ -23,8 +24,8 @@ export interface EventAuth {
 
 export interface InboundEvent {
   event: string;
-  /** `data[FIELDS][ID]` for CRM events. */
-  entityId: number | null;
+  /** `data[FIELDS][ID]` for CRM events, as it came; validated once the sender is authenticated. */
+  rawEntityId: unknown;
   /** ONAPPUNINSTALL: `data[CLEAN]`. */
   clean: boolean;
   auth: EventAuth;
@@ -57,13 +58,16 @@ export async function receiveEvent(deps: Deps, ev: InboundEvent): Promise<EventR
     deps.log.info({ memberId: ev.auth.memberId, event: name }, 'event.ignored');
     return { status: 'ignored' };
   }
-  if (ev.entityId === null) throw new AppError('bad_request', 'data.FIELDS.ID is required', [{ path: 'data.FIELDS.ID', message: 'required' }]);
+  const entityId = positiveId(ev.rawEntityId);
+  if (entityId === null) {
+    throw new AppError('bad_request', 'Invalid event: data.FIELDS.ID', [{ path: 'data.FIELDS.ID', message: 'expected a positive integer' }]);
+  }
   const queued = await deps.store.jobs.enqueue(
     {
       portalId: installation.id,
       kind: 'crm.change',
-      key: `${target.entity}:${ev.entityId}`,
-      payload: { entity: target.entity, id: ev.entityId, deleted: target.deleted, event: name },
+      key: `${target.entity}:${entityId}`,
+      payload: { entity: target.entity, id: entityId, deleted: target.deleted, event: name },
     },
     deps.clock.now(),
   );

@@ -152,6 +152,11 @@ describe('events', () => {
     expect(JSON.stringify(res.body)).toContain('data.FIELDS.ID');
   });
 
+  it('authenticates before it validates: a malformed event with a wrong token gets 401', async () => {
+    const res = await event(`event=ONCRMDEALUPDATE&auth[member_id]=${portal.memberId}&auth[application_token]=wrong`);
+    expect(res.status).toBe(401);
+  });
+
   it('coalesces a burst of events for one deal into one queued job', async () => {
     const id = portal.add('deal', { TITLE: 'burst', STAGE_ID: 'NEW' });
     const pid = await portalId();

@@ -106,3 +106,16 @@ describe('PUT /api/program', () => {
     expect((await h.store.ledger.forDeal(pid, cd)).reduce((s, e) => s + e.amount, 0)).toBe(250_00);
   });
 });
+
+describe('after a CLEAN uninstall and a reinstall', () => {
+  it('the portal starts over at the default program; a new version 2 is what is served', async () => {
+    const { onAppUninstall } = await import('../fixtures/bitrix/payloads.js');
+    await request(h.app).post('/b24/events').set('Content-Type', FORM).send(onAppUninstall(h.portal, { clean: true }));
+    const { query, body } = installRequest(h.portal);
+    expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
+    expect((await api('get', ADMIN)).body).toMatchObject({ version: 1, program: { referral: { levels: [{ percent: 10 }] } } });
+    expect((await api('put', ADMIN).send({ referral: { levels: [{ percent: 1 }] } })).body.version).toBe(2);
+    expect((await api('get', ADMIN)).body).toMatchObject({ version: 2, program: { referral: { levels: [{ percent: 1 }] } } });
+  });
+});
+

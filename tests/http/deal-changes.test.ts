@@ -1,0 +1,76 @@
+/**
+ * Deals that change after they were priced: moved to another contact, and deals Sarafan has
+ * nothing to do with.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { createHarness, type Harness } from '../support/harness.js';
+
+let h: Harness;
+let pid: number;
+const FORM = 'application/x-www-form-urlencoded';
+const send = (body: string) => request(h.app).post('/b24/events').set('Content-Type', FORM).send(body);
+const net = async (dealId: number) => (await h.store.ledger.forDeal(pid, dealId)).reduce((s, e) => s + e.amount, 0);
+
+beforeAll(async () => {
+  h = await createHarness();
+  const { query, body } = installRequest(h.portal);
+  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
+  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
+});
+
+afterAll(async () => {
+  await h.close();
+});
+
+describe('a won deal moved to another contact', () => {
+  it('reverses the old referrer’s reward, does not attribute the new contact, and re-qualifies the old client', async () => {
+    const p = h.portal;
+    const r = p.add('contact', { NAME: 'Реферер' });
+    const rd = p.add('deal', { CONTACT_ID: r, STAGE_ID: 'WON', OPPORTUNITY: 1 });
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', rd));
+    await h.worker.drain();
+    const code = (await h.store.members.findByEntity(pid, 'contact', r))!.code!;
+
+    const a = p.add('contact', { NAME: 'Клиент А', UF_CRM_SARAFAN_REF_CODE: code });
+    const d1 = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 1000 });
+    await send(crmEvent(p, 'ONCRMCONTACTADD', a));
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', d1));
+    await h.worker.drain();
+    const d2 = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 2000 });
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', d2));
+    await h.worker.drain();
+    expect([await net(d1), await net(d2)]).toEqual([100_00, 0]);
+    expect(p.get('deal', d1).UF_CRM_SARAFAN_REFERRER).toBe(`C_${r}`);
+
+    // A manager moves d1 to contact B; our REFERRER value is still on the deal.
+    const b = p.add('contact', { NAME: 'Клиент Б' });
+    p.update('deal', d1, { CONTACT_ID: b });
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', d1));
+    await h.worker.drain();
+
+    const bMember = await h.store.members.findByEntity(pid, 'contact', b);
+    expect(bMember).not.toBeNull(); // B won a deal: enrolled …
+    expect(await h.store.referrals.activeFor(pid, bMember!.id)).toBeNull(); // … but not referred by R
+    expect(await net(d1)).toBe(0); // R's reward on d1 reversed
+    expect(await net(d2)).toBe(200_00); // d2 is now A's first won deal
+    const rMember = await h.store.members.findByEntity(pid, 'contact', r);
+    const bal = (await h.store.ledger.balances(pid, [rMember!.id], new Date())).get(rMember!.id);
+    expect(bal?.available).toBe(200_00);
+  });
+});
+
+describe('deals Sarafan has nothing to do with', () => {
+  it('are read but never written to', async () => {
+    const p = h.portal;
+    const plain = p.add('deal', { TITLE: 'Без клиента', STAGE_ID: 'NEW', OPPORTUNITY: 10 });
+    const lost = p.add('deal', { TITLE: 'Проигран', STAGE_ID: 'LOSE', OPPORTUNITY: 10, CONTACT_ID: p.add('contact', { NAME: 'Икс' }) });
+    p.resetCalls();
+    await send(crmEvent(p, 'ONCRMDEALADD', plain));
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', lost));
+    await h.worker.drain();
+    expect(p.commands().filter((c) => c.method.endsWith('.update'))).toEqual([]);
+    expect(p.get('deal', plain).UF_CRM_SARAFAN_REWARD).toBeUndefined();
+  });
+});
