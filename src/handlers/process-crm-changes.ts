@@ -312,7 +312,8 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
     if (!client && (won || resolvedNeeded)) {
       client = await store.members.ensure(run.portalId, facts.client.entity, facts.client.id, run.now);
     }
-  } else if (previous?.clientMemberId) {
+  } else if (!facts && previous?.clientMemberId) {
+    // Deleted: the client is the one it had (a deal whose contact was removed has none).
     client = await store.members.get(run.portalId, previous.clientMemberId);
   }
 

@@ -61,6 +61,28 @@ describe('a won deal moved to another contact', () => {
   });
 });
 
+describe('a won deal whose contact is removed', () => {
+  it('has no referee any more: the referrer’s reward is reversed', async () => {
+    const p = h.portal;
+    const r = p.add('contact', { NAME: 'Р2' });
+    const rd = p.add('deal', { CONTACT_ID: r, STAGE_ID: 'WON', OPPORTUNITY: 1 });
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', rd));
+    await h.worker.drain();
+    const code = (await h.store.members.findByEntity(pid, 'contact', r))!.code!;
+    const a = p.add('contact', { NAME: 'К2', UF_CRM_SARAFAN_REF_CODE: code });
+    const d = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 500 });
+    await send(crmEvent(p, 'ONCRMCONTACTADD', a));
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', d));
+    await h.worker.drain();
+    expect(await net(d)).toBe(50_00);
+    p.update('deal', d, { CONTACT_ID: '0' });
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', d));
+    await h.worker.drain();
+    expect(await net(d)).toBe(0);
+    expect((await h.store.deals.get(pid, d))?.clientMemberId).toBeNull();
+  });
+});
+
 describe('deals Sarafan has nothing to do with', () => {
   it('are read but never written to', async () => {
     const p = h.portal;
