@@ -8,8 +8,9 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processCrmChanges } from '../../src/handlers/process-crm-changes.js';
-import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
+import { enrolledReferrer } from '../support/scenario.js';
 import { createDatabase, dropDatabase, serverUrl, withDatabase } from '../support/postgres.js';
 
 const skip = process.env.SARAFAN_SKIP_POSTGRES === '1';
@@ -34,19 +35,11 @@ describe.skipIf(skip)(`exactly once under concurrent workers (PostgreSQL)${skip 
     if (database) await dropDatabase(database);
   });
 
-  async function codeOfNewReferrer(): Promise<{ contact: number; code: string }> {
-    const contact = h.portal.add('contact', { NAME: 'Реферер' });
-    const deal = h.portal.add('deal', { CONTACT_ID: contact, STAGE_ID: 'WON', OPPORTUNITY: 1 });
-    await request(h.app).post('/b24/events').set('Content-Type', FORM).send(crmEvent(h.portal, 'ONCRMDEALUPDATE', deal));
-    await h.worker.drain();
-    return { contact, code: (await h.store.members.findByEntity(pid, 'contact', contact))!.code! };
-  }
-
   const parallel = (dealIds: number[]) =>
     Promise.all(Array.from({ length: WORKERS }, (_, i) => processCrmChanges(h.deps, pid, [{ entity: 'deal', id: dealIds[i % dealIds.length]!, deleted: false }])));
 
   it('the same won deal processed by 8 workers at once credits once; lost, reverses once', async () => {
-    const { code } = await codeOfNewReferrer();
+    const { code } = await enrolledReferrer(h, pid);
     const referee = h.portal.add('contact', { NAME: 'Клиент', UF_CRM_SARAFAN_REF_CODE: code });
     const deal = h.portal.add('deal', { CONTACT_ID: referee, STAGE_ID: 'WON', OPPORTUNITY: 5000 });
     const outcomes = await parallel([deal]);
@@ -64,7 +57,7 @@ describe.skipIf(skip)(`exactly once under concurrent workers (PostgreSQL)${skip 
   });
 
   it('two won deals of one client processed at once pay the first-won-deal reward once', async () => {
-    const { code } = await codeOfNewReferrer();
+    const { code } = await enrolledReferrer(h, pid);
     const referee = h.portal.add('contact', { NAME: 'Клиент 2', UF_CRM_SARAFAN_REF_CODE: code });
     const a = h.portal.add('deal', { CONTACT_ID: referee, STAGE_ID: 'WON', OPPORTUNITY: 1000 });
     const b = h.portal.add('deal', { CONTACT_ID: referee, STAGE_ID: 'WON', OPPORTUNITY: 3000 });

@@ -6,11 +6,11 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
+import { FORM, enrolledReferrer, referredWin, sendEvent } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
-const FORM = 'application/x-www-form-urlencoded';
-const send = (body: string) => request(h.app).post('/b24/events').set('Content-Type', FORM).send(body);
+const send = (body: string) => sendEvent(h, body);
 const net = async (dealId: number) => (await h.store.ledger.forDeal(pid, dealId)).reduce((s, e) => s + e.amount, 0);
 
 beforeAll(async () => {
@@ -27,17 +27,8 @@ afterAll(async () => {
 describe('a won deal moved to another contact', () => {
   it('reverses the old referrer’s reward, does not attribute the new contact, and re-qualifies the old client', async () => {
     const p = h.portal;
-    const r = p.add('contact', { NAME: 'Реферер' });
-    const rd = p.add('deal', { CONTACT_ID: r, STAGE_ID: 'WON', OPPORTUNITY: 1 });
-    await send(crmEvent(p, 'ONCRMDEALUPDATE', rd));
-    await h.worker.drain();
-    const code = (await h.store.members.findByEntity(pid, 'contact', r))!.code!;
-
-    const a = p.add('contact', { NAME: 'Клиент А', UF_CRM_SARAFAN_REF_CODE: code });
-    const d1 = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 1000 });
-    await send(crmEvent(p, 'ONCRMCONTACTADD', a));
-    await send(crmEvent(p, 'ONCRMDEALUPDATE', d1));
-    await h.worker.drain();
+    const { contact: r, code } = await enrolledReferrer(h, pid);
+    const { contact: a, deal: d1 } = await referredWin(h, code, 1000, 'Клиент А');
     const d2 = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 2000 });
     await send(crmEvent(p, 'ONCRMDEALUPDATE', d2));
     await h.worker.drain();
@@ -64,16 +55,8 @@ describe('a won deal moved to another contact', () => {
 describe('a won deal whose contact is removed', () => {
   it('has no referee any more: the referrer’s reward is reversed', async () => {
     const p = h.portal;
-    const r = p.add('contact', { NAME: 'Р2' });
-    const rd = p.add('deal', { CONTACT_ID: r, STAGE_ID: 'WON', OPPORTUNITY: 1 });
-    await send(crmEvent(p, 'ONCRMDEALUPDATE', rd));
-    await h.worker.drain();
-    const code = (await h.store.members.findByEntity(pid, 'contact', r))!.code!;
-    const a = p.add('contact', { NAME: 'К2', UF_CRM_SARAFAN_REF_CODE: code });
-    const d = p.add('deal', { CONTACT_ID: a, STAGE_ID: 'WON', OPPORTUNITY: 500 });
-    await send(crmEvent(p, 'ONCRMCONTACTADD', a));
-    await send(crmEvent(p, 'ONCRMDEALUPDATE', d));
-    await h.worker.drain();
+    const { code } = await enrolledReferrer(h, pid, 'Р2');
+    const { deal: d } = await referredWin(h, code, 500, 'К2');
     expect(await net(d)).toBe(50_00);
     p.update('deal', d, { CONTACT_ID: '0' });
     await send(crmEvent(p, 'ONCRMDEALUPDATE', d));
