@@ -20,6 +20,8 @@ export interface DealFacts {
   categoryId: number;
   /** The client: the deal's contact, else the lead it was converted from. */
   client: PersonRef | null;
+  /** The lead the deal was converted from. */
+  leadId: number | null;
   refCode: string | null;
   referrerRef: PersonRef | null;
   raw: Record<string, unknown>;
@@ -60,6 +62,7 @@ export function parseDeal(id: number, raw: Record<string, unknown>): DealFacts {
     currency: (text(raw.CURRENCY_ID) ?? '').toUpperCase(),
     categoryId: positiveId(raw.CATEGORY_ID) ?? 0,
     client: contactId ? { entity: 'contact', id: contactId } : leadId ? { entity: 'lead', id: leadId } : null,
+    leadId,
     refCode: text(raw[F.REF_CODE]),
     referrerRef: parseCrmRef(raw[F.REFERRER]),
     raw,

@@ -111,6 +111,13 @@ export interface MemberRepo {
   /** Get or create the member bound to this contact/lead (race-safe). */
   ensure(portalId: number, entity: PersonEntity, entityId: number, now: Date): Promise<Member>;
   /**
+   * A lead converted into a contact: the lead's member follows it (SPEC 5) — it becomes bound
+   * to the contact too, keeping code, referral and history. When the contact already has a
+   * member (or the lead's member already has another contact), that is left as it is and the
+   * contact's member (if any) is returned.
+   */
+  attachContact(portalId: number, memberId: number, contactId: number): Promise<Member | null>;
+  /**
    * Give the member a code (if it has none) and a joined date. Returns `code_taken` when the
    * code is already used on this portal (codes are never reused); the caller generates another.
    */

@@ -150,7 +150,7 @@ async function readClientsOfNewWins(run: Run, deals: (DealFacts | null)[]): Prom
     const key = projectionKey(facts.client.entity, facts.client.id);
     if (run.read.has(key) || wanted.has(key)) continue;
     if ((await store.deals.get(run.portalId, facts.id))?.won) continue;
-    const member = await store.members.findByEntity(run.portalId, facts.client.entity, facts.client.id);
+    const member = await memberOf(run, facts.client, facts.leadId);
     if (member && (await store.referrals.activeFor(run.portalId, member.id))) continue;
     wanted.set(key, facts.client);
   }
@@ -286,10 +286,25 @@ function earliest(dates: (Date | null)[]): Date | null {
 // People (contacts, leads)
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The member of a contact or lead. A contact converted from a lead (its or its deal's LEAD_ID)
+ * takes over the lead's member, keeping code, referral and balance (SPEC 5).
+ */
+async function memberOf(run: Run, person: PersonRef, fromLeadId: number | null): Promise<Member | null> {
+  const { members } = run.deps.store;
+  const member = await members.findByEntity(run.portalId, person.entity, person.id);
+  if (member || person.entity !== 'contact' || !fromLeadId) return member;
+  const leadMember = await members.findByEntity(run.portalId, 'lead', fromLeadId);
+  if (!leadMember) return null;
+  const moved = await members.attachContact(run.portalId, leadMember.id, person.id);
+  if (moved?.id === leadMember.id) run.deps.log.info({ portalId: run.portalId, memberId: moved.id }, 'member.followed_conversion');
+  return moved;
+}
+
 async function processPerson(run: Run, person: PersonFacts): Promise<void> {
   const { members } = run.deps.store;
   const resolved = await resolveReferrer(run, person.refCode, await managerReferrer(run, person.entity, person.id, person.referrerRef));
-  let member = await members.findByEntity(run.portalId, person.entity, person.id);
+  let member = await memberOf(run, person, person.leadId);
   if (resolved && !member) member = await members.ensure(run.portalId, person.entity, person.id, run.now);
   if (!member) return;
   if (resolved) await attribute(run, member, resolved, person.entity, `${person.entity}:${person.id}`);
@@ -307,7 +322,7 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
 
   let client: Member | null = null;
   if (facts?.client) {
-    client = await store.members.findByEntity(run.portalId, facts.client.entity, facts.client.id);
+    client = await memberOf(run, facts.client, facts.leadId);
     const resolvedNeeded = facts.refCode !== null || facts.referrerRef !== null;
     if (!client && (won || resolvedNeeded)) {
       client = await store.members.ensure(run.portalId, facts.client.entity, facts.client.id, run.now);

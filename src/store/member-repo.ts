@@ -5,7 +5,7 @@
 import { and, eq, inArray, isNotNull, isNull, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { Member, MemberRepo, PersonEntity } from '../handlers/ports.js';
-import { tsParam, type Db } from './db.js';
+import { UNIQUE_VIOLATION, pgErrorCode, tsParam, type Db } from './db.js';
 import { members, referralCodes } from './schema.js';
 
 type Row = typeof members.$inferSelect;
@@ -77,6 +77,27 @@ export function createMemberRepo(db: Db): MemberRepo {
       const existing = await findByEntity(portalId, entity, entityId);
       if (!existing) throw new AppError('internal', `member for ${entity} ${entityId} neither inserted nor found`);
       return existing;
+    },
+
+    async attachContact(portalId, memberId, contactId) {
+      try {
+        // Only a member without a contact, and only while no other member has that contact;
+        // the unique (portal_id, contact_id) index settles a race with a concurrent ensure.
+        await db
+          .update(members)
+          .set({ contactId })
+          .where(
+            and(
+              eq(members.portalId, portalId),
+              eq(members.id, memberId),
+              isNull(members.contactId),
+              sql`NOT EXISTS (SELECT 1 FROM members o WHERE o.portal_id = ${portalId} AND o.contact_id = ${contactId})`,
+            ),
+          );
+      } catch (error) {
+        if (pgErrorCode(error) !== UNIQUE_VIOLATION) throw error;
+      }
+      return findByEntity(portalId, 'contact', contactId);
     },
 
     async enroll(portalId, memberId, code, now) {

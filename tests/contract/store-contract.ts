@@ -258,6 +258,21 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
 
     // -----------------------------------------------------------------------------------------
     describe('members and codes', () => {
+      it('a lead’s member follows the lead’s conversion into a contact, once', async () => {
+        const portal = await newPortal();
+        const lead = await store.members.ensure(portal.id, 'lead', 501, NOW);
+        const moved = await store.members.attachContact(portal.id, lead.id, 601);
+        expect(moved).toMatchObject({ id: lead.id, leadId: 501, contactId: 601 });
+        expect((await store.members.findByEntity(portal.id, 'contact', 601))?.id).toBe(lead.id);
+        // Already bound to a contact: a second contact does not take it over.
+        expect(await store.members.attachContact(portal.id, lead.id, 602)).toBeNull();
+        // A contact with a member of its own keeps it.
+        const own = await store.members.ensure(portal.id, 'contact', 603, NOW);
+        const other = await store.members.ensure(portal.id, 'lead', 502, NOW);
+        expect((await store.members.attachContact(portal.id, other.id, 603))?.id).toBe(own.id);
+        expect((await store.members.get(portal.id, other.id))?.contactId).toBeNull();
+      });
+
       it('ensure is race-safe: 20 parallel ensures make one member', async () => {
         const portal = await newPortal();
         const results = await Promise.all(Array.from({ length: 20 }, () => store.members.ensure(portal.id, 'contact', 42, NOW)));

@@ -80,6 +80,32 @@ describe('a referral on a lead', () => {
     expect(p.get('lead', lead).UF_CRM_SARAFAN_CODE).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
   });
 
+  it('a referred lead converted into a contact keeps its referral: the contact’s won deal pays the referrer', async () => {
+    const p = h.portal;
+    const referrer = p.add('contact', { NAME: 'Ирина' });
+    const first = p.add('deal', { CONTACT_ID: referrer, STAGE_ID: 'WON', OPPORTUNITY: 100 });
+    await post('/b24/events', crmEvent(p, 'ONCRMDEALUPDATE', first));
+    await h.worker.drain();
+    const code = (await h.store.members.findByEntity(await pid(), 'contact', referrer))!.code!;
+    const lead = p.add('lead', { TITLE: 'Лид', NAME: 'Олег', UF_CRM_SARAFAN_REF_CODE: code });
+    await post('/b24/events', crmEvent(p, 'ONCRMLEADADD', lead));
+    await h.worker.drain();
+    const leadMember = await h.store.members.findByEntity(await pid(), 'lead', lead);
+
+    // Conversion: a contact and a deal are created from the lead; the deal is won.
+    p.update('lead', lead, { STATUS_ID: 'CONVERTED' });
+    const contact = p.add('contact', { NAME: 'Олег', LEAD_ID: lead });
+    const deal = p.add('deal', { CONTACT_ID: contact, LEAD_ID: lead, STAGE_ID: 'WON', OPPORTUNITY: 4000 });
+    await post('/b24/events', crmEvent(p, 'ONCRMDEALUPDATE', deal));
+    await post('/b24/events', crmEvent(p, 'ONCRMCONTACTADD', contact));
+    await h.worker.drain();
+
+    expect((await h.store.members.findByEntity(await pid(), 'contact', contact))?.id).toBe(leadMember!.id);
+    expect((await h.store.ledger.forDeal(await pid(), deal)).map((e) => e.amount)).toEqual([400_00]);
+    expect(p.get('contact', contact).UF_CRM_SARAFAN_REFERRER).toBe(`C_${referrer}`);
+    expect(p.get('contact', contact).UF_CRM_SARAFAN_CODE).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
+  });
+
   it('an unknown code is recorded as rejected and writes no referrer', async () => {
     const p = h.portal;
     const lead = p.add('lead', { TITLE: 'Ещё заявка', UF_CRM_SARAFAN_REF_CODE: 'ZZZZZZZ' });
