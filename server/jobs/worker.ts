@@ -58,6 +58,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       await guard([job], async () => {
         const installation = await deps.store.installations.get(job.portalId);
         if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
+        await deps.store.jobs.complete([job.id], deps.clock.now());
       });
     }
   }
@@ -78,11 +79,10 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     });
   }
 
-  /** Runs `fn`; a throw fails every job; a single non-CRM job is completed on success. */
+  /** Runs `fn`, which completes what succeeded; a throw fails every job given. */
   async function guard(jobs: Job[], fn: () => Promise<void>): Promise<void> {
     try {
       await fn();
-      if (jobs.length === 1 && jobs[0]!.kind !== 'crm.change') await deps.store.jobs.complete([jobs[0]!.id], deps.clock.now());
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       for (const job of jobs) await failJob(job, error);

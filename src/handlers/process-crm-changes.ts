@@ -72,6 +72,8 @@ interface Run {
   touchedMembers: Set<number>;
   /** Deals whose projection must be checked, with the deal's referrer member. */
   touchedDeals: Map<number, { referrerMemberId: number | null; deleted: boolean }>;
+  /** Each settled deal's ledger entries after settling (its REWARD projection reads them). */
+  dealEntries: Map<number, LedgerEntry[]>;
 }
 
 export async function processCrmChanges(deps: Deps, portalId: number, changes: CrmChange[]): Promise<ChangeOutcome[]> {
@@ -91,6 +93,7 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
     read: new Map(),
     touchedMembers: new Set(),
     touchedDeals: new Map(),
+    dealEntries: new Map(),
   };
   run.programs.set(run.current.version, run.current);
 
@@ -342,7 +345,7 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
   // The deal's client now and before: when the deal changed hands, both clients' deals are
   // re-settled (first-won-deal qualification moves with it). Locks in a fixed order.
   const clients = [...new Set([client?.id, previous?.clientMemberId].filter((id): id is number => typeof id === 'number'))].sort((a, b) => a - b);
-  await store.transaction(async (tx) => {
+  const referral = await store.transaction(async (tx) => {
     for (const id of clients) await tx.lock(run.portalId, `client:${id}`);
     if (!clients.length) await tx.lock(run.portalId, `deal:${dealId}`);
     const before = (await tx.deals.get(run.portalId, dealId)) ?? previous;
@@ -375,6 +378,7 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
         await settle(run, tx, deal, clientDeals, clientReferral);
       }
     }
+    return referral;
   });
 
   if (won && client && !client.code) {
@@ -382,7 +386,6 @@ async function processDeal(run: Run, dealId: number, facts: DealFacts | null): P
     if (program.enrol.onFirstWonDeal) await enroll(run, client, program.enrol.codePrefix);
   }
   if (client) run.touchedMembers.add(client.id);
-  const referral = client ? await store.referrals.activeFor(run.portalId, client.id) : null;
   // The client's active referral decides the deal's referrer; a rejected one shows none.
   const referrerMemberId = client ? (referral?.referrerMemberId ?? null) : (dealReferrer?.id ?? null);
   run.touchedDeals.set(dealId, { referrerMemberId, deleted: facts === null });
@@ -408,6 +411,7 @@ async function settle(run: Run, tx: TxRepos, deal: DealState, clientDeals: Clien
   }
   const existing = await tx.ledger.forDeal(run.portalId, deal.dealId);
   const planned = settleDeal({ dealId: deal.dealId, desired, existing, now: run.now });
+  run.dealEntries.set(deal.dealId, existing);
   if (planned.length === 0) return;
   const { inserted } = await tx.ledger.append(
     planned.map((p) => ({
@@ -427,6 +431,7 @@ async function settle(run: Run, tx: TxRepos, deal: DealState, clientDeals: Clien
       createdAt: run.now,
     })),
   );
+  run.dealEntries.set(deal.dealId, [...existing, ...inserted]);
   for (const entry of inserted) {
     run.touchedMembers.add(entry.memberId);
     run.deps.log.info(
@@ -529,7 +534,8 @@ async function writeProjections(run: Run): Promise<void> {
     const key = projectionKey('deal', dealId);
     const current = run.read.get(key) ?? lastWritten.get(key);
     const referrer = referrerMemberId ? byId.get(referrerMemberId) ?? null : null;
-    const entries = await store.ledger.forDeal(run.portalId, dealId);
+    // Every touched deal was settled in this run; reading the ledger again is only a safety net.
+    const entries = run.dealEntries.get(dealId) ?? (await store.ledger.forDeal(run.portalId, dealId));
     if (!referrer && !entries.length && !lastWritten.has(key)) continue; // not ours to touch
     const desired = dealProjection({
       referrer: referrer ? personTarget(referrer) : null,

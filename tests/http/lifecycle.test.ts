@@ -53,6 +53,7 @@ describe('lifecycle', () => {
     await h.worker.drain();
     expect(h.portal.commands('event.bind').map((c) => c.params)).toEqual([{ event: 'ONCRMDEALUPDATE', handler: `${APP_BASE_URL}/b24/events` }]);
     expect(h.portal.commands().filter((c) => /\.add$/.test(c.method))).toEqual([]);
+    expect(await h.store.jobs.depth(await pid())).toEqual({ queued: 0, running: 0, dead: 0 });
   });
 });
 
