@@ -10,6 +10,7 @@ import { errorHandler, notFound, requestId } from './middleware/error-handler.js
 import { queryParser } from './middleware/body.js';
 import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
+import { frameRoutes } from './routes/frame.js';
 import { healthRoutes } from './routes/health.js';
 import { installRoutes } from './routes/install.js';
 
@@ -28,13 +29,14 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', true);
   app.use(requestId());
   app.use(healthRoutes({ ready: deps.ready }));
-  // The frame SDK for pages rendered inside Bitrix24 (install wizard, later the UI).
+  // The frame SDK for pages rendered inside Bitrix24 (install wizard, frame pages).
   app.get('/static/b24jssdk.js', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=86400');
     res.sendFile(sdkBundle);
   });
   app.use(installRoutes(deps));
   app.use(eventRoutes(deps));
+  app.use(frameRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(notFound);
   app.use(errorHandler(deps.log));

@@ -36,6 +36,17 @@ export const installFormSchema = z.object({
   PLACEMENT: optionalText,
 });
 
+/**
+ * A frame page request (the main page or a placement, reference §1.3, §7.3): the form merged with
+ * the query. Only what the server verifies is read; the tokens stay with the frame SDK.
+ */
+export const frameFormSchema = z.object({
+  member_id: nonEmpty.max(128),
+  DOMAIN: optionalText,
+  APPLICATION_TOKEN: optionalText,
+  PLACEMENT: optionalText,
+});
+
 export function detailsOf(error: z.ZodError, prefix = ''): ErrorDetail[] {
   return error.issues.map((i) => ({ path: prefix + i.path.map(String).join('.'), message: i.message }));
 }

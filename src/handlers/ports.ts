@@ -147,6 +147,7 @@ export interface Referral extends NewReferral {
 }
 
 export interface ReferralRepo {
+  get(portalId: number, referralId: number): Promise<Referral | null>;
   /** The referee's active referral (at most one exists per referee). */
   activeFor(portalId: number, refereeMemberId: number): Promise<Referral | null>;
   /**
@@ -224,6 +225,8 @@ export interface LedgerRepo {
    */
   append(entries: NewLedgerEntry[]): Promise<{ inserted: LedgerEntry[]; duplicates: string[] }>;
   forDeal(portalId: number, dealId: number): Promise<LedgerEntry[]>;
+  /** Every entry of these deals, oldest first. */
+  forDeals(portalId: number, dealIds: number[]): Promise<LedgerEntry[]>;
   /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
   balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;

@@ -85,6 +85,16 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       return rows.map(toEntry);
     },
 
+    async forDeals(portalId, dealIds) {
+      if (dealIds.length === 0) return [];
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.dealId, dealIds)))
+        .orderBy(asc(ledgerEntries.id));
+      return rows.map(toEntry);
+    },
+
     async balances(portalId, memberIds, now) {
       const result = new Map<number, Balance>(memberIds.map((id) => [id, { available: 0, pending: 0 }]));
       if (memberIds.length === 0) return result;

@@ -52,6 +52,15 @@ export function createReferralRepo(db: Db): ReferralRepo {
   }
 
   return {
+    async get(portalId, referralId) {
+      const [row] = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), eq(referrals.id, referralId)))
+        .limit(1);
+      return row ? toReferral(row) : null;
+    },
+
     activeFor,
 
     async record(input) {

@@ -243,9 +243,12 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.members.getMany(a.id, [inB.referrer.id, inB.referee.id])).toEqual([]);
         expect(await store.referrals.activeFor(a.id, inB.referee.id)).toBeNull();
         expect(await store.referrals.chain(a.id, inB.referee.id, 5)).toEqual([]);
+        const referralOfB = await store.referrals.activeFor(b.id, inB.referee.id);
+        expect(await store.referrals.get(a.id, referralOfB!.id)).toBeNull();
         expect(await store.referrals.countByReferrer(a.id, [inB.referrer.id])).toEqual(new Map([[inB.referrer.id, 0]]));
         expect((await store.programs.current(a.id))?.document).toEqual({ tag: 'A' });
         expect((await store.ledger.forDeal(a.id, 5)).map((e) => e.amount)).toEqual([100]);
+        expect((await store.ledger.forDeals(a.id, [5])).map((e) => e.amount)).toEqual([100]);
         expect(await store.ledger.forMember(a.id, inB.referrer.id, { limit: 10 })).toEqual([]);
         expect(await store.ledger.balances(a.id, [inB.referrer.id], at(1))).toEqual(new Map([[inB.referrer.id, { available: 0, pending: 0 }]]));
         expect((await store.deals.get(a.id, 5))?.amount).toBe(1000);
@@ -393,6 +396,14 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.referrals.chain(portal.id, g.id, 10)).toEqual([e.id, f.id]);
       });
 
+      it('gets a referral by id', async () => {
+        const portal = await newPortal();
+        const [referee, referrer] = await Promise.all([1, 2].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const recorded = await store.referrals.record(referral(portal.id, referee!, referrer!, { code: 'ABC234' }));
+        expect(await store.referrals.get(portal.id, recorded.id)).toEqual(recorded);
+        expect(await store.referrals.get(portal.id, recorded.id + 1000)).toBeNull();
+      });
+
       it('counts active referrals per referrer', async () => {
         const portal = await newPortal();
         const m = await Promise.all([1, 2, 3, 4, 5].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
@@ -505,6 +516,9 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(page1.map((e) => e.amount)).toEqual([5, 4]);
         const page2 = await store.ledger.forMember(portal.id, member.id, { limit: 2, beforeId: page1[1]!.id });
         expect(page2.map((e) => e.amount)).toEqual([3, 2]);
+        expect((await store.ledger.forDeals(portal.id, [21, 20])).map((e) => e.amount)).toEqual([1, 2, 3, 4, 5]);
+        expect((await store.ledger.forDeals(portal.id, [21, 99])).map((e) => e.amount)).toEqual([1, 3, 5]);
+        expect(await store.ledger.forDeals(portal.id, [])).toEqual([]);
       });
 
       it('is append-only in the database', async () => {

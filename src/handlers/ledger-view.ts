@@ -1,0 +1,61 @@
+/**
+ * What the read API shows of members and ledger entries, shared by read-member and read-deal:
+ * CRM references instead of internal member ids, amounts as decimals in the program currency
+ * (SPEC 3), and each entry's status derived from its deal slot (src/rules/ledger-status.ts).
+ */
+import { entryStatuses, type EntryStatus } from '../rules/ledger-status.js';
+import { fromMinor } from '../rules/money.js';
+import type { PersonRef } from './crm-entities.js';
+import type { LedgerEntry, LedgerKind, LedgerReason, Member, Repos } from './ports.js';
+
+export interface LedgerItem {
+  id: number;
+  /** ISO time the entry was written. */
+  at: string;
+  reason: LedgerReason;
+  kind: LedgerKind;
+  /** Decimal, program currency; negative for reversals and redemptions. */
+  amount: number;
+  status: EntryStatus;
+  dealId: number | null;
+  level: number;
+  /** ISO time the amount becomes (or became) available. */
+  availableAt: string;
+  comment: string | null;
+}
+
+/** The CRM card a member shows on: its contact, else its lead. */
+export function personOf(member: Member | null | undefined): PersonRef | null {
+  if (!member) return null;
+  if (member.contactId !== null) return { entity: 'contact', id: member.contactId };
+  if (member.leadId !== null) return { entity: 'lead', id: member.leadId };
+  return null;
+}
+
+/**
+ * Ledger entries as the API answers them, in the given order. `slotEntries` are the other
+ * entries of the same deals (for the reversed status); when omitted they are read.
+ */
+export async function ledgerItems(
+  store: Pick<Repos, 'ledger'>,
+  portalId: number,
+  entries: LedgerEntry[],
+  now: Date,
+  slotEntries?: LedgerEntry[],
+): Promise<LedgerItem[]> {
+  const dealIds = [...new Set(entries.map((e) => e.dealId).filter((id): id is number => id !== null))];
+  const slots = slotEntries ?? (await store.ledger.forDeals(portalId, dealIds));
+  const statuses = entryStatuses(entries, slots, now);
+  return entries.map((e) => ({
+    id: e.id,
+    at: e.createdAt.toISOString(),
+    reason: e.reason,
+    kind: e.kind,
+    amount: fromMinor(e.amount),
+    status: statuses.get(e.id) ?? 'available',
+    dealId: e.dealId,
+    level: e.level,
+    availableAt: e.availableAt.toISOString(),
+    comment: e.comment,
+  }));
+}

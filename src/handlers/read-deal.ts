@@ -1,0 +1,57 @@
+/**
+ * GET /api/deals/:id (SPEC 3, 7 deal tab): the deal's referral (code and referrer), every ledger
+ * entry the deal caused with its status and beneficiary, and its client's balance — read within
+ * the caller's portal. A deal Sarafan has not seen (or that caused nothing) is a normal card:
+ * `referral: null`, no entries.
+ */
+import { fromMinor } from '../rules/money.js';
+import type { PersonRef } from './crm-entities.js';
+import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
+import { currentProgram } from './program-versions.js';
+import type { Deps, Installation, ReferralSource } from './ports.js';
+
+export interface DealEntry extends LedgerItem {
+  /** Who the entry credits or debits. */
+  member: PersonRef | null;
+}
+
+export interface DealAnswer {
+  id: number;
+  /** The program currency all amounts are in. */
+  currency: string;
+  referral: { code: string | null; referrer: PersonRef | null; source: ReferralSource } | null;
+  /** Oldest first. */
+  entries: DealEntry[];
+  client: (PersonRef & { balance: number; pending: number }) | null;
+}
+
+export async function readDeal(deps: Deps, installation: Installation, dealId: number): Promise<DealAnswer> {
+  const { store } = deps;
+  const portalId = installation.id;
+  const now = deps.clock.now();
+  const { program } = await currentProgram(store.programs, portalId, now);
+  const [deal, entries] = await Promise.all([store.deals.get(portalId, dealId), store.ledger.forDeal(portalId, dealId)]);
+
+  const referral = deal?.referralId ? await store.referrals.get(portalId, deal.referralId) : null;
+  const clientMemberId = deal?.clientMemberId ?? null;
+  const memberIds = [...new Set([...entries.map((e) => e.memberId), ...(referral?.referrerMemberId ? [referral.referrerMemberId] : []), ...(clientMemberId ? [clientMemberId] : [])])];
+  const members = new Map((await store.members.getMany(portalId, memberIds)).map((m) => [m.id, m]));
+  const items = await ledgerItems(store, portalId, entries, now, entries);
+
+  let client: DealAnswer['client'] = null;
+  const clientRef = clientMemberId ? personOf(members.get(clientMemberId)) : null;
+  if (clientMemberId && clientRef) {
+    const balance = (await store.ledger.balances(portalId, [clientMemberId], now)).get(clientMemberId) ?? { available: 0, pending: 0 };
+    client = { ...clientRef, balance: fromMinor(balance.available), pending: fromMinor(balance.pending) };
+  }
+
+  return {
+    id: dealId,
+    currency: program.currency,
+    referral: referral
+      ? { code: referral.code, referrer: referral.referrerMemberId ? personOf(members.get(referral.referrerMemberId)) : null, source: referral.source }
+      : null,
+    entries: items.map((item, i) => ({ ...item, member: personOf(members.get(entries[i]!.memberId)) })),
+    client,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * GET /api/members/:entity/:id (SPEC 3, 7 contact/lead tab): what Sarafan knows of a CRM contact
+ * or lead — code, link, balance, pending, tier, referrals, referrer and the ledger, newest first,
+ * paged by entry id. Everything is read within the caller's portal. A person Sarafan has never
+ * seen is a normal card: `enrolled: false` and zeros, not an error.
+ *
+ * Limits: the tier is computed from the deals Sarafan has seen for the client (as the CRM
+ * projection is); names of people are the portal's to show, so only CRM references are answered.
+ */
+import { fromMinor } from '../rules/money.js';
+import { referralLink } from '../rules/referral-link.js';
+import { tierFor } from '../rules/rewards.js';
+import type { PersonRef } from './crm-entities.js';
+import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
+import { currentProgram } from './program-versions.js';
+import type { Deps, Installation, PersonEntity } from './ports.js';
+
+export const DEFAULT_LEDGER_PAGE = 20;
+export const MAX_LEDGER_PAGE = 100;
+
+export interface ReadMemberQuery {
+  entity: PersonEntity;
+  id: number;
+  /** Page size, 1..MAX_LEDGER_PAGE. */
+  limit: number;
+  /** Only entries older than this entry id (the previous page's `nextBefore`). */
+  before?: number;
+}
+
+export interface MemberAnswer {
+  entity: PersonEntity;
+  id: number;
+  /** Has a referral code (SPEC 5: given on enrolment). */
+  enrolled: boolean;
+  code: string | null;
+  link: string | null;
+  joinedAt: string | null;
+  /** The program currency all amounts are in. */
+  currency: string;
+  balance: number;
+  pending: number;
+  tier: string | null;
+  nextTier: { name: string; from: number } | null;
+  /** Active referrals this person made. */
+  referrals: number;
+  referrer: PersonRef | null;
+  ledger: LedgerItem[];
+  /** Cursor for the next (older) page; null when this page is the last. */
+  nextBefore: number | null;
+}
+
+export async function readMember(deps: Deps, installation: Installation, q: ReadMemberQuery): Promise<MemberAnswer> {
+  const { store } = deps;
+  const portalId = installation.id;
+  const now = deps.clock.now();
+  const { program } = await currentProgram(store.programs, portalId, now);
+  const member = await store.members.findByEntity(portalId, q.entity, q.id);
+  const answer: MemberAnswer = {
+    entity: q.entity,
+    id: q.id,
+    enrolled: false,
+    code: null,
+    link: null,
+    joinedAt: null,
+    currency: program.currency,
+    balance: 0,
+    pending: 0,
+    tier: null,
+    nextTier: null,
+    referrals: 0,
+    referrer: null,
+    ledger: [],
+    nextBefore: null,
+  };
+  if (!member) return answer;
+
+  const [balances, counts, referral, deals, entries] = await Promise.all([
+    store.ledger.balances(portalId, [member.id], now),
+    store.referrals.countByReferrer(portalId, [member.id]),
+    store.referrals.activeFor(portalId, member.id),
+    store.deals.forClient(portalId, member.id),
+    store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
+  ]);
+  const balance = balances.get(member.id) ?? { available: 0, pending: 0 };
+  const referrer = referral?.referrerMemberId ? await store.members.get(portalId, referral.referrerMemberId) : null;
+  const tier = tierFor(
+    program,
+    deals.map((d) => ({ dealId: d.dealId, won: d.won && !d.deleted, firstWonAt: d.firstWonAt, amount: d.amount })),
+  );
+  return {
+    ...answer,
+    enrolled: member.code !== null,
+    code: member.code,
+    link: member.code === null ? null : referralLink(deps.appBaseUrl, installation.memberId, member.code),
+    joinedAt: member.joinedAt?.toISOString() ?? null,
+    balance: fromMinor(balance.available),
+    pending: fromMinor(balance.pending),
+    tier: tier?.name ?? null,
+    nextTier: tier?.next ?? null,
+    referrals: counts.get(member.id) ?? 0,
+    referrer: personOf(referrer),
+    ledger: await ledgerItems(store, portalId, entries, now),
+    nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,
+  };
+}
