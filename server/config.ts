@@ -33,6 +33,8 @@ interface BaseConfig {
 /** No Bitrix24 credentials: the sandbox portal runs. The caller derives and persists a secret key when none is set. */
 export interface SandboxConfig extends BaseConfig {
   readonly sandboxMode: true;
+  /** SANDBOX_PORT: where the sandbox portal listens (default PORT + 1). */
+  readonly sandboxPort: number;
   readonly b24ClientId: null;
   readonly b24ClientSecret: null;
   readonly secretKey: string | null;
@@ -145,6 +147,7 @@ const EnvSchema = z
     B24_OAUTH_URL: envVar(isHttpUrl),
     SARAFAN_SECRET_KEY: envVar(isSecretKey),
     B24_ALLOW_INSECURE_PORTALS: envVar(isBoolean),
+    SANDBOX_PORT: envVar(isPort),
     SARAFAN_ROLE: envVar(oneOf(ROLES)),
     LOG_LEVEL: envVar(oneOf(LOG_LEVELS)),
   })
@@ -158,6 +161,9 @@ const EnvSchema = z
         ctx.addIssue({ code: 'custom', path: ['B24_CLIENT_ID'], message: 'required when B24_CLIENT_SECRET is set (set both or neither)' });
       }
       const production = env.B24_CLIENT_ID !== undefined || env.B24_CLIENT_SECRET !== undefined;
+      if (!production && env.SANDBOX_PORT !== undefined && env.SANDBOX_PORT === (env.PORT ?? '3000')) {
+        ctx.addIssue({ code: 'custom', path: ['SANDBOX_PORT'], message: `must differ from PORT (${env.PORT ?? '3000'}): the sandbox portal is a separate site` });
+      }
       if (production && env.SARAFAN_SECRET_KEY === undefined) {
         ctx.addIssue({
           code: 'custom',
@@ -190,7 +196,18 @@ const EnvSchema = z
         secretKey: env.SARAFAN_SECRET_KEY,
       };
     }
-    return { ...base, sandboxMode: true, b24ClientId: null, b24ClientSecret: null, secretKey: env.SARAFAN_SECRET_KEY ?? null };
+    // Sandbox mode: the local sandbox portal is also the OAuth server, and it lives on loopback.
+    const sandboxPort = env.SANDBOX_PORT === undefined ? port + 1 : Number(env.SANDBOX_PORT);
+    return {
+      ...base,
+      oauthUrl: withoutTrailingSlash(env.B24_OAUTH_URL ?? `http://localhost:${sandboxPort}`),
+      allowInsecurePortals: true,
+      sandboxMode: true,
+      sandboxPort,
+      b24ClientId: null,
+      b24ClientSecret: null,
+      secretKey: env.SARAFAN_SECRET_KEY ?? null,
+    };
   });
 
 /** Parses and validates the environment; throws ConfigError listing every bad key. */

@@ -33,11 +33,12 @@ describe('loadConfig', () => {
       appBaseUrl: 'http://localhost:3000',
       dataDir: path.resolve('./data'),
       databaseUrl: null,
-      oauthUrl: 'https://oauth.bitrix.info',
-      allowInsecurePortals: false,
+      oauthUrl: 'http://localhost:3001',
+      allowInsecurePortals: true,
       role: 'all',
       logLevel: 'info',
       sandboxMode: true,
+      sandboxPort: 3001,
       b24ClientId: null,
       b24ClientSecret: null,
       secretKey: null,
@@ -47,6 +48,13 @@ describe('loadConfig', () => {
 
   it('derives the default base URL from PORT', () => {
     expect(loadConfig({ PORT: '8080' }).appBaseUrl).toBe('http://localhost:8080');
+  });
+
+  it('puts the sandbox portal (and so the OAuth server) on PORT + 1 unless SANDBOX_PORT says otherwise', () => {
+    expect(loadConfig({ PORT: '8080' })).toMatchObject({ sandboxPort: 8081, oauthUrl: 'http://localhost:8081' });
+    expect(loadConfig({ SANDBOX_PORT: '4000' })).toMatchObject({ sandboxPort: 4000, oauthUrl: 'http://localhost:4000' });
+    expect(() => loadConfig({ PORT: '4000', SANDBOX_PORT: '4000' })).toThrow(/SANDBOX_PORT: must differ from PORT/);
+    expect(() => loadConfig({ SANDBOX_PORT: 'x' })).toThrow(/SANDBOX_PORT/);
   });
 
   it('treats blank variables as unset and trims values', () => {
@@ -92,7 +100,10 @@ describe('loadConfig', () => {
     ['false', false],
     ['0', false],
   ])('reads B24_ALLOW_INSECURE_PORTALS=%s as %s', (value, expected) => {
-    expect(loadConfig({ B24_ALLOW_INSECURE_PORTALS: value }).allowInsecurePortals).toBe(expected);
+    const production = { B24_CLIENT_ID: 'app.x', B24_CLIENT_SECRET: 'secret', SARAFAN_SECRET_KEY: SECRET_KEY };
+    expect(loadConfig({ ...production, B24_ALLOW_INSECURE_PORTALS: value }).allowInsecurePortals).toBe(expected);
+    // The sandbox portal lives on loopback over http: sandbox mode always allows it.
+    expect(loadConfig({ B24_ALLOW_INSECURE_PORTALS: value }).allowInsecurePortals).toBe(true);
   });
 
   it('accepts postgresql:// as well as postgres://', () => {

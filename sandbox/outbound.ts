@@ -1,0 +1,386 @@
+/**
+ * What the sandbox portal sends to applications (reference §1.2–1.6, §4.2, §8.2, §12
+ * "Emulator-side outbound behaviours"):
+ * - after every CRM change, the bound ONCRM… events, form-encoded with bracket keys, to every
+ *   handler of an installed app; token-less when a robot made the change; never before
+ *   installFinish;
+ * - on entering a deal or lead stage, the robots put on that stage, one after another, each
+ *   waiting for `bizproc.event.send` unless it does not subscribe;
+ * - the install: the wizard form POSTed to the app's install URL, ONAPPINSTALL once the frame
+ *   (or the headless installer) calls installFinish; ONAPPUNINSTALL on removal.
+ * Like Bitrix24, a failed delivery is not retried. Tests can make deliveries drop, repeat,
+ * wait or arrive in another order (`setFaults`).
+ */
+import { randomBytes } from 'node:crypto';
+import qs from 'qs';
+import type { ChangeNote, EntityKind, Portal, Row, SandboxApp, StageRobot } from './types.js';
+
+export interface Faults {
+  /** Drop the next N event deliveries. */
+  drop: number;
+  /** Deliver each of the next N events twice. */
+  duplicate: number;
+  /** Hold every delivery this long before sending it. */
+  delayMs: number;
+  /** Collect the next N events and deliver them in reverse order. */
+  reorder: number;
+}
+
+export interface Delivery {
+  id: number;
+  event: string;
+  handler: string;
+  /** HTTP status, 0 when the request failed, null while pending. */
+  status: number | null;
+  error?: string;
+  dropped?: boolean;
+  at: string;
+}
+
+export interface OutboundOptions {
+  fetchImpl?: typeof fetch;
+  /** Per delivery; default 10 s (Bitrix24 drops slow handlers too). */
+  timeoutMs?: number;
+  /** How long a subscribed robot waits for bizproc.event.send before the next one runs; default 10 min. */
+  robotWaitMs?: number;
+  log?: (msg: string, extra?: Row) => void;
+}
+
+const EVENT_NAMES: Record<EntityKind, Record<ChangeNote['kind'], string>> = {
+  deal: { add: 'ONCRMDEALADD', update: 'ONCRMDEALUPDATE', delete: 'ONCRMDEALDELETE' },
+  lead: { add: 'ONCRMLEADADD', update: 'ONCRMLEADUPDATE', delete: 'ONCRMLEADDELETE' },
+  contact: { add: 'ONCRMCONTACTADD', update: 'ONCRMCONTACTUPDATE', delete: 'ONCRMCONTACTDELETE' },
+};
+
+const DOCUMENT_TYPES = {
+  deal: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+  lead: ['crm', 'CCrmDocumentLead', 'LEAD'],
+} as const;
+
+interface Pending {
+  event: string;
+  handler: string;
+  body: string;
+}
+
+export class Outbound {
+  private faults: Faults = { drop: 0, duplicate: 0, delayMs: 0, reorder: 0 };
+  private readonly held: Pending[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly robotChains = new Map<string, Promise<void>>();
+  readonly deliveries: Delivery[] = [];
+  private nextDelivery = 1;
+  private readonly unsubscribe: () => void;
+  private readonly fetchImpl: typeof fetch;
+  private readonly log: NonNullable<OutboundOptions['log']>;
+
+  constructor(
+    private readonly portal: Portal,
+    private readonly opts: OutboundOptions = {},
+  ) {
+    this.fetchImpl = opts.fetchImpl ?? fetch;
+    this.log = opts.log ?? (() => {});
+    this.unsubscribe = portal.onChange((note) => this.onChange(note));
+  }
+
+  setFaults(f: Partial<Faults>): Faults {
+    for (const [k, v] of Object.entries(f)) {
+      if (!(k in this.faults)) throw new Error(`unknown fault "${k}" (known: ${Object.keys(this.faults).join(', ')})`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`fault "${k}" must be a non-negative integer`);
+    }
+    this.faults = { ...this.faults, ...f };
+    if (this.faults.reorder === 0) this.releaseHeld();
+    return { ...this.faults };
+  }
+
+  getFaults(): Faults {
+    return { ...this.faults };
+  }
+
+  /** Resolves once nothing is being delivered and no robot chain is running. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size || this.robotChains.size) {
+      await Promise.allSettled([...this.inFlight, ...this.robotChains.values()]);
+    }
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  // ---------------------------------------------------------------- install lifecycle
+
+  /**
+   * Installs without a browser: POSTs the wizard form like the install slider would (reference
+   * §1.3) and then finishes the install as the page's `installFinish()` would.
+   */
+  async installHeadless(clientId: string, userId = 1): Promise<{ status: number; body: string }> {
+    const app = this.requireApp(clientId);
+    const page = await this.postForm(this.frameUrl(app.installUrl), this.frameForm(app, userId, 'DEFAULT'));
+    if (page.status !== 200) return page;
+    await this.installFinished(clientId);
+    return page;
+  }
+
+  /** installFinish was called: the app is installed, ONAPPINSTALL goes to its handlers (reference §1.5). */
+  async installFinished(clientId: string): Promise<void> {
+    const app = this.portal.setAppInstalled(clientId, true);
+    const adminId = this.firstAdmin();
+    const t = this.portal.issueTokens(clientId, adminId);
+    const body = {
+      event: 'ONAPPINSTALL',
+      data: { VERSION: app.version, ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'ru' },
+      ts: String(Math.floor(Date.now() / 1000)),
+      auth: {
+        ...this.authBase(app),
+        access_token: t.accessToken,
+        refresh_token: t.refreshToken,
+        expires: String(t.expires),
+        expires_in: String(t.expiresIn),
+        user_id: String(adminId),
+      },
+    };
+    await this.sendToBound(app, 'ONAPPINSTALL', body, { immediate: true });
+  }
+
+  /** Uninstall: ONAPPUNINSTALL (no tokens, reference §1.6) to the handlers bound before removal. */
+  async uninstall(clientId: string, clean: boolean): Promise<void> {
+    const app = this.requireApp(clientId);
+    if (app.installed && app.applicationToken) {
+      const body = { event: 'ONAPPUNINSTALL', data: { LANGUAGE_ID: 'ru', CLEAN: clean ? '1' : '0' }, ts: String(Math.floor(Date.now() / 1000)), auth: this.authBase(app) };
+      await this.sendToBound(app, 'ONAPPUNINSTALL', body, { immediate: true });
+    }
+    this.portal.uninstallApp(clientId, clean);
+    await this.idle();
+  }
+
+  /** The app page's POST fields (reference §1.3) for a user. */
+  frameForm(app: SandboxApp, userId: number, placement: string, options?: Row): Row {
+    const t = this.portal.issueTokens(app.clientId, userId);
+    const form: Row = {
+      AUTH_ID: t.accessToken,
+      AUTH_EXPIRES: String(t.expiresIn),
+      REFRESH_ID: t.refreshToken,
+      SERVER_ENDPOINT: `${this.portal.origin}/rest/`,
+      APPLICATION_SCOPE: app.scope,
+      member_id: this.portal.memberId,
+      status: 'L',
+      PLACEMENT: placement,
+    };
+    if (app.applicationToken) form.APPLICATION_TOKEN = app.applicationToken;
+    if (options) form.PLACEMENT_OPTIONS = JSON.stringify(options);
+    return form;
+  }
+
+  /** The query string Bitrix24 adds to frame URLs (reference §1.3). */
+  frameUrl(handler: string, appSid = randomBytes(16).toString('hex')): string {
+    const url = new URL(handler);
+    url.searchParams.set('DOMAIN', this.portal.domain);
+    url.searchParams.set('PROTOCOL', this.portal.protocol === 'https' ? '1' : '0');
+    url.searchParams.set('LANG', 'ru');
+    url.searchParams.set('APP_SID', appSid);
+    return url.toString();
+  }
+
+  // ---------------------------------------------------------------- CRM events and robots
+
+  private onChange(note: ChangeNote): void {
+    const event = EVENT_NAMES[note.entity][note.kind];
+    for (const app of this.portal.apps()) {
+      if (!app.installed || !app.applicationToken) continue;
+      const auth: Row = this.authBase(app);
+      if (!note.actor.byRobot) {
+        const t = this.portal.issueTokens(app.clientId, note.actor.userId);
+        Object.assign(auth, {
+          access_token: t.accessToken,
+          expires: String(t.expires),
+          expires_in: String(t.expiresIn),
+          user_id: String(note.actor.userId),
+        });
+      }
+      const body = { event, data: { FIELDS: { ID: String(note.id) } }, ts: String(Math.floor(Date.now() / 1000)), auth };
+      void this.sendToBound(app, event, body, {});
+    }
+    if (note.enteredStage && (note.entity === 'deal' || note.entity === 'lead')) {
+      this.startRobots(note.entity, note.id, note.enteredStage);
+    }
+  }
+
+  private startRobots(entity: 'deal' | 'lead', id: number, stageId: string): void {
+    const docType = entity === 'deal' ? 'DEAL' : 'LEAD';
+    const robots = this.portal.stageRobots().filter((r) => r.documentType === docType && r.stageId === stageId);
+    if (!robots.length) return;
+    // Robots of one document run one after another, like an automation rule chain.
+    const key = `${entity}:${id}`;
+    const previous = this.robotChains.get(key) ?? Promise.resolve();
+    const chain = previous.then(async () => {
+      for (const r of robots) await this.runRobot(r, entity, id);
+    });
+    const tracked = chain.catch((e: unknown) => this.log('robot.chain_failed', { error: String(e) })).finally(() => {
+      if (this.robotChains.get(key) === tracked) this.robotChains.delete(key);
+    });
+    this.robotChains.set(key, tracked);
+  }
+
+  private async runRobot(stageRobot: StageRobot, entity: 'deal' | 'lead', id: number): Promise<void> {
+    const app = this.portal.app(stageRobot.clientId);
+    const robot = this.portal.robots().find((r) => r.clientId === stageRobot.clientId && r.code === stageRobot.code);
+    if (!app?.installed || !app.applicationToken || !robot) return;
+    const document = this.portal.getEntity(entity, id);
+    if (!document) return;
+    const run = this.portal.startRobotRun({ clientId: app.clientId, code: robot.code, document: { entity, id }, subscribe: robot.useSubscription });
+    const t = this.portal.issueTokens(app.clientId, robot.authUserId);
+    const properties: Row = {};
+    for (const [k, v] of Object.entries(stageRobot.properties)) properties[k] = resolveExpressions(v, document);
+    const body = {
+      workflow_id: run.workflowId,
+      code: robot.code,
+      document_id: [...DOCUMENT_TYPES[entity].slice(0, 2), `${DOCUMENT_TYPES[entity][2]}_${id}`],
+      document_type: [...DOCUMENT_TYPES[entity]],
+      event_token: run.eventToken,
+      properties,
+      use_subscription: robot.useSubscription ? 'Y' : 'N',
+      timeout_duration: '0',
+      ts: String(Math.floor(Date.now() / 1000)),
+      auth: {
+        ...this.authBase(app),
+        access_token: t.accessToken,
+        refresh_token: t.refreshToken,
+        expires: String(t.expires),
+        expires_in: String(t.expiresIn),
+        user_id: String(robot.authUserId),
+      },
+    };
+    const delivered = await this.deliver({ event: `robot:${robot.code}`, handler: robot.handler, body: qs.stringify(body) });
+    if (!delivered || !robot.useSubscription) return;
+    await this.waitForAnswer(run.eventToken);
+  }
+
+  private async waitForAnswer(eventToken: string): Promise<void> {
+    const deadline = Date.now() + (this.opts.robotWaitMs ?? 600_000);
+    while (Date.now() < deadline) {
+      const run = this.portal.robotRuns().find((r) => r.eventToken === eventToken);
+      if (!run || run.status !== 'waiting') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.log('robot.answer_timeout', {});
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  /** Immediate deliveries (the install lifecycle) skip the faults and are awaited; CRM events are scheduled. */
+  private async sendToBound(app: SandboxApp, event: string, body: Row, opts: { immediate?: boolean }): Promise<void> {
+    const encoded = qs.stringify(body);
+    const sent: Promise<void>[] = [];
+    for (const b of this.portal.eventBindings()) {
+      if (b.clientId !== app.clientId || b.event !== event || b.offline) continue;
+      const pending = { event, handler: b.handler, body: `${encoded}&event_handler_id=${encodeURIComponent(String(bindingId(b.handler, event)))}` };
+      if (opts.immediate) sent.push(this.deliver(pending).then(() => undefined));
+      else this.schedule(pending);
+    }
+    await Promise.all(sent);
+  }
+
+  private schedule(p: Pending): void {
+    if (this.faults.drop > 0) {
+      this.faults.drop--;
+      this.deliveries.push({ id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, dropped: true, at: new Date().toISOString() });
+      return;
+    }
+    const copies = this.faults.duplicate > 0 ? (this.faults.duplicate--, 2) : 1;
+    for (let i = 0; i < copies; i++) {
+      if (this.faults.reorder > 0) {
+        this.held.push(p);
+        if (this.held.length >= this.faults.reorder) {
+          this.faults.reorder = 0;
+          this.releaseHeld();
+        }
+        continue;
+      }
+      this.dispatch(p);
+    }
+  }
+
+  private releaseHeld(): void {
+    const held = this.held.splice(0).reverse();
+    for (const p of held) this.dispatch(p);
+  }
+
+  private dispatch(p: Pending): void {
+    const delay = this.faults.delayMs;
+    const run = delay > 0 ? new Promise<void>((r) => setTimeout(r, delay)).then(() => this.deliver(p)) : this.deliver(p);
+    this.track(run.then(() => undefined));
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.finally(() => this.inFlight.delete(t));
+    this.inFlight.add(t);
+  }
+
+  /** One POST, no retry (Bitrix24 never retries, reference §4.4). */
+  private async deliver(p: Pending): Promise<boolean> {
+    const d: Delivery = { id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, at: new Date().toISOString() };
+    this.deliveries.push(d);
+    if (this.deliveries.length > 1000) this.deliveries.splice(0, this.deliveries.length - 1000);
+    const r = await this.postForm(p.handler, p.body);
+    d.status = r.status;
+    if (r.status < 200 || r.status >= 300) {
+      d.error = r.body.slice(0, 200);
+      this.log('event.delivery_failed', { event: p.event, handler: p.handler, status: r.status });
+      return false;
+    }
+    return true;
+  }
+
+  private async postForm(url: string, form: Row | string): Promise<{ status: number; body: string }> {
+    try {
+      const res = await this.fetchImpl(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'Bitrix24 Webhook Engine (sandbox)' },
+        body: typeof form === 'string' ? form : qs.stringify(form),
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        redirect: 'manual',
+      });
+      return { status: res.status, body: await res.text() };
+    } catch (e) {
+      return { status: 0, body: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  private authBase(app: SandboxApp): Row {
+    return {
+      domain: this.portal.domain,
+      client_endpoint: `${this.portal.origin}/rest/`,
+      server_endpoint: `${this.portal.origin}/rest/`,
+      member_id: this.portal.memberId,
+      application_token: app.applicationToken ?? '',
+      scope: app.scope,
+      status: 'L',
+    };
+  }
+
+  private requireApp(clientId: string): SandboxApp {
+    const app = this.portal.app(clientId);
+    if (!app) throw new Error(`no application ${clientId} on this portal`);
+    return app;
+  }
+
+  private firstAdmin(): number {
+    return this.portal.users().find((u) => u.ADMIN)?.ID ?? 1;
+  }
+}
+
+/** `{=Document:FIELD}` in a robot property becomes the document's value, as Bitrix24 resolves it before the call. */
+export function resolveExpressions(value: string, document: Row): string {
+  return value.replace(/\{=Document:([A-Z0-9_]+)\}/g, (_m, field: string) => {
+    const v = document[field];
+    return v === undefined || v === null ? '' : Array.isArray(v) ? v.join(',') : String(v);
+  });
+}
+
+/** A stable handler id per (handler, event), like Bitrix24's event_handler_id. */
+function bindingId(handler: string, event: string): number {
+  let h = 0;
+  for (const c of `${event}|${handler}`) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h % 100_000;
+}

@@ -1,0 +1,270 @@
+/**
+ * Application frames (reference §1.3, §7.3, §7.6), the Applications page (install wizard, main
+ * page, uninstall) and the JSON endpoints the parent-side frame host calls.
+ */
+import { randomBytes } from 'node:crypto';
+import express, { type Request, type Response, type Router } from 'express';
+import type { PlacementBinding, SandboxApp, SandboxUser } from '../types.js';
+import { currentUser, describeError, formText, send, type WebContext } from './context.js';
+import { html, jsonForScript, raw, type Html } from './html.js';
+
+export interface FrameSpec {
+  app: SandboxApp;
+  user: SandboxUser;
+  /** The app URL the frame POSTs to (handlerUrl, installUrl or a placement handler). */
+  url: string;
+  placement: string;
+  /** PLACEMENT_OPTIONS; null for DEFAULT (the field is then not sent). */
+  placementOptions: Record<string, string> | null;
+  install: boolean;
+  context: 'install' | 'main' | 'tab';
+  title: string;
+  /** Where closeApplication goes. */
+  closeUrl: string;
+}
+
+/** The form fields of reference §1.3 (what the frame's handler receives in its POST body). */
+export function frameFormFields(ctx: WebContext, spec: FrameSpec, tokens: { accessToken: string; refreshToken: string; expiresIn: number }): [string, string][] {
+  const { portal } = ctx;
+  const fields: [string, string][] = [
+    ['AUTH_ID', tokens.accessToken],
+    ['AUTH_EXPIRES', String(tokens.expiresIn)],
+    ['REFRESH_ID', tokens.refreshToken],
+    ['SERVER_ENDPOINT', `${portal.origin}/rest/`],
+  ];
+  if (spec.app.applicationToken) fields.push(['APPLICATION_TOKEN', spec.app.applicationToken]);
+  fields.push(['APPLICATION_SCOPE', spec.app.scope], ['member_id', portal.memberId], ['status', 'L'], ['PLACEMENT', spec.placement]);
+  if (spec.placementOptions) fields.push(['PLACEMENT_OPTIONS', JSON.stringify(spec.placementOptions)]);
+  return fields;
+}
+
+export function frameAction(url: string, query: Record<string, string>): string {
+  try {
+    const target = new URL(url);
+    for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v);
+    return target.toString();
+  } catch {
+    const q = new URLSearchParams(query).toString();
+    return `${url}${url.includes('?') ? '&' : '?'}${q}`;
+  }
+}
+
+/**
+ * An app iframe named "<DOMAIN>|<PROTOCOL>|<APP_SID>", the hidden form POSTing §1.3's fields into
+ * it (submitted by the frame host on load) and the init data the host answers getInitData with.
+ */
+export function renderFrame(ctx: WebContext, spec: FrameSpec): Html {
+  const { portal } = ctx;
+  const sid = randomBytes(16).toString('hex');
+  const protocol = portal.protocol === 'https' ? '1' : '0';
+  const name = `${portal.domain}|${protocol}|${sid}`;
+  let fields: [string, string][];
+  let action: string;
+  if (ctx.hooks.frameForm) {
+    const form = ctx.hooks.frameForm(spec.app, spec.user.ID, spec.placement, spec.placementOptions ?? undefined);
+    fields = Object.entries(form).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)]);
+  } else {
+    fields = frameFormFields(ctx, spec, portal.issueTokens(spec.app.clientId, spec.user.ID));
+  }
+  if (ctx.hooks.frameUrl) {
+    action = ctx.hooks.frameUrl(spec.url, sid);
+  } else {
+    action = frameAction(spec.url, { DOMAIN: portal.domain, PROTOCOL: protocol, LANG: 'ru', APP_SID: sid });
+  }
+  const field = (name: string): string => fields.find(([k]) => k === name)?.[1] ?? '';
+  const tokens = { accessToken: field('AUTH_ID'), refreshToken: field('REFRESH_ID'), expiresIn: Number(field('AUTH_EXPIRES')) || 3600 };
+  const init = {
+    DOMAIN: portal.domain,
+    PROTOCOL: protocol,
+    PATH: '/rest',
+    LANG: 'ru',
+    AUTH_ID: tokens.accessToken,
+    REFRESH_ID: tokens.refreshToken,
+    AUTH_EXPIRES: String(tokens.expiresIn),
+    MEMBER_ID: portal.memberId,
+    IS_ADMIN: spec.user.ADMIN,
+    APP_OPTIONS: ctx.options.app(spec.app.clientId),
+    USER_OPTIONS: ctx.options.user(spec.app.clientId, spec.user.ID),
+    PLACEMENT: spec.placement,
+    PLACEMENT_OPTIONS: spec.placementOptions ?? {},
+    INSTALL: spec.install,
+    FIRST_RUN: false,
+  };
+  const data = { sid, clientId: spec.app.clientId, context: spec.context, closeUrl: spec.closeUrl, init };
+  return html`<div class="app-frame-wrap" data-frame-sid="${sid}" data-client-id="${spec.app.clientId}" data-placement="${spec.placement}">
+  <div class="app-frame-title">${spec.title}</div>
+  <iframe class="app-frame" name="${name}" data-testid="app-frame" title="${spec.title}" allow="clipboard-write"></iframe>
+  <form method="post" target="${name}" action="${action}" data-frame-form hidden>
+    ${fields.map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}
+    <noscript><button type="submit">Открыть приложение</button></noscript>
+  </form>
+  <script type="application/json" class="sandbox-frame-data">${raw(jsonForScript(data))}</script>
+</div>`;
+}
+
+export const FRAME_HOST_TAG = raw('<script src="/_sandbox/static/frame-host.js"></script>');
+
+/** Placement bindings of installed apps for a placement code, visible to a user. */
+export function visiblePlacements(ctx: WebContext, placement: string, user: SandboxUser): PlacementBinding[] {
+  return ctx.portal
+    .placements()
+    .filter((p) => p.placement === placement && (!p.userId || p.userId === user.ID) && ctx.portal.app(p.clientId)?.installed === true);
+}
+
+export function placementTitle(ctx: WebContext, p: PlacementBinding): string {
+  const lang = p.langAll && typeof p.langAll === 'object' ? (p.langAll as Record<string, unknown>).ru : undefined;
+  const ru = lang && typeof lang === 'object' ? (lang as Record<string, unknown>).TITLE : undefined;
+  return p.title || (typeof ru === 'string' ? ru : '') || ctx.portal.app(p.clientId)?.title || p.placement;
+}
+
+function appStatus(app: SandboxApp): Html {
+  return app.installed
+    ? html`<span class="status status-installed" data-testid="install-status">Установлено</span>`
+    : app.applicationToken
+      ? html`<span class="status status-pending" data-testid="install-status">Установка не завершена</span>`
+      : html`<span class="status status-absent" data-testid="install-status">Не установлено</span>`;
+}
+
+function marketplace(ctx: WebContext, req: Request, res: Response, error: string | null = null): void {
+  const user = currentUser(req, ctx.portal);
+  const apps = ctx.portal.apps();
+  const rows = apps.map(
+    (app) => html`<div class="card" data-testid="app-${app.clientId}">
+  <div class="toolbar"><h2 class="grow" style="margin:0">${app.title}</h2>${appStatus(app)}</div>
+  <p class="muted">Код <code>${app.code}</code> · версия ${app.version} · client_id <code>${app.clientId}</code> · права: ${app.scope}</p>
+  <div class="toolbar">
+    ${user.ADMIN
+      ? html`<a class="btn" href="/marketplace/app/${encodeURIComponent(app.clientId)}/install/" data-testid="install">${app.installed ? 'Переустановить' : 'Установить'}</a>`
+      : html`<span class="muted">Устанавливать и удалять приложения может только администратор портала.</span>`}
+    ${app.installed ? html`<a class="btn btn-light" href="/marketplace/app/${encodeURIComponent(app.clientId)}/" data-testid="open">Открыть</a>` : ''}
+  </div>
+  ${user.ADMIN && (app.installed || app.applicationToken)
+    ? html`<form method="post" action="/marketplace/app/${encodeURIComponent(app.clientId)}/uninstall" class="toolbar" data-confirm="Удалить приложение «${app.title}»?">
+    <label><input type="checkbox" name="clean" value="1" data-testid="uninstall-clean"> Удалить данные приложения</label>
+    <button type="submit" class="btn btn-danger btn-small" data-testid="uninstall">Удалить</button>
+  </form>`
+    : ''}
+</div>`,
+  );
+  send(ctx, req, res, {
+    status: error ? 400 : 200,
+    title: 'Приложения',
+    section: 'marketplace',
+    ...(error ? { flash: { kind: 'error' as const, text: error } } : {}),
+    body: html`${rows.length ? rows : html`<div class="card muted">На портале нет приложений.</div>`}`,
+  });
+}
+
+function appPage(ctx: WebContext, req: Request, res: Response, mode: 'install' | 'main'): void {
+  const clientId = String(req.params.clientId ?? '');
+  const app = ctx.portal.app(clientId);
+  const user = currentUser(req, ctx.portal);
+  if (!app) {
+    send(ctx, req, res, { status: 404, title: 'Приложение не найдено', section: 'marketplace', flash: { kind: 'error', text: `Приложение ${clientId} не найдено` }, body: html`<a href="/marketplace/">К приложениям</a>` });
+    return;
+  }
+  const mainUrl = `/marketplace/app/${encodeURIComponent(app.clientId)}/`;
+  if (mode === 'main' && !app.installed) {
+    if (user.ADMIN) {
+      res.redirect(303, `${mainUrl}install/`);
+      return;
+    }
+    send(ctx, req, res, {
+      status: 403,
+      title: app.title,
+      section: 'marketplace',
+      flash: { kind: 'error', text: 'Приложение установлено не полностью. Обратитесь к администратору портала.' },
+      body: html`<div class="card">${appStatus(app)}</div>`,
+    });
+    return;
+  }
+  if (mode === 'install' && !user.ADMIN) {
+    send(ctx, req, res, {
+      status: 403,
+      title: `Установка: ${app.title}`,
+      section: 'marketplace',
+      flash: { kind: 'error', text: 'Устанавливать приложения может только администратор портала. Переключитесь на администратора в шапке.' },
+      body: html`<div class="card">${appStatus(app)}</div>`,
+    });
+    return;
+  }
+  const frame = renderFrame(ctx, {
+    app,
+    user,
+    url: mode === 'install' ? app.installUrl || app.handlerUrl : app.handlerUrl,
+    placement: 'DEFAULT',
+    placementOptions: null,
+    install: mode === 'install' ? true : !app.installed,
+    context: mode,
+    title: app.title,
+    closeUrl: '/marketplace/',
+  });
+  const head =
+    mode === 'install'
+      ? html`<div class="card"><div class="toolbar"><div class="grow">Мастер установки приложения «${app.title}». Когда приложение вызовет <code>installFinish</code>, оно будет считаться установленным.</div>${appStatus(app)}</div>
+  <p data-show-when-installed${app.installed ? '' : raw(' hidden')}><a class="btn" href="${mainUrl}" data-testid="open-app">Открыть приложение</a></p></div>`
+      : '';
+  send(ctx, req, res, { title: app.title, section: 'marketplace', body: html`${head}${frame}`, tail: FRAME_HOST_TAG });
+}
+
+function jsonError(res: Response, status: number, error: string): void {
+  res.status(status).json({ error });
+}
+
+export function appRoutes(ctx: WebContext): Router {
+  const router = express.Router();
+  const json = express.json({ limit: '256kb' });
+
+  router.get('/marketplace', (req, res) => marketplace(ctx, req, res));
+  router.get('/marketplace/app/:clientId', (req, res) => appPage(ctx, req, res, 'main'));
+  router.get('/marketplace/app/:clientId/install', (req, res) => appPage(ctx, req, res, 'install'));
+  router.post('/marketplace/app/:clientId/uninstall', async (req, res) => {
+    const user = currentUser(req, ctx.portal);
+    const clientId = String(req.params.clientId ?? '');
+    if (!user.ADMIN) return marketplace(ctx, req, res, 'Удалять приложения может только администратор портала.');
+    if (!ctx.portal.app(clientId)) return marketplace(ctx, req, res, `Приложение ${clientId} не найдено`);
+    const clean = formText(req.body, 'clean') === '1' || formText(req.body, 'clean') === 'Y';
+    try {
+      await ctx.hooks.uninstall(clientId, clean);
+    } catch (err) {
+      return marketplace(ctx, req, res, `Не удалось удалить приложение: ${describeError(err)}`);
+    }
+    res.redirect(303, '/marketplace/?done=uninstalled');
+  });
+
+  /** refreshAuth: a fresh token pair for the cookie user and the frame's app. */
+  router.post('/_sandbox/frame/auth', json, (req, res) => {
+    const clientId = typeof req.body?.clientId === 'string' ? req.body.clientId : '';
+    const app = ctx.portal.app(clientId);
+    if (!app) return jsonError(res, 404, `unknown application ${clientId}`);
+    const user = currentUser(req, ctx.portal);
+    const tokens = ctx.portal.issueTokens(app.clientId, user.ID);
+    res.set('Cache-Control', 'no-store').json({ AUTH_ID: tokens.accessToken, REFRESH_ID: tokens.refreshToken, AUTH_EXPIRES: String(tokens.expiresIn) });
+  });
+
+  /** setInstallFinish from the install wizard frame. */
+  router.post('/_sandbox/frame/install-finish', json, async (req, res) => {
+    const clientId = typeof req.body?.clientId === 'string' ? req.body.clientId : '';
+    if (!ctx.portal.app(clientId)) return jsonError(res, 404, `unknown application ${clientId}`);
+    if (!currentUser(req, ctx.portal).ADMIN) return jsonError(res, 403, 'only an administrator can install applications');
+    try {
+      await ctx.hooks.installFinished(clientId);
+    } catch (err) {
+      return jsonError(res, 500, describeError(err));
+    }
+    res.json({ ok: true, installed: ctx.portal.app(clientId)?.installed === true });
+  });
+
+  /** setAppOption / setUserOption: kept for later getInitData answers. */
+  router.post('/_sandbox/frame/option', json, (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const clientId = typeof body.clientId === 'string' ? body.clientId : '';
+    const name = typeof body.name === 'string' ? body.name : '';
+    if (!ctx.portal.app(clientId) || !name) return jsonError(res, 400, 'clientId and name are required');
+    const user = currentUser(req, ctx.portal);
+    ctx.options.set(body.scope === 'user' ? 'user' : 'app', clientId, user.ID, name, body.value);
+    res.json({ ok: true });
+  });
+
+  return router;
+}

@@ -1,0 +1,1 @@
+export { webRoutes, type WebHooks } from './routes.js';

@@ -1,0 +1,271 @@
+/**
+ * What the sandbox portal sends to an application: the install wizard POST, ONAPPINSTALL after
+ * installFinish, ONCRM… events form-encoded after each change (token-less for robots, none
+ * before the install is finished), robots run on stage entry and waiting for
+ * bizproc.event.send (answered here through B24OAuth), ONAPPUNINSTALL, and the test faults.
+ * A tiny HTTP server plays the application and records every request it gets.
+ */
+import { B24OAuth } from '@bitrix24/b24jssdk';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import qs from 'qs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox } from '../../sandbox/server.js';
+import type { Row } from '../../sandbox/types.js';
+
+interface Received {
+  path: string;
+  contentType: string;
+  raw: string;
+  body: Row;
+}
+
+const CLIENT_ID = 'local.outbound.test';
+const CLIENT_SECRET = 'outbound-secret';
+let app: Server;
+let appUrl: string;
+let sandbox: Sandbox;
+const received: Received[] = [];
+
+beforeAll(async () => {
+  app = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString('utf8')));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', raw, body: qs.parse(raw, { depth: 10 }) as Row });
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end('<p>ok</p>');
+    });
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+  sandbox = await startSandbox({
+    port: 0,
+    dataDir: null,
+    limits: false,
+    robotWaitMs: 5_000,
+    apps: [
+      {
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        code: 'outbound',
+        title: 'Outbound test app',
+        version: '3',
+        scope: 'crm,bizproc,placement',
+        handlerUrl: `${appUrl}/app`,
+        installUrl: `${appUrl}/install`,
+      },
+    ],
+  });
+});
+
+afterAll(async () => {
+  await sandbox?.close();
+  await new Promise<void>((r) => app.close(() => r()));
+});
+
+beforeEach(() => {
+  received.length = 0;
+});
+
+const portal = () => sandbox.portal;
+const manager = { userId: 2 };
+const eventsOf = (name: string) => received.filter((r) => r.body.event === name);
+
+function sdkFor(userId = 1): B24OAuth {
+  const t = portal().issueTokens(CLIENT_ID, userId);
+  const b24 = new B24OAuth(
+    {
+      applicationToken: '',
+      userId,
+      memberId: portal().memberId,
+      accessToken: t.accessToken,
+      refreshToken: t.refreshToken,
+      expires: t.expires,
+      expiresIn: t.expiresIn,
+      scope: 'crm,bizproc',
+      domain: portal().domain,
+      clientEndpoint: `${sandbox.url}/rest/`,
+      serverEndpoint: `${sandbox.url}/rest/`,
+      status: 'L',
+    } as ConstructorParameters<typeof B24OAuth>[0],
+    { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+  );
+  b24.offClientSideWarning();
+  return b24;
+}
+
+async function call(b24: B24OAuth, method: string, params: Row = {}): Promise<unknown> {
+  const r = await b24.actions.v2.call.make({ method, params });
+  if (!r.isSuccess) throw new Error(r.getErrorMessages().join('; '));
+  return (r.getData() as { result: unknown }).result;
+}
+
+describe('before the install is finished', () => {
+  it('a bound app gets no events (reference §1.4)', async () => {
+    const b24 = sdkFor();
+    await call(b24, 'event.bind', { event: 'ONCRMCONTACTADD', handler: `${appUrl}/events` });
+    portal().addEntity('contact', { NAME: 'Рано' }, manager);
+    await sandbox.outbound.idle();
+    expect(received).toEqual([]);
+  });
+});
+
+describe('install', () => {
+  it('POSTs the wizard form, then ONAPPINSTALL with tokens once installFinish is called', async () => {
+    const b24 = sdkFor();
+    await call(b24, 'event.bind', { event: 'ONAPPINSTALL', handler: `${appUrl}/events` });
+    const page = await sandbox.outbound.installHeadless(CLIENT_ID);
+    await sandbox.outbound.idle();
+    expect(page.status).toBe(200);
+    const [wizard, install] = received;
+    expect(wizard!.path).toMatch(/^\/install\?DOMAIN=127\.0\.0\.1%3A\d+&PROTOCOL=0&LANG=ru&APP_SID=[0-9a-f]{32}$/);
+    expect(wizard!.contentType).toBe('application/x-www-form-urlencoded');
+    expect(wizard!.body).toMatchObject({ member_id: portal().memberId, PLACEMENT: 'DEFAULT', SERVER_ENDPOINT: `${sandbox.url}/rest/`, status: 'L' });
+    expect(portal().authenticate(String(wizard!.body.AUTH_ID))).toEqual({ clientId: CLIENT_ID, userId: 1 });
+    // No application token before the install is finished.
+    expect(wizard!.body.APPLICATION_TOKEN).toBeUndefined();
+
+    const appToken = portal().app(CLIENT_ID)!.applicationToken!;
+    expect(appToken).toMatch(/\w{16,}/);
+    expect(install!.body).toMatchObject({
+      event: 'ONAPPINSTALL',
+      data: { VERSION: '3', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'ru' },
+      auth: { member_id: portal().memberId, application_token: appToken, domain: portal().domain, client_endpoint: `${sandbox.url}/rest/`, user_id: '1' },
+    });
+    expect(install!.raw).toContain('auth%5Brefresh_token%5D=');
+    expect(portal().authenticate(String((install!.body.auth as Row).access_token))).toEqual({ clientId: CLIENT_ID, userId: 1 });
+  });
+});
+
+describe('CRM events', () => {
+  beforeAll(async () => {
+    const b24 = sdkFor();
+    for (const event of ['ONCRMDEALADD', 'ONCRMDEALUPDATE', 'ONCRMDEALDELETE']) await call(b24, 'event.bind', { event, handler: `${appUrl}/events` });
+  });
+
+  it('posts ONCRMCONTACTADD form-encoded with bracket keys and the acting user’s tokens', async () => {
+    const id = portal().addEntity('contact', { NAME: 'Алла' }, manager);
+    await sandbox.outbound.idle();
+    const [e] = eventsOf('ONCRMCONTACTADD');
+    expect(e!.contentType).toBe('application/x-www-form-urlencoded');
+    expect(e!.raw).toMatch(new RegExp(`(^|&)data%5BFIELDS%5D%5BID%5D=${id}(&|$)`));
+    expect(e!.body).toMatchObject({ data: { FIELDS: { ID: String(id) } }, auth: { user_id: '2', member_id: portal().memberId, application_token: portal().app(CLIENT_ID)!.applicationToken } });
+    expect(e!.body.event_handler_id).toMatch(/^\d+$/);
+    expect(portal().authenticate(String((e!.body.auth as Row).access_token))).toEqual({ clientId: CLIENT_ID, userId: 2 });
+  });
+
+  it('changes made through REST by the app itself come back as events too', async () => {
+    const id = Number(await call(sdkFor(), 'crm.deal.add', { fields: { TITLE: 'Через REST' } }));
+    await call(sdkFor(), 'crm.deal.update', { id, fields: { OPPORTUNITY: 5 } });
+    await sandbox.outbound.idle();
+    expect(eventsOf('ONCRMDEALADD').map((e) => (e.body.data as Row).FIELDS)).toEqual([{ ID: String(id) }]);
+    expect(eventsOf('ONCRMDEALUPDATE').map((e) => (e.body.data as Row).FIELDS)).toEqual([{ ID: String(id) }]);
+  });
+
+  it('a change made by a robot comes without tokens', async () => {
+    const id = portal().addEntity('deal', { TITLE: 'Робот' }, manager);
+    const res = await fetch(`${sandbox.url}/_sandbox/control/crm/deal/${id}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ fields: { STAGE_ID: 'WON' } }) });
+    expect(res.status).toBe(200);
+    await sandbox.outbound.idle();
+    const update = eventsOf('ONCRMDEALUPDATE').at(-1)!;
+    const auth = update.body.auth as Row;
+    expect(Object.keys(auth).sort()).toEqual(['application_token', 'client_endpoint', 'domain', 'member_id', 'scope', 'server_endpoint', 'status']);
+    expect(portal().getEntity('deal', id)?.STAGE_SEMANTIC_ID).toBe('S');
+  });
+
+  it('drops, duplicates, delays and reorders deliveries when told to', async () => {
+    const put = (body: Row) => fetch(`${sandbox.url}/_sandbox/control/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await put({ drop: -1 })).status).toBe(400);
+    expect((await put({ drop: 1, duplicate: 1 })).status).toBe(200);
+    const a = portal().addEntity('deal', { TITLE: 'a' }, manager); // dropped
+    const b = portal().addEntity('deal', { TITLE: 'b' }, manager); // twice
+    await sandbox.outbound.idle();
+    expect(eventsOf('ONCRMDEALADD').map((e) => Number((e.body.data as Row as { FIELDS: { ID: string } }).FIELDS.ID))).toEqual([b, b]);
+    expect(sandbox.outbound.deliveries.some((d) => d.dropped)).toBe(true);
+    expect(a).toBeLessThan(b);
+
+    received.length = 0;
+    sandbox.outbound.setFaults({ reorder: 3 });
+    const ids = [1, 2, 3].map((n) => portal().addEntity('deal', { TITLE: `r${n}` }, manager));
+    await sandbox.outbound.idle();
+    expect(eventsOf('ONCRMDEALADD').map((e) => Number(((e.body.data as Row).FIELDS as Row).ID))).toEqual([...ids].reverse());
+
+    received.length = 0;
+    sandbox.outbound.setFaults({ delayMs: 300 });
+    const started = Date.now();
+    portal().addEntity('deal', { TITLE: 'late' }, manager);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toEqual([]);
+    await sandbox.outbound.idle();
+    expect(received).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    sandbox.outbound.setFaults({ delayMs: 0 });
+  });
+});
+
+describe('robots', () => {
+  it('runs the robots put on a stage when a deal enters it, and waits for bizproc.event.send', async () => {
+    const b24 = sdkFor();
+    await call(b24, 'bizproc.robot.add', {
+      CODE: 'outbound_accrue',
+      HANDLER: `${appUrl}/robots/accrue`,
+      AUTH_USER_ID: 1,
+      NAME: 'Начислить',
+      USE_SUBSCRIPTION: 'Y',
+      PROPERTIES: { amount: { Name: 'Сумма', Type: 'double' } },
+      RETURN_PROPERTIES: { balance: { Name: 'Баланс', Type: 'double' } },
+      DOCUMENT_TYPE: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    await call(b24, 'bizproc.robot.add', {
+      CODE: 'outbound_second',
+      HANDLER: `${appUrl}/robots/second`,
+      AUTH_USER_ID: 1,
+      NAME: 'Второй',
+      USE_SUBSCRIPTION: 'N',
+      DOCUMENT_TYPE: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    portal().addStageRobot({ clientId: CLIENT_ID, code: 'outbound_accrue', documentType: 'DEAL', stageId: 'EXECUTING', properties: { amount: '{=Document:OPPORTUNITY}' } });
+    portal().addStageRobot({ clientId: CLIENT_ID, code: 'outbound_second', documentType: 'DEAL', stageId: 'EXECUTING', properties: {} });
+
+    const deal = portal().addEntity('deal', { TITLE: 'Робот', OPPORTUNITY: 1500 }, manager);
+    portal().updateEntity('deal', deal, { STAGE_ID: 'EXECUTING' }, manager);
+    await new Promise((r) => setTimeout(r, 300));
+    const calls = () => received.filter((r) => r.path.startsWith('/robots/'));
+    expect(calls().map((c) => c.path)).toEqual(['/robots/accrue']); // the second waits for the first
+    const robot = calls()[0]!.body;
+    expect(robot).toMatchObject({
+      code: 'outbound_accrue',
+      document_id: ['crm', 'CCrmDocumentDeal', `DEAL_${deal}`],
+      document_type: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+      properties: { amount: '1500.00' },
+      use_subscription: 'Y',
+      auth: { user_id: '1', application_token: portal().app(CLIENT_ID)!.applicationToken },
+    });
+    expect(portal().robotRuns().find((r) => r.eventToken === robot.event_token)?.status).toBe('waiting');
+
+    await call(b24, 'bizproc.event.send', { EVENT_TOKEN: robot.event_token, RETURN_VALUES: { balance: '150' }, LOG_MESSAGE: 'Начислено' });
+    await sandbox.outbound.idle();
+    expect(calls().map((c) => c.path)).toEqual(['/robots/accrue', '/robots/second']);
+    const run = portal().robotRuns().find((r) => r.eventToken === robot.event_token)!;
+    expect(run).toMatchObject({ status: 'done', returnValues: { balance: '150' } });
+    // A token answers once.
+    await expect(call(b24, 'bizproc.event.send', { EVENT_TOKEN: robot.event_token, RETURN_VALUES: {} })).rejects.toThrow();
+  });
+});
+
+describe('uninstall', () => {
+  it('posts ONAPPUNINSTALL without tokens with CLEAN, then drops the bindings', async () => {
+    await call(sdkFor(), 'event.bind', { event: 'ONAPPUNINSTALL', handler: `${appUrl}/events` });
+    const appToken = portal().app(CLIENT_ID)!.applicationToken;
+    await sandbox.outbound.uninstall(CLIENT_ID, true);
+    const [e] = eventsOf('ONAPPUNINSTALL');
+    expect(e!.body).toMatchObject({ data: { CLEAN: '1' }, auth: { application_token: appToken, member_id: portal().memberId } });
+    expect((e!.body.auth as Row).access_token).toBeUndefined();
+    expect(portal().eventBindings().filter((b) => b.clientId === CLIENT_ID)).toEqual([]);
+    expect(portal().app(CLIENT_ID)?.installed).toBe(false);
+    received.length = 0;
+    portal().addEntity('deal', { TITLE: 'после' }, manager);
+    await sandbox.outbound.idle();
+    expect(received).toEqual([]);
+  });
+});

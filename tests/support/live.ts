@@ -1,0 +1,110 @@
+/**
+ * Sarafan and the sandbox portal over real HTTP on loopback, wired as `npm start` wires them:
+ * Sarafan's OAuth server is the sandbox, the sandbox knows Sarafan as an installable app, events
+ * and robot calls travel as form POSTs and REST calls go through b24jssdk. Nothing is mocked.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { createApp } from '../../server/app.js';
+import { composeDeps } from '../../server/compose.js';
+import { createWorker, type Worker } from '../../server/jobs/worker.js';
+import { createLogger } from '../../server/logger.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { Deps, Installation } from '../../src/handlers/ports.js';
+import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../../sandbox/apps.js';
+import { startSandbox, type Sandbox } from '../../sandbox/server.js';
+
+export interface Live {
+  sandbox: Sandbox;
+  sarafanUrl: string;
+  deps: Deps;
+  worker: Worker;
+  logs: string[];
+  /** Runs the queue and the portal's deliveries until both are quiet. */
+  settle(): Promise<void>;
+  installation(): Promise<Installation>;
+  close(): Promise<void>;
+}
+
+export interface LiveOptions {
+  /** Install Sarafan into the sandbox without a browser (the wizard POST + installFinish). Default true. */
+  install?: boolean;
+  /** Run the worker loop in the background (as in production) instead of draining on settle(). */
+  backgroundWorker?: boolean;
+  limits?: { drainPerSec: number; burst: number } | false;
+  tokenLifetimeSec?: number;
+}
+
+export async function startLive(opts: LiveOptions = {}): Promise<Live> {
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger({ level: 'debug', destination });
+  const sandbox = await startSandbox({
+    port: 0,
+    dataDir: null,
+    limits: opts.limits ?? false,
+    ...(opts.tokenLifetimeSec ? { tokenLifetimeSec: opts.tokenLifetimeSec } : {}),
+    log: (msg, extra) => logs.push(JSON.stringify({ sandbox: msg, ...extra })),
+  });
+  // Sarafan's base URL is needed to build it, and is known only once it listens.
+  const http: Server = createServer();
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const sarafanUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const store = await openStore({ memory: true, secretKey: 'live-test-secret-key-0123456789abcdef' });
+  const deps = composeDeps({
+    store,
+    log,
+    appBaseUrl: sarafanUrl,
+    clientId: SANDBOX_CLIENT_ID,
+    clientSecret: SANDBOX_CLIENT_SECRET,
+    oauthUrl: sandbox.url,
+    allowInsecurePortals: true,
+  });
+  http.on('request', createApp({ ...deps, ready: () => store.ready() }));
+  sandbox.portal.upsertApp(sarafanApp(sarafanUrl));
+  const worker = createWorker(deps, { workerId: 'live-worker', idleMs: 50 });
+  if (opts.backgroundWorker) worker.start();
+
+  const live: Live = {
+    sandbox,
+    sarafanUrl,
+    deps,
+    worker,
+    logs,
+    async settle() {
+      for (let round = 0; round < 200; round++) {
+        await sandbox.outbound.idle();
+        if (!opts.backgroundWorker) await worker.drain();
+        await sandbox.outbound.idle();
+        const depth = await store.jobs.depth();
+        if (depth.queued === 0 && depth.running === 0) return;
+        if (opts.backgroundWorker) await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('the queue and the portal did not settle within 200 rounds');
+    },
+    async installation() {
+      const i = await store.installations.findByMemberId(sandbox.portal.memberId);
+      if (!i) throw new Error('Sarafan has no installation for the sandbox portal');
+      return i;
+    },
+    async close() {
+      if (opts.backgroundWorker) await worker.stop();
+      await sandbox.close();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await store.close();
+    },
+  };
+  if (opts.install ?? true) {
+    const page = await sandbox.outbound.installHeadless(SANDBOX_CLIENT_ID);
+    if (page.status !== 200) throw new Error(`the install wizard answered ${page.status}: ${page.body.slice(0, 300)}`);
+    await live.settle();
+  }
+  return live;
+}
