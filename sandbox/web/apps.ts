@@ -114,7 +114,8 @@ export function visiblePlacements(ctx: WebContext, placement: string, user: Sand
 export function placementTitle(ctx: WebContext, p: PlacementBinding): string {
   const lang = p.langAll && typeof p.langAll === 'object' ? (p.langAll as Record<string, unknown>).ru : undefined;
   const ru = lang && typeof lang === 'object' ? (lang as Record<string, unknown>).TITLE : undefined;
-  return p.title || (typeof ru === 'string' ? ru : '') || ctx.portal.app(p.clientId)?.title || p.placement;
+  // The portal speaks Russian: LANG_ALL's ru title wins over the default TITLE, as in Bitrix24.
+  return (typeof ru === 'string' && ru ? ru : '') || p.title || ctx.portal.app(p.clientId)?.title || p.placement;
 }
 
 function appStatus(app: SandboxApp): Html {
