@@ -125,20 +125,11 @@ export class Outbound {
   /** installFinish was called: the app is installed, ONAPPINSTALL goes to its handlers (reference §1.5). */
   async installFinished(clientId: string): Promise<void> {
     const app = this.portal.setAppInstalled(clientId, true);
-    const adminId = this.firstAdmin();
-    const t = this.portal.issueTokens(clientId, adminId);
     const body = {
       event: 'ONAPPINSTALL',
       data: { VERSION: app.version, ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'ru' },
       ts: String(Math.floor(Date.now() / 1000)),
-      auth: {
-        ...this.authBase(app),
-        access_token: t.accessToken,
-        refresh_token: t.refreshToken,
-        expires: String(t.expires),
-        expires_in: String(t.expiresIn),
-        user_id: String(adminId),
-      },
+      auth: this.authWithTokens(app, this.firstAdmin(), true),
     };
     await this.sendToBound(app, 'ONAPPINSTALL', body, { immediate: true });
   }
@@ -188,16 +179,8 @@ export class Outbound {
     const event = EVENT_NAMES[note.entity][note.kind];
     for (const app of this.portal.apps()) {
       if (!app.installed || !app.applicationToken) continue;
-      const auth: Row = this.authBase(app);
-      if (!note.actor.byRobot) {
-        const t = this.portal.issueTokens(app.clientId, note.actor.userId);
-        Object.assign(auth, {
-          access_token: t.accessToken,
-          expires: String(t.expires),
-          expires_in: String(t.expiresIn),
-          user_id: String(note.actor.userId),
-        });
-      }
+      // Reference §4.2: the acting user's tokens (no refresh token); none when a robot acted.
+      const auth = note.actor.byRobot ? this.authBase(app) : this.authWithTokens(app, note.actor.userId, false);
       const body = { event, data: { FIELDS: { ID: String(note.id) } }, ts: String(Math.floor(Date.now() / 1000)), auth };
       void this.sendToBound(app, event, body, {});
     }
@@ -229,7 +212,6 @@ export class Outbound {
     const document = this.portal.getEntity(entity, id);
     if (!document) return;
     const run = this.portal.startRobotRun({ clientId: app.clientId, code: robot.code, document: { entity, id }, subscribe: robot.useSubscription });
-    const t = this.portal.issueTokens(app.clientId, robot.authUserId);
     const properties: Row = {};
     for (const [k, v] of Object.entries(stageRobot.properties)) properties[k] = resolveExpressions(v, document);
     const body = {
@@ -242,14 +224,7 @@ export class Outbound {
       use_subscription: robot.useSubscription ? 'Y' : 'N',
       timeout_duration: '0',
       ts: String(Math.floor(Date.now() / 1000)),
-      auth: {
-        ...this.authBase(app),
-        access_token: t.accessToken,
-        refresh_token: t.refreshToken,
-        expires: String(t.expires),
-        expires_in: String(t.expiresIn),
-        user_id: String(robot.authUserId),
-      },
+      auth: this.authWithTokens(app, robot.authUserId, true),
     };
     const delivered = await this.deliver({ event: `robot:${robot.code}`, handler: robot.handler, body: qs.stringify(body) });
     if (!delivered || !robot.useSubscription) return;
@@ -356,6 +331,18 @@ export class Outbound {
       application_token: app.applicationToken ?? '',
       scope: app.scope,
       status: 'L',
+    };
+  }
+
+  private authWithTokens(app: SandboxApp, userId: number, withRefresh: boolean): Row {
+    const t = this.portal.issueTokens(app.clientId, userId);
+    return {
+      ...this.authBase(app),
+      access_token: t.accessToken,
+      ...(withRefresh ? { refresh_token: t.refreshToken } : {}),
+      expires: String(t.expires),
+      expires_in: String(t.expiresIn),
+      user_id: String(userId),
     };
   }
 

@@ -2,12 +2,11 @@
  * Builds Sarafan for HTTP tests the way main.ts does — real store (in-memory PGlite), real
  * gateway over b24jssdk, real logger — with msw playing the portal and the OAuth server.
  */
-import { Writable } from 'node:stream';
 import { setupServer } from 'msw/node';
 import { createApp } from '../../server/app.js';
 import { composeDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
-import { createLogger } from '../../server/logger.js';
+import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Deps, Store } from '../../src/handlers/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
@@ -27,14 +26,7 @@ export interface Harness {
 }
 
 export async function createHarness(opts: { databaseUrl?: string } = {}): Promise<Harness> {
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'debug', destination });
+  const { log, logs } = captureLogs();
   const secretKey = 'test-secret-key-0123456789abcdef0123456789';
   const store = await openStore(opts.databaseUrl ? { databaseUrl: opts.databaseUrl, secretKey } : { memory: true, secretKey });
   const portal = new MswPortal();

@@ -5,11 +5,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { createApp } from '../../server/app.js';
 import { composeDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
-import { createLogger } from '../../server/logger.js';
+import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Deps, Installation } from '../../src/handlers/ports.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../../sandbox/apps.js';
@@ -37,14 +36,7 @@ export interface LiveOptions {
 }
 
 export async function startLive(opts: LiveOptions = {}): Promise<Live> {
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'debug', destination });
+  const { log, logs } = captureLogs();
   const sandbox = await startSandbox({
     port: 0,
     dataDir: null,
