@@ -335,7 +335,7 @@ export class Outbound {
   }
 
   private authWithTokens(app: SandboxApp, userId: number, withRefresh: boolean): Row {
-    const t = this.portal.issueTokens(app.clientId, userId);
+    const t = this.portal.sessionTokens(app.clientId, userId);
     return {
       ...this.authBase(app),
       access_token: t.accessToken,

@@ -213,6 +213,25 @@ export class SandboxPortal implements Portal {
     return { accessToken, refreshToken, expires: Math.floor(expiresAt / 1000), expiresIn: this.tokenLifetimeSec };
   }
 
+  /**
+   * The pair the portal puts into events and robot calls for a user of an app: one per
+   * (app, user) while it has more than five minutes to live, as a logged-in user's session token
+   * would be — not a new pair per delivery, which would crowd out the pairs apps keep.
+   */
+  sessionTokens(clientId: string, userId: number): IssuedTokens {
+    const key = `${clientId}:${userId}`;
+    const current = this.sessions.get(key);
+    const rec = current ? this.state.accessTokens[current] : undefined;
+    if (current && rec && rec.expiresAt - this.now() > 5 * 60_000) {
+      return { accessToken: current, refreshToken: rec.refreshToken, expires: Math.floor(rec.expiresAt / 1000), expiresIn: this.tokenLifetimeSec };
+    }
+    const issued = this.issueTokens(clientId, userId);
+    this.sessions.set(key, issued.accessToken);
+    return issued;
+  }
+
+  private readonly sessions = new Map<string, string>();
+
   /** Drops access tokens expired more than a day ago and spent refresh tokens' leftovers. */
   private prune(now: number): void {
     for (const [t, rec] of Object.entries(this.state.accessTokens)) {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Outbound, type Faults } from './outbound.js';
 import { oauthRoutes } from './oauth.js';
 import { createPortal, type SandboxPortal } from './portal.js';
-import { restRoutes } from './rest/router.js';
+import { restRoutes, type RestOptions, type RestStats } from './rest/index.js';
 import type { EntityKind, SandboxApp } from './types.js';
 import { webRoutes } from './web/routes.js';
 
@@ -39,6 +39,10 @@ export interface Sandbox {
   url: string;
   portal: SandboxPortal;
   outbound: Outbound;
+  /** REST requests the portal admitted and refused (503) since it started. */
+  stats: RestStats;
+  /** Changes the leaky bucket from now on (benchmarks switch it off for their set-up). */
+  setLimits(limits: SandboxOptions['limits']): void;
   close(): Promise<void>;
 }
 
@@ -67,7 +71,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   for (const spec of opts.apps ?? []) portal.upsertApp(spec);
   const outbound = new Outbound(portal, { ...(opts.log ? { log: opts.log } : {}), ...(opts.robotWaitMs ? { robotWaitMs: opts.robotWaitMs } : {}) });
 
-  mounted.use(restRoutes(portal, { limits: opts.limits ?? { drainPerSec: 2, burst: 50 } }));
+  const stats: RestStats = { requests: 0, throttled: 0 };
+  const restOptions: RestOptions = { limits: opts.limits ?? { drainPerSec: 2, burst: 50 }, stats };
+  mounted.use(restRoutes(portal, restOptions));
   mounted.use(oauthRoutes(portal));
   mounted.use('/_sandbox/control', loopbackOnly, express.json(), controlRoutes(portal, outbound));
   mounted.use(
@@ -84,6 +90,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     url,
     portal,
     outbound,
+    stats,
+    setLimits(limits) {
+      restOptions.limits = limits ?? { drainPerSec: 2, burst: 50 };
+    },
     async close() {
       outbound.close();
       await outbound.idle();

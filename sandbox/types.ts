@@ -185,6 +185,8 @@ export interface Portal {
 
   /** A token pair for a user of an app (what the portal hands to a page or an event). */
   issueTokens(clientId: string, userId: number): { accessToken: string; refreshToken: string; expires: number; expiresIn: number };
+  /** The user's current pair for an app, as events and robot calls carry it (reused while fresh). */
+  sessionTokens(clientId: string, userId: number): { accessToken: string; refreshToken: string; expires: number; expiresIn: number };
 
   addEntity(kind: EntityKind, fields: Row, actor: Actor): number;
   updateEntity(kind: EntityKind, id: number, fields: Row, actor: Actor): void;

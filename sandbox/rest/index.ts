@@ -17,6 +17,13 @@ export interface RestOptions {
   /** Leaky bucket per portal (default drain 2/s, burst 50); false disables it. */
   limits?: { drainPerSec: number; burst: number } | false;
   now?: () => number;
+  /** Counters for benchmarks: REST requests admitted and refused by the bucket. */
+  stats?: RestStats;
+}
+
+export interface RestStats {
+  requests: number;
+  throttled: number;
 }
 
 export const CORS_HEADERS: Record<string, string> = {
@@ -87,12 +94,14 @@ function sendError(res: Response, e: PortalError): void {
 
 export function restRoutes(portal: SandboxPortal, opts: RestOptions = {}): Router {
   const now = opts.now ?? portal.now;
-  const limits = opts.limits === false ? null : (opts.limits ?? { drainPerSec: 2, burst: 50 });
+  // Read at every request, so a benchmark can switch the limits off for its set-up and on again.
+  const limitsNow = () => (opts.limits === false ? null : (opts.limits ?? { drainPerSec: 2, burst: 50 }));
   const table = methodTable();
   const bucket = { level: 0, at: now() };
 
   /** +1 for this request; false when the bucket is full. */
   const admit = (): boolean => {
+    const limits = limitsNow();
     if (!limits) return true;
     const t = now();
     bucket.level = Math.max(0, bucket.level - ((t - bucket.at) / 1000) * limits.drainPerSec);
@@ -111,7 +120,11 @@ export function restRoutes(portal: SandboxPortal, opts: RestOptions = {}): Route
     }
     const started = now();
     try {
-      if (!admit()) throw new PortalError('QUERY_LIMIT_EXCEEDED', 'Too many requests', 503);
+      if (!admit()) {
+        if (opts.stats) opts.stats.throttled++;
+        throw new PortalError('QUERY_LIMIT_EXCEEDED', 'Too many requests', 503);
+      }
+      if (opts.stats) opts.stats.requests++;
       const segments = req.path.split('/').filter(Boolean);
       const last = segments[segments.length - 1] ?? '';
       const method = last.replace(/\.json$/i, '').toLowerCase();

@@ -20,8 +20,8 @@ export interface Live {
   deps: Deps;
   worker: Worker;
   logs: string[];
-  /** Runs the queue and the portal's deliveries until both are quiet. */
-  settle(): Promise<void>;
+  /** Runs the queue and the portal's deliveries until both are quiet (or throws after timeoutMs, default 60 s). */
+  settle(timeoutMs?: number): Promise<void>;
   installation(): Promise<Installation>;
   close(): Promise<void>;
 }
@@ -69,16 +69,18 @@ export async function startLive(opts: LiveOptions = {}): Promise<Live> {
     deps,
     worker,
     logs,
-    async settle() {
-      for (let round = 0; round < 200; round++) {
+    async settle(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
         await sandbox.outbound.idle();
         if (!opts.backgroundWorker) await worker.drain();
         await sandbox.outbound.idle();
         const depth = await store.jobs.depth();
         if (depth.queued === 0 && depth.running === 0) return;
-        if (opts.backgroundWorker) await new Promise((r) => setTimeout(r, 50));
+        // Background worker busy, or (draining) a job waiting for its retry: look again shortly.
+        await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error('the queue and the portal did not settle within 200 rounds');
+      throw new Error(`the queue and the portal did not settle within ${timeoutMs} ms (failed jobs wait for their retry)`);
     },
     async installation() {
       const i = await store.installations.findByMemberId(sandbox.portal.memberId);
