@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { B24OAuth, ParamsFactory } from '@bitrix24/b24jssdk';
 import { createPortal, type SandboxPortal } from '../../sandbox/portal.js';
-import { restRoutes } from '../../sandbox/rest/router.js';
+import { restRoutes } from '../../sandbox/rest/index.js';
 import { oauthRoutes } from '../../sandbox/oauth.js';
 
 export const CLIENT_ID = 'local.sandbox.test';
