@@ -15,6 +15,9 @@ export interface CreditingResult {
   deals: number;
   restRequests: number;
   requestsPerDeal: number;
+  /** Methods run, batch commands counted one by one. */
+  commands: number;
+  requestsByMethod: Record<string, number>;
   throttled: number;
   seconds: number;
   allowedSeconds: number;
@@ -47,12 +50,17 @@ export async function benchCrediting(deals: number): Promise<CreditingResult> {
     // it: wait until it is full again, so the measurement starts as a quiet portal would.
     await new Promise((r) => setTimeout(r, (LIMITS.burst / LIMITS.drainPerSec) * 1000));
     live.sandbox.setLimits(LIMITS);
-    const before = { ...live.sandbox.stats };
+    const before = { ...live.sandbox.stats, byMethod: { ...live.sandbox.stats.byMethod } };
     const started = performance.now();
     for (const id of ids) portal.updateEntity('deal', id, { STAGE_ID: 'WON' }, { userId: 0, byRobot: true });
     await live.settle(30 * 60_000);
     const seconds = (performance.now() - started) / 1000;
     const restRequests = live.sandbox.stats.requests - before.requests;
+    const requestsByMethod = Object.fromEntries(
+      Object.entries(live.sandbox.stats.byMethod)
+        .map(([k, v]) => [k, v - (before.byMethod[k] ?? 0)] as const)
+        .filter(([, v]) => v > 0),
+    );
 
     const installation = await live.installation();
     let credited = 0;
@@ -64,6 +72,8 @@ export async function benchCrediting(deals: number): Promise<CreditingResult> {
       deals,
       restRequests,
       requestsPerDeal: restRequests / deals,
+      commands: live.sandbox.stats.commands - before.commands,
+      requestsByMethod,
       throttled: live.sandbox.stats.throttled - before.throttled,
       seconds: Math.round(seconds * 10) / 10,
       allowedSeconds: Math.max(1, Math.max(0, restRequests - LIMITS.burst) / LIMITS.drainPerSec),

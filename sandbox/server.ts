@@ -71,7 +71,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   for (const spec of opts.apps ?? []) portal.upsertApp(spec);
   const outbound = new Outbound(portal, { ...(opts.log ? { log: opts.log } : {}), ...(opts.robotWaitMs ? { robotWaitMs: opts.robotWaitMs } : {}) });
 
-  const stats: RestStats = { requests: 0, throttled: 0 };
+  const stats: RestStats = { requests: 0, throttled: 0, commands: 0, byMethod: {} };
   const restOptions: RestOptions = { limits: opts.limits ?? { drainPerSec: 2, burst: 50 }, stats };
   mounted.use(restRoutes(portal, restOptions));
   mounted.use(oauthRoutes(portal));

@@ -24,6 +24,10 @@ export interface RestOptions {
 export interface RestStats {
   requests: number;
   throttled: number;
+  /** Methods run: one per plain request, one per command inside a batch. */
+  commands: number;
+  /** Requests per method name (a batch counts under `batch:<inner methods>`, for benchmarks' breakdowns). */
+  byMethod: Record<string, number>;
 }
 
 export const CORS_HEADERS: Record<string, string> = {
@@ -151,6 +155,13 @@ export function restRoutes(portal: SandboxPortal, opts: RestOptions = {}): Route
         actor: { userId: who.userId, clientId: who.clientId },
         now,
       };
+      if (opts.stats) {
+        const cmd = method === 'batch' && isObject(params.cmd) ? Object.values(params.cmd) : Array.isArray(params.cmd) ? params.cmd : null;
+        const inner = cmd ? [...new Set(cmd.map((c) => String(c).split('?')[0]))].sort().join('+') : '';
+        opts.stats.commands += cmd ? cmd.length : 1;
+        const key = cmd ? `batch:${inner}` : method;
+        opts.stats.byMethod[key] = (opts.stats.byMethod[key] ?? 0) + 1;
+      }
       const out = invokeIn(table, method, params, ctx);
       const body: Row = { result: out.result };
       if (out.total !== undefined) body.total = out.total;

@@ -4,7 +4,7 @@
  */
 import { F, parseCrmRef } from '../rules/crm-fields.js';
 import { toMinor } from '../rules/money.js';
-import type { CrmEntity, PersonEntity } from './ports.js';
+import type { BatchOutcome, CrmEntity, PersonEntity, PortalGateway } from './ports.js';
 
 export interface PersonRef {
   entity: PersonEntity;
@@ -86,4 +86,44 @@ export function getMethod(entity: CrmEntity): string {
 
 export function updateMethod(entity: CrmEntity): string {
   return `crm.${entity}.update`;
+}
+
+/** Ids per `crm.X.list` command: one page (reference §3.3). */
+const LIST_PAGE = 50;
+
+/**
+ * Reads entities with as few requests as the portal allows: one `crm.<entity>.list` command per
+ * 50 ids (`@ID` filter, `start=-1`: no COUNT), so one `batch` request reads up to 2 500 entities
+ * where `crm.<entity>.get` would read 50 (SPEC 11: ≤ 0.1 requests per credited deal). A list
+ * silently leaves out what it does not return — deleted, or not visible to the token — so each id
+ * missing from the lists is asked for with `get`, whose answer tells "Not found" apart from
+ * "Access denied". Outcomes are in the order of `refs`, shaped as `get` answers.
+ */
+export async function readEntities(gateway: Pick<PortalGateway, 'batch'>, refs: { entity: CrmEntity; id: number }[]): Promise<BatchOutcome[]> {
+  const lists: { entity: CrmEntity; ids: number[] }[] = [];
+  for (const entity of new Set(refs.map((r) => r.entity))) {
+    const ids = [...new Set(refs.filter((r) => r.entity === entity).map((r) => r.id))];
+    for (let i = 0; i < ids.length; i += LIST_PAGE) lists.push({ entity, ids: ids.slice(i, i + LIST_PAGE) });
+  }
+  const answers = await gateway.batch(
+    lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: ['*', 'UF_*'], start: -1 } })),
+  );
+  const found = new Map<string, BatchOutcome>();
+  lists.forEach((l, i) => {
+    const answer = answers[i]!;
+    for (const id of l.ids) {
+      if (!answer.ok) {
+        found.set(`${l.entity}:${id}`, answer);
+        continue;
+      }
+      const row = (Array.isArray(answer.result) ? answer.result : []).find((r) => positiveId((r as Record<string, unknown>)?.ID) === id);
+      if (row) found.set(`${l.entity}:${id}`, { ok: true, result: row });
+    }
+  });
+  const missing = refs.filter((r, i, all) => !found.has(`${r.entity}:${r.id}`) && all.findIndex((o) => o.entity === r.entity && o.id === r.id) === i);
+  if (missing.length) {
+    const gets = await gateway.batch(missing.map((r) => ({ method: getMethod(r.entity), params: { id: r.id } })));
+    missing.forEach((r, i) => found.set(`${r.entity}:${r.id}`, gets[i]!));
+  }
+  return refs.map((r) => found.get(`${r.entity}:${r.id}`)!);
 }

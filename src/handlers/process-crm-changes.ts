@@ -25,7 +25,7 @@ import { F, changedFields, crmRef, dealProjection, parseCrmRef, personProjection
 import { referralLink } from '../rules/referral-link.js';
 import { priceDeal, tierFor, type ClientDeal } from '../rules/rewards.js';
 import { settleDeal } from '../rules/settle.js';
-import { getMethod, parseDeal, parsePerson, updateMethod, type DealFacts, type PersonFacts, type PersonRef } from './crm-entities.js';
+import { parseDeal, readEntities, parsePerson, updateMethod, type DealFacts, type PersonFacts, type PersonRef } from './crm-entities.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
   projectionKey,
@@ -100,7 +100,7 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   const unique = dedupe(changes);
   const gateway = deps.gateways.forInstallation(installation);
   const toRead = unique.filter((c) => !c.deleted);
-  const answers = await gateway.batch(toRead.map((c) => ({ method: getMethod(c.entity), params: { id: c.id } })));
+  const answers = await readEntities(gateway, toRead);
 
   const outcomes: ChangeOutcome[] = [];
   const deals: { change: CrmChange; facts: DealFacts | null }[] = [];
@@ -159,7 +159,7 @@ async function readClientsOfNewWins(run: Run, deals: (DealFacts | null)[]): Prom
   }
   if (!wanted.size) return [];
   const refs = [...wanted.values()];
-  const answers = await run.deps.gateways.forInstallation(run.installation).batch(refs.map((r) => ({ method: getMethod(r.entity), params: { id: r.id } })));
+  const answers = await readEntities(run.deps.gateways.forInstallation(run.installation), refs);
   const people: PersonFacts[] = [];
   refs.forEach((ref, i) => {
     const answer = answers[i]!;

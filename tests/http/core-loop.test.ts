@@ -200,7 +200,8 @@ describe('the referral loop', () => {
     // Read the deal; read its client (a newly won deal whose client has no referral yet: the
     // contact's code may not have been seen); write — each one batch.
     expect(portal.calls.map((c) => c.method)).toEqual(['batch', 'batch', 'batch']);
-    expect(portal.calls[1]!.commands!.map((c) => `${c.method}:${String(c.params.id)}`)).toEqual([`crm.contact.get:${referrer}`]);
+    expect(portal.calls[0]!.commands!.map((c) => [c.method, c.params.filter])).toEqual([['crm.deal.list', { '@ID': [String(deal)] }]]);
+    expect(portal.calls[1]!.commands!.map((c) => [c.method, c.params.filter])).toEqual([['crm.contact.list', { '@ID': [String(referrer)] }]]);
   });
 
   it('credits the referrer 10 % of the referee’s first won deal, once, with program version 1', async () => {

@@ -197,7 +197,7 @@ export class MswPortal {
   }
 
   private exec(method: string, p: Row): { result: unknown } | { error: string; description: string; status: number } {
-    const m = /^crm\.(deal|contact|lead)\.(get|update|userfield\.list|userfield\.add|userfield\.update)$/.exec(method);
+    const m = /^crm\.(deal|contact|lead)\.(get|list|update|userfield\.list|userfield\.add|userfield\.update)$/.exec(method);
     if (m) {
       const entity = m[1] as Entity;
       const id = Number(p.id);
@@ -205,6 +205,14 @@ export class MswPortal {
         case 'get': {
           const row = this.entities[entity].get(id);
           return row ? { result: row } : { error: '', description: 'Not found', status: 400 };
+        }
+        case 'list': {
+          // What Sarafan asks: rows by id (`@ID`), every field (`*` + `UF_*`), no COUNT.
+          const filter = (p.filter ?? {}) as Row;
+          const ids = filter['@ID'];
+          if (!Array.isArray(ids) || Object.keys(filter).length !== 1) return { error: '', description: `unsupported filter ${JSON.stringify(filter)}`, status: 400 };
+          const wanted = new Set(ids.map(Number));
+          return { result: [...this.entities[entity].values()].filter((r) => wanted.has(Number(r.ID))) };
         }
         case 'update': {
           const row = this.entities[entity].get(id);
