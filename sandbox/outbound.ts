@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import qs from 'qs';
+import { frameForm, frameUrl } from './frame-request.js';
 import type { ChangeNote, EntityKind, Portal, Row, SandboxApp, StageRobot } from './types.js';
 
 export interface Faults {
@@ -116,7 +117,8 @@ export class Outbound {
    */
   async installHeadless(clientId: string, userId = 1): Promise<{ status: number; body: string }> {
     const app = this.requireApp(clientId);
-    const page = await this.postForm(this.frameUrl(app.installUrl), this.frameForm(app, userId, 'DEFAULT'));
+    const form = frameForm(this.portal, app, this.portal.issueTokens(clientId, userId), 'DEFAULT', null);
+    const page = await this.postForm(frameUrl(this.portal, app.installUrl, randomBytes(16).toString('hex')), new URLSearchParams(form).toString());
     if (page.status !== 200) return page;
     await this.installFinished(clientId);
     return page;
@@ -143,34 +145,6 @@ export class Outbound {
     }
     this.portal.uninstallApp(clientId, clean);
     await this.idle();
-  }
-
-  /** The app page's POST fields (reference §1.3) for a user. */
-  frameForm(app: SandboxApp, userId: number, placement: string, options?: Row): Row {
-    const t = this.portal.issueTokens(app.clientId, userId);
-    const form: Row = {
-      AUTH_ID: t.accessToken,
-      AUTH_EXPIRES: String(t.expiresIn),
-      REFRESH_ID: t.refreshToken,
-      SERVER_ENDPOINT: `${this.portal.origin}/rest/`,
-      APPLICATION_SCOPE: app.scope,
-      member_id: this.portal.memberId,
-      status: 'L',
-      PLACEMENT: placement,
-    };
-    if (app.applicationToken) form.APPLICATION_TOKEN = app.applicationToken;
-    if (options) form.PLACEMENT_OPTIONS = JSON.stringify(options);
-    return form;
-  }
-
-  /** The query string Bitrix24 adds to frame URLs (reference §1.3). */
-  frameUrl(handler: string, appSid = randomBytes(16).toString('hex')): string {
-    const url = new URL(handler);
-    url.searchParams.set('DOMAIN', this.portal.domain);
-    url.searchParams.set('PROTOCOL', this.portal.protocol === 'https' ? '1' : '0');
-    url.searchParams.set('LANG', 'ru');
-    url.searchParams.set('APP_SID', appSid);
-    return url.toString();
   }
 
   // ---------------------------------------------------------------- CRM events and robots

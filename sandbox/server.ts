@@ -80,8 +80,6 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     webRoutes(portal, {
       installFinished: (clientId) => outbound.installFinished(clientId),
       uninstall: (clientId, clean) => outbound.uninstall(clientId, clean),
-      frameForm: (a, userId, placement, options) => outbound.frameForm(a, userId, placement, options),
-      frameUrl: (handler, appSid) => outbound.frameUrl(handler, appSid),
     }),
   );
 

@@ -180,6 +180,9 @@ export interface Portal {
 
   apps(): SandboxApp[];
   app(clientId: string): SandboxApp | null;
+  /** The app's options (app.option.get / setAppOption from a frame). */
+  appOptions(clientId: string): Row;
+  setAppOptions(clientId: string, options: Row): void;
   /** Registers (or updates) an application known to the portal. */
   upsertApp(app: Omit<SandboxApp, 'applicationToken' | 'installed'>): SandboxApp;
 

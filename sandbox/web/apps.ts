@@ -7,6 +7,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { PlacementBinding, SandboxApp, SandboxUser } from '../types.js';
 import { currentUser, describeError, formText, send, type WebContext } from './context.js';
 import { html, jsonForScript, raw, type Html } from './html.js';
+import { frameForm, frameUrl } from '../frame-request.js';
 
 export interface FrameSpec {
   app: SandboxApp;
@@ -23,32 +24,6 @@ export interface FrameSpec {
   closeUrl: string;
 }
 
-/** The form fields of reference §1.3 (what the frame's handler receives in its POST body). */
-export function frameFormFields(ctx: WebContext, spec: FrameSpec, tokens: { accessToken: string; refreshToken: string; expiresIn: number }): [string, string][] {
-  const { portal } = ctx;
-  const fields: [string, string][] = [
-    ['AUTH_ID', tokens.accessToken],
-    ['AUTH_EXPIRES', String(tokens.expiresIn)],
-    ['REFRESH_ID', tokens.refreshToken],
-    ['SERVER_ENDPOINT', `${portal.origin}/rest/`],
-  ];
-  if (spec.app.applicationToken) fields.push(['APPLICATION_TOKEN', spec.app.applicationToken]);
-  fields.push(['APPLICATION_SCOPE', spec.app.scope], ['member_id', portal.memberId], ['status', 'L'], ['PLACEMENT', spec.placement]);
-  if (spec.placementOptions) fields.push(['PLACEMENT_OPTIONS', JSON.stringify(spec.placementOptions)]);
-  return fields;
-}
-
-export function frameAction(url: string, query: Record<string, string>): string {
-  try {
-    const target = new URL(url);
-    for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v);
-    return target.toString();
-  } catch {
-    const q = new URLSearchParams(query).toString();
-    return `${url}${url.includes('?') ? '&' : '?'}${q}`;
-  }
-}
-
 /**
  * An app iframe named "<DOMAIN>|<PROTOCOL>|<APP_SID>", the hidden form POSTing §1.3's fields into
  * it (submitted by the frame host on load) and the init data the host answers getInitData with.
@@ -58,19 +33,8 @@ export function renderFrame(ctx: WebContext, spec: FrameSpec): Html {
   const sid = randomBytes(16).toString('hex');
   const protocol = portal.protocol === 'https' ? '1' : '0';
   const name = `${portal.domain}|${protocol}|${sid}`;
-  let fields: [string, string][];
-  let action: string;
-  if (ctx.hooks.frameForm) {
-    const form = ctx.hooks.frameForm(spec.app, spec.user.ID, spec.placement, spec.placementOptions ?? undefined);
-    fields = Object.entries(form).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)]);
-  } else {
-    fields = frameFormFields(ctx, spec, portal.issueTokens(spec.app.clientId, spec.user.ID));
-  }
-  if (ctx.hooks.frameUrl) {
-    action = ctx.hooks.frameUrl(spec.url, sid);
-  } else {
-    action = frameAction(spec.url, { DOMAIN: portal.domain, PROTOCOL: protocol, LANG: 'ru', APP_SID: sid });
-  }
+  const fields = frameForm(portal, spec.app, portal.issueTokens(spec.app.clientId, spec.user.ID), spec.placement, spec.placementOptions);
+  const action = frameUrl(portal, spec.url, sid);
   const field = (name: string): string => fields.find(([k]) => k === name)?.[1] ?? '';
   const tokens = { accessToken: field('AUTH_ID'), refreshToken: field('REFRESH_ID'), expiresIn: Number(field('AUTH_EXPIRES')) || 3600 };
   const init = {

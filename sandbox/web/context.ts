@@ -4,7 +4,7 @@
  */
 import type { Request, Response } from 'express';
 import { PortalError } from '../types.js';
-import type { Actor, EntityKind, Portal, Row, SandboxApp, SandboxUser } from '../types.js';
+import type { Actor, EntityKind, Portal, Row, SandboxUser } from '../types.js';
 import { page, raw, type Flash, type Html, type ShellOptions } from './html.js';
 
 export interface WebHooks {
@@ -12,47 +12,27 @@ export interface WebHooks {
   installFinished(clientId: string): Promise<void>;
   /** The admin uninstalled the app from the Applications page. */
   uninstall(clientId: string, clean: boolean): Promise<void>;
-  /**
-   * Optional: the §1.3 form fields of a frame, when the host builds them itself (sandbox/outbound.ts
-   * does, for the headless install); without it the web layer builds the same fields.
-   */
-  frameForm?(app: SandboxApp, userId: number, placement: string, options?: Row): Row;
-  /** Optional: the frame URL with DOMAIN, PROTOCOL, LANG, APP_SID added (reference §1.3). */
-  frameUrl?(handler: string, appSid: string): string;
 }
 
 export const USER_COOKIE = 'sandbox_user';
 
-/** Options the frames set through setAppOption / setUserOption (the Portal facade has no store for them). */
+/** Options a frame reads in its init data: the app's are the portal's (app.option.*), a user's live here. */
 export class FrameOptions {
-  readonly #app = new Map<string, Record<string, unknown>>();
   readonly #user = new Map<string, Record<string, unknown>>();
 
-  /** App options live in the portal when it keeps them (SandboxPortal.appOptions, what app.option.get reads). */
-  constructor(private readonly store: Partial<AppOptionStore> = {}) {}
+  constructor(private readonly portal: Portal) {}
 
   app(clientId: string): Record<string, unknown> {
-    const kept = typeof this.store.appOptions === 'function' ? this.store.appOptions(clientId) : {};
-    return { ...kept, ...(this.#app.get(clientId) ?? {}) };
+    return this.portal.appOptions(clientId);
   }
   user(clientId: string, userId: number): Record<string, unknown> {
     return { ...(this.#user.get(`${clientId}\n${userId}`) ?? {}) };
   }
   set(scope: 'app' | 'user', clientId: string, userId: number, name: string, value: unknown): void {
-    if (scope === 'app' && typeof this.store.setAppOptions === 'function') {
-      this.store.setAppOptions(clientId, { [name]: value });
-      return;
-    }
-    const map = scope === 'app' ? this.#app : this.#user;
-    const key = scope === 'app' ? clientId : `${clientId}\n${userId}`;
-    map.set(key, { ...(map.get(key) ?? {}), [name]: value });
+    if (scope === 'app') return this.portal.setAppOptions(clientId, { [name]: value });
+    const key = `${clientId}\n${userId}`;
+    this.#user.set(key, { ...(this.#user.get(key) ?? {}), [name]: value });
   }
-}
-
-/** What SandboxPortal offers beyond the Portal facade for app options (app.option.*). */
-export interface AppOptionStore {
-  appOptions(clientId: string): Row;
-  setAppOptions(clientId: string, options: Row): void;
 }
 
 export interface WebContext {

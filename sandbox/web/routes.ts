@@ -18,7 +18,7 @@ import express, { type Router } from 'express';
 import type { Portal } from '../types.js';
 import { appRoutes } from './apps.js';
 import { automationRoutes } from './automation.js';
-import { currentUser, dateTime, FrameOptions, formText, send, USER_COOKIE, type AppOptionStore, type WebContext, type WebHooks } from './context.js';
+import { currentUser, dateTime, FrameOptions, formText, send, USER_COOKIE, type WebContext, type WebHooks } from './context.js';
 import { crmRoutes } from './crm.js';
 import { CSS, html, userName } from './html.js';
 
@@ -71,7 +71,7 @@ function home(ctx: WebContext): express.RequestHandler {
 }
 
 export function webRoutes(portal: Portal, hooks: WebHooks): Router {
-  const ctx: WebContext = { portal, hooks, options: new FrameOptions(portal as unknown as Partial<AppOptionStore>) };
+  const ctx: WebContext = { portal, hooks, options: new FrameOptions(portal) };
   const router = express.Router();
   const assets: Record<string, { type: string; body: string }> = {
     'frame-host.js': { type: 'text/javascript; charset=utf-8', body: staticFile('frame-host.js') },
