@@ -1,0 +1,62 @@
+/**
+ * The worker loop in the background, as SARAFAN_ROLE=worker runs it: a lone change is picked up
+ * at once; after a partial run the loop lingers (so a burst becomes one run: one read request,
+ * full write batches); stop() ends the linger at once and leaves queued work queued (durable).
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorker } from '../../server/jobs/worker.js';
+import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { createHarness, type Harness } from '../support/harness.js';
+import { FORM, sendEvent } from '../support/scenario.js';
+
+let h: Harness;
+let pid: number;
+
+beforeAll(async () => {
+  h = await createHarness();
+  const { query, body } = installRequest(h.portal);
+  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
+  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
+  await h.worker.drain();
+});
+
+afterAll(async () => {
+  await h.close();
+});
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
+}
+
+describe('the background worker loop', () => {
+  it('runs a lone change at once, lingers after a partial run, and stops without losing what is queued', async () => {
+    const worker = createWorker(h.deps, { workerId: 'loop-test', idleMs: 10, lingerMs: 60_000 });
+    const deal = h.portal.add('deal', { TITLE: 'Одна', STAGE_ID: 'NEW', OPPORTUNITY: 10 });
+    await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALADD', deal));
+    h.portal.resetCalls();
+    worker.start();
+    expect(await until(async () => (await h.store.jobs.depth(pid)).queued === 0 && h.portal.calls.length > 0, 5_000)).toBe(true);
+    expect(await until(async () => (await h.store.jobs.depth(pid)).running === 0, 5_000)).toBe(true);
+
+    // The run was partial (1 of 500): the loop now lingers, so the next change waits.
+    const second = h.portal.add('deal', { TITLE: 'Вторая', STAGE_ID: 'NEW', OPPORTUNITY: 20 });
+    await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALADD', second));
+    const calls = h.portal.calls.length;
+    expect(await until(async () => (await h.store.jobs.depth(pid)).queued === 0, 500)).toBe(false);
+    expect(h.portal.calls.length).toBe(calls);
+
+    const stopping = Date.now();
+    await worker.stop();
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 1, running: 0 });
+    // Another worker (or the next start) finds it.
+    expect(await h.worker.drain()).toBe(1);
+    expect(await h.store.deals.get(pid, second)).not.toBeNull();
+  });
+});
