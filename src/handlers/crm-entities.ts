@@ -120,7 +120,7 @@ export async function readEntities(gateway: Pick<PortalGateway, 'batch'>, refs: 
       if (row) found.set(`${l.entity}:${id}`, { ok: true, result: row });
     }
   });
-  const missing = refs.filter((r, i, all) => !found.has(`${r.entity}:${r.id}`) && all.findIndex((o) => o.entity === r.entity && o.id === r.id) === i);
+  const missing = lists.flatMap((l) => l.ids.filter((id) => !found.has(`${l.entity}:${id}`)).map((id) => ({ entity: l.entity, id })));
   if (missing.length) {
     const gets = await gateway.batch(missing.map((r) => ({ method: getMethod(r.entity), params: { id: r.id } })));
     missing.forEach((r, i) => found.set(`${r.entity}:${r.id}`, gets[i]!));
