@@ -332,7 +332,7 @@ export class Outbound {
 }
 
 /** `{=Document:FIELD}` in a robot property becomes the document's value, as Bitrix24 resolves it before the call. */
-export function resolveExpressions(value: string, document: Row): string {
+function resolveExpressions(value: string, document: Row): string {
   return value.replace(/\{=Document:([A-Z0-9_]+)\}/g, (_m, field: string) => {
     const v = document[field];
     return v === undefined || v === null ? '' : Array.isArray(v) ? v.join(',') : String(v);

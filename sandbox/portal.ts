@@ -139,15 +139,6 @@ export class SandboxPortal implements Portal {
     return u ? { ...u } : null;
   }
 
-  /** Adds or replaces a user. */
-  upsertUser(user: SandboxUser): SandboxUser {
-    const i = this.state.users.findIndex((u) => u.ID === user.ID);
-    if (i >= 0) this.state.users[i] = { ...user };
-    else this.state.users.push({ ...user });
-    this.changed();
-    return { ...user };
-  }
-
   // -------------------------------------------------------------------------------------------
   // Applications and tokens
   // -------------------------------------------------------------------------------------------
@@ -292,11 +283,6 @@ export class SandboxPortal implements Portal {
   stages(kind: 'deal' | 'lead', categoryId = 0): Stage[] {
     const list = kind === 'lead' ? this.state.leadStatuses : this.state.dealStages.filter((s) => s.CATEGORY_ID === categoryId);
     return list.map((s) => ({ ...s })).sort((a, b) => a.SORT - b.SORT);
-  }
-
-  /** All deal stages of every funnel. */
-  allDealStages(): Stage[] {
-    return this.state.dealStages.map((s) => ({ ...s }));
   }
 
   categories(): Category[] {

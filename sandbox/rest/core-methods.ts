@@ -168,6 +168,14 @@ function notify(params: Row, ctx: CallContext): number {
   return ctx.portal.addNotification({ userId, message, tag: tag ? str(tag) : null, fromClientId: ctx.clientId });
 }
 
+/** PLACEMENT of placement.bind / placement.unbind: required, and a code this portal offers. */
+function placementArg(params: Row): string {
+  const placement = str(param(params, 'PLACEMENT')).toUpperCase();
+  if (!placement) throw new PortalError('ERROR_ARGUMENT', 'Argument "PLACEMENT" is null or empty', 400, 'PLACEMENT');
+  if (!PLACEMENT_CODES.includes(placement)) throw new PortalError('ERROR_PLACEMENT_NOT_FOUND', 'Placement not found');
+  return placement;
+}
+
 export const coreMethods: MethodTable = {
   profile: {
     handler: (_p, ctx) => ({
@@ -290,9 +298,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (params, ctx) => {
       requireApp(ctx);
-      const placement = str(param(params, 'PLACEMENT')).toUpperCase();
-      if (!placement) throw new PortalError('ERROR_ARGUMENT', 'Argument "PLACEMENT" is null or empty', 400, 'PLACEMENT');
-      if (!PLACEMENT_CODES.includes(placement)) throw new PortalError('ERROR_PLACEMENT_NOT_FOUND', 'Placement not found');
+      const placement = placementArg(params);
       const handler = str(param(params, 'HANDLER'));
       if (!handler) throw new PortalError('ERROR_ARGUMENT', 'Argument "HANDLER" is null or empty', 400, 'HANDLER');
       if (!isHttpUrl(handler)) throw new PortalError('ERROR_ARGUMENT', 'Wrong handler URL', 400, 'HANDLER');
@@ -314,9 +320,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (params, ctx) => {
       requireApp(ctx);
-      const placement = str(param(params, 'PLACEMENT')).toUpperCase();
-      if (!placement) throw new PortalError('ERROR_ARGUMENT', 'Argument "PLACEMENT" is null or empty', 400, 'PLACEMENT');
-      if (!PLACEMENT_CODES.includes(placement)) throw new PortalError('ERROR_PLACEMENT_NOT_FOUND', 'Placement not found');
+      const placement = placementArg(params);
       const handler = str(param(params, 'HANDLER'));
       const userIdRaw = param(params, 'USER_ID');
       const match: { placement: string; handler?: string; userId?: number } = { placement };
