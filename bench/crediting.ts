@@ -8,7 +8,7 @@
  * Budgets: ≤ 0.1 REST requests per deal; wall time ≤ 1.2 × what the bucket allows for the
  * requests made — max(0, requests − burst) / drain seconds, floored at one second of work.
  */
-import { F } from '../src/rules/crm-fields.js';
+import { F } from '../src/bitrix/crm-fields.js';
 import { startLive } from '../tests/support/live.js';
 
 export interface CreditingResult {

@@ -11,7 +11,7 @@ import type {
   UserFieldSpec,
   UserFieldType,
 } from '../src/bitrix/manifest-types.js';
-import { F } from '../src/rules/crm-fields.js';
+import { F } from '../src/bitrix/crm-fields.js';
 
 
 interface FieldDecl {

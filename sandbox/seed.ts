@@ -7,7 +7,7 @@
  * does its part: the referrers' codes exist only after Sarafan has enrolled them, which the
  * seed waits for before it creates the referred clients.
  */
-import { F } from '../src/rules/crm-fields.js';
+import { F } from '../src/bitrix/crm-fields.js';
 import type { Actor, Portal, Row } from './types.js';
 
 interface Person {

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
 import { createPortalGateways } from '../src/bitrix/gateway.js';
+import { createCrmPorts } from '../src/bitrix/crm.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
 import type { Clock, Deps, Log, Store } from '../src/handlers/ports.js';
@@ -39,6 +40,7 @@ export function composeDeps(o: ComposeOptions): Deps {
   return {
     store: o.store,
     gateways,
+    crm: createCrmPorts(gateways),
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
     clock,

@@ -6,6 +6,7 @@
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
+import { writeProjections } from '../../src/handlers/write-projections.js';
 import type { Deps, Job } from '../../src/handlers/ports.js';
 
 export interface WorkerOptions {
@@ -61,8 +62,10 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
 
   async function runJobs(jobs: Job[]): Promise<void> {
     const crm = jobs.filter((j) => j.kind === 'crm.change');
-    const other = jobs.filter((j) => j.kind !== 'crm.change');
+    const project = jobs.filter((j) => j.kind === 'crm.project');
+    const other = jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'crm.project');
     if (crm.length) await runCrm(crm);
+    if (project.length) await runProject(project);
     for (const job of other) {
       await guard([job], async () => {
         const installation = await deps.store.installations.get(job.portalId);
@@ -86,6 +89,35 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       await deps.store.jobs.complete(ok.map((j) => j.id), deps.clock.now());
       for (const job of jobs.filter((j) => failed.has(j.key))) await failJob(job, failed.get(job.key)!);
     });
+  }
+
+  /**
+   * The CRM fields committed changes owe (SPEC 6: retried until the CRM equals the ledger). The
+   * targets whose write failed go on in a new job; a projection job is never dead-lettered.
+   */
+  async function runProject(jobs: Job[]): Promise<void> {
+    const portalId = jobs[0]!.portalId;
+    const ids = (key: string) => [...new Set(jobs.flatMap((j) => (Array.isArray(j.payload[key]) ? (j.payload[key] as unknown[]) : []).map(Number)))].filter(Number.isSafeInteger);
+    try {
+      const installation = await deps.store.installations.get(portalId);
+      if (installation && installation.status !== 'uninstalled' && installation.tokens) {
+        const { failed } = await writeProjections(deps, installation, { memberIds: ids('members'), dealIds: ids('deals') });
+        if (failed.memberIds.length || failed.dealIds.length) {
+          const now = deps.clock.now();
+          const attempts = Math.max(...jobs.map((j) => j.attempts));
+          await deps.store.jobs.enqueue(
+            { portalId, kind: 'crm.project', key: `retry:${jobs[0]!.id}`, payload: { members: failed.memberIds, deals: failed.dealIds }, runAt: new Date(now.getTime() + backoffMs(attempts)) },
+            now,
+          );
+        }
+      }
+      await deps.store.jobs.complete(jobs.map((j) => j.id), deps.clock.now());
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      const now = deps.clock.now();
+      for (const job of jobs) await deps.store.jobs.fail(job.id, error.slice(0, 2000), new Date(now.getTime() + backoffMs(job.attempts)), now);
+      deps.log.warn({ portalId, jobs: jobs.length, error }, 'queue.retry');
+    }
   }
 
   /** Runs `fn`, which completes what succeeded; a throw fails every job given. */

@@ -5,8 +5,7 @@
  */
 import { entryStatuses, type EntryStatus } from '../rules/ledger-status.js';
 import { fromMinor } from '../rules/money.js';
-import type { PersonRef } from './crm-entities.js';
-import type { LedgerEntry, LedgerKind, LedgerReason, Member, Repos } from './ports.js';
+import type { LedgerEntry, LedgerKind, LedgerReason, Member, Repos, PersonRef } from './ports.js';
 
 export interface LedgerItem {
   id: number;

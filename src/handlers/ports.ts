@@ -108,8 +108,14 @@ export interface MemberRepo {
   findByEntity(portalId: number, entity: PersonEntity, entityId: number): Promise<Member | null>;
   /** Code lookup is case-insensitive (codes are stored upper-case); finds retired codes too. */
   findByCode(portalId: number, code: string): Promise<Member | null>;
+  /** Members bound to any of these contacts/leads (one query). */
+  findByEntities(portalId: number, refs: PersonRef[]): Promise<Member[]>;
+  /** Members by any code they were ever given (upper-case keys of the map); one query. */
+  findByCodes(portalId: number, codes: string[]): Promise<Map<string, Member>>;
   /** Get or create the member bound to this contact/lead (race-safe). */
   ensure(portalId: number, entity: PersonEntity, entityId: number, now: Date): Promise<Member>;
+  /** ensure() for many people at once (two statements); one member per ref, in any order. */
+  ensureMany(portalId: number, refs: PersonRef[], now: Date): Promise<Member[]>;
   /**
    * A lead converted into a contact: the lead's member follows it (SPEC 5) — it becomes bound
    * to the contact too, keeping code, referral and history. When the contact already has a
@@ -122,11 +128,18 @@ export interface MemberRepo {
    * code is already used on this portal (codes are never reused); the caller generates another.
    */
   enroll(portalId: number, memberId: number, code: string, now: Date): Promise<Member | 'code_taken'>;
+  /**
+   * enroll() for many members at once, inside the caller's transaction. Members that have a code
+   * already are left as they are; `taken` lists the members whose proposed code was in use.
+   */
+  enrollMany(portalId: number, proposals: { memberId: number; code: string }[], now: Date): Promise<{ enrolled: Member[]; taken: number[] }>;
 }
 
 export type ReferralStatus = 'active' | 'rejected';
 export type { RejectReason } from '../rules/attribution.js';
-import type { RejectReason } from '../rules/attribution.js';
+import type { PersonRef, RejectReason } from '../rules/attribution.js';
+import type { Projection } from '../rules/project-to-crm.js';
+export type { PersonRef } from '../rules/attribution.js';
 export type ReferralSource = 'deal' | 'contact' | 'lead' | 'manual' | 'link';
 
 export interface NewReferral {
@@ -158,8 +171,17 @@ export interface ReferralRepo {
   record(input: NewReferral): Promise<Referral>;
   /** Referrer chain upwards through active referrals: [direct referrer, its referrer, …], at most `depth`. */
   chain(portalId: number, memberId: number, depth: number): Promise<number[]>;
+  /** Active referrals of many referees at once, keyed by referee member id. */
+  activeForMany(portalId: number, refereeMemberIds: number[]): Promise<Map<number, Referral>>;
+  /** chain() for many members at once (one recursive query); members without a referrer map to []. */
+  chains(portalId: number, memberIds: number[], depth: number): Promise<Map<number, number[]>>;
   /** Number of active referrals whose referrer is each member. */
   countByReferrer(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
+  /**
+   * Qualified referrals (SPEC 4.1 REFERRALS): distinct referees whose won deal pays each member a
+   * direct (level 1) referral reward now — a reversed reward takes the referee out of the count.
+   */
+  qualifiedCount(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,8 +283,11 @@ export interface DealRepo {
   get(portalId: number, dealId: number): Promise<DealState | null>;
   getMany(portalId: number, dealIds: number[]): Promise<DealState[]>;
   upsert(state: DealState): Promise<void>;
+  upsertMany(states: DealState[]): Promise<void>;
   /** All known deals of a client member (for first-won-deal qualification). */
   forClient(portalId: number, clientMemberId: number): Promise<DealState[]>;
+  /** All known deals of many clients at once. */
+  forClients(portalId: number, clientMemberIds: number[]): Promise<DealState[]>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,12 +295,15 @@ export interface DealRepo {
 // ---------------------------------------------------------------------------------------------
 
 export type CrmEntity = 'deal' | 'contact' | 'lead';
-export type ProjectionValues = Record<string, string | number | null>;
+/** What Sarafan last wrote to an entity, in domain form (src/rules/project-to-crm.ts). */
+export type ProjectionValues = Projection;
 
 export interface ProjectionRepo {
   getMany(portalId: number, keys: { entity: CrmEntity; entityId: number }[]): Promise<Map<string, ProjectionValues>>;
   /** Merge `values` into what is recorded for the entity. */
   save(portalId: number, entity: CrmEntity, entityId: number, values: ProjectionValues, now: Date): Promise<void>;
+  /** Merge many at once (one statement). */
+  saveMany(portalId: number, rows: { entity: CrmEntity; entityId: number; values: ProjectionValues }[], now: Date): Promise<void>;
 }
 
 /** Key used in ProjectionRepo.getMany results: `${entity}:${entityId}`. */
@@ -285,7 +313,8 @@ export const projectionKey = (entity: CrmEntity, entityId: number): string => `$
 // Durable job queue
 // ---------------------------------------------------------------------------------------------
 
-export type JobKind = 'crm.change' | 'app.reconcile';
+/** crm.project: write the CRM fields a committed change owes (payload: members, deals). */
+export type JobKind = 'crm.change' | 'crm.project' | 'app.reconcile';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
 export interface NewJob {
@@ -324,6 +353,8 @@ export interface JobQueue {
    */
   claim(workerId: string, limit: number, now: Date): Promise<Job[]>;
   complete(ids: number[], now: Date): Promise<void>;
+  /** Complete the queued job of this key without running it (its work was done another way). */
+  completeQueued(portalId: number, kind: JobKind, key: string, now: Date): Promise<void>;
   /** Back to queued at `retryAt`, or `dead` (dead-letter) when retryAt is null. */
   fail(id: number, error: string, retryAt: Date | null, now: Date): Promise<void>;
   /** Running jobs locked before `lockedBefore` (a killed worker) go back to queued. */
@@ -349,6 +380,8 @@ export interface Repos {
 export interface TxRepos extends Repos {
   /** Transaction-scoped advisory lock on (portal, key); released at commit/rollback. */
   lock(portalId: number, key: string): Promise<void>;
+  /** lock() for many keys in one statement, taken in a fixed order (no deadlock between two callers). */
+  lockMany(portalId: number, keys: string[]): Promise<void>;
 }
 
 export interface Store extends Repos {
@@ -381,6 +414,66 @@ export interface PortalGateway {
   batch(commands: BatchCommand[]): Promise<BatchOutcome[]>;
   /** Every row of a list method, paged with `start=-1` and `>ID` filters. */
   list<T = Record<string, unknown>>(method: string, params: Record<string, unknown>, opts?: { idKey?: string; itemsKey?: string }): Promise<T[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CRM, in domain terms (STYLE.md practice 16): the adapter (src/bitrix/crm.ts) owns methods,
+// filters, batching and wire formats; a use case never names a REST method.
+// ---------------------------------------------------------------------------------------------
+
+export interface CrmDeal {
+  id: number;
+  stageId: string;
+  /** Stage semantics: P in progress, S success (won), F failure. */
+  semantic: 'P' | 'S' | 'F';
+  amount: number; // minor units, deal currency
+  currency: string;
+  categoryId: number;
+  /** The client: the deal's contact, else the lead it was converted from. */
+  client: PersonRef | null;
+  /** The lead the deal was converted from. */
+  leadId: number | null;
+  refCode: string | null;
+  referrer: PersonRef | null;
+  /** What Sarafan's computed fields show now. */
+  shown: Projection;
+}
+
+export interface CrmPerson {
+  entity: PersonEntity;
+  id: number;
+  refCode: string | null;
+  referrer: PersonRef | null;
+  /** For contacts: the lead this contact was converted from. */
+  leadId: number | null;
+  shown: Projection;
+}
+
+/** "Not found" is an outcome (deleted, or never visible), apart from a failure to read. */
+export type CrmRead<T> = { status: 'found'; record: T } | { status: 'not_found' } | { status: 'failed'; error: string };
+
+/** `notFound`: the entity is gone, so there is nothing left to write to. */
+export type CrmOutcome = { ok: true } | { ok: false; error: string; notFound: boolean };
+
+export interface CrmWrite {
+  entity: CrmEntity;
+  id: number;
+  values: Projection;
+}
+
+export interface CrmPort {
+  /** Deals and people by id, in as few requests as the portal allows. People keyed by `${entity}:${id}`. */
+  read(q: { deals: number[]; people: PersonRef[] }): Promise<{ deals: Map<number, CrmRead<CrmDeal>>; people: Map<string, CrmRead<CrmPerson>> }>;
+  /** Absolute values of Sarafan's computed fields; outcomes in input order. */
+  writeProjections(writes: CrmWrite[]): Promise<CrmOutcome[]>;
+  /** Timeline comments on deals, contacts or leads; outcomes in input order. */
+  addTimelineComments(comments: { entity: CrmEntity; id: number; text: string }[]): Promise<CrmOutcome[]>;
+  /** System notifications to portal users; `tag` replaces an earlier notification with the same tag. */
+  notifyUsers(notes: { userId: number; text: string; tag?: string }[]): Promise<CrmOutcome[]>;
+}
+
+export interface CrmPorts {
+  forInstallation(installation: Installation): CrmPort;
 }
 
 export interface PortalUser {
@@ -446,6 +539,7 @@ export interface Registrar {
 export interface Deps {
   store: Store;
   gateways: PortalGateways;
+  crm: CrmPorts;
   oauth: OAuthServer;
   registrar: Registrar;
   clock: Clock;

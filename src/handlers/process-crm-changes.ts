@@ -1,46 +1,47 @@
 /**
- * The referral loop (SPEC 5, 6): a batch of CRM changes of one portal, as queued from
- * ONCRM* events, is turned into referrals, ledger entries and CRM projections.
+ * The referral loop (SPEC 5, 6): a batch of CRM changes of one portal, as queued from ONCRM*
+ * events and reconciliation, turned into referrals, ledger entries and CRM projections in three
+ * phases, each set-based — a handful of queries and requests per batch, not per deal:
  *
- * 1. Read every changed entity in one `batch` (events carry only the ID — reference §4.2).
- * 2. Attribute referrals from `UF_CRM_SARAFAN_REF_CODE` / `UF_CRM_SARAFAN_REFERRER`
- *    (first attribution wins; self-referral, cycles and existing customers are rejected with
- *    the reason recorded).
- * 3. Per deal, under a per-client advisory lock: record the deal's state, price the client's
- *    won deals with the program version that first priced them, and append the difference
- *    between what should be credited and what the ledger holds (rules/settle). Idempotency keys
- *    make duplicated, reordered and concurrent events harmless.
- * 4. Write the projections (balance, code, link … on people; referrer, reward on deals) as
- *    absolute values, in one batch, only where they differ from what the entity shows (when we
- *    just read it) or from what we last wrote — so the events our own writes cause end here
- *    with no further write.
+ * 1. Read the changed entities through the CRM port (events carry only the ID, reference §4.2),
+ *    and load what Sarafan knows of them: members, previous deal states, active referrals.
+ * 2. Attribution: referral codes and manager-picked referrers are resolved and checked
+ *    (src/rules/attribution: self-referral, cycles, existing customers), first attribution wins.
+ * 3. Money, in one transaction under per-client advisory locks: the affected clients' deals, their
+ *    referrals, referrer chains and ledger entries are loaded, priced and settled by the pure rules
+ *    (rewards, settle: the net invariant), and the difference is appended to the ledger together
+ *    with the deal states, the enrolment of first-time winners and a durable `crm.project` job.
+ * 4. The projections that job owes are written at once (the job stays as the guarantee that a
+ *    crash or a failed write is retried until the CRM equals the ledger).
  *
- * Known limits: deals in a currency other than the program's are not priced yet (logged);
- * deals without a contact or lead have no referee and pay nothing; lead → contact conversion
- * does not yet move a member from the lead to the contact.
+ * Duplicated, reordered and concurrent events are harmless: settling is a pure function of the
+ * state loaded under the lock, and idempotency keys make two workers planning from one snapshot
+ * write once. Known limits: deals in a currency other than the program's are not priced yet
+ * (logged); deals without a contact or lead have no referee and pay nothing.
  */
-import { checkReferral } from '../rules/attribution.js';
+import { checkReferral, type PersonRef } from '../rules/attribution.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
-import { F, changedFields, crmRef, dealProjection, parseCrmRef, personProjection } from '../rules/crm-fields.js';
-import { referralLink } from '../rules/referral-link.js';
-import { priceDeal, tierFor, type ClientDeal } from '../rules/rewards.js';
-import { settleDeal } from '../rules/settle.js';
-import { parseDeal, readEntities, parsePerson, updateMethod, type DealFacts, type PersonFacts, type PersonRef } from './crm-entities.js';
+import type { Projection } from '../rules/project-to-crm.js';
+import { priceDeal } from '../rules/rewards.js';
+import { settleDeal, type PlannedEntry } from '../rules/settle.js';
+import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
   projectionKey,
+  type CrmDeal,
   type CrmEntity,
+  type CrmPerson,
   type DealState,
   type Deps,
   type Installation,
   type LedgerEntry,
   type Member,
-  type ProjectionValues,
+  type NewLedgerEntry,
   type Referral,
   type ReferralSource,
-  type Repos,
   type TxRepos,
 } from './ports.js';
+import { writeProjections } from './write-projections.js';
 
 export interface CrmChange {
   entity: CrmEntity;
@@ -58,117 +59,141 @@ export interface ChangeOutcome {
 
 /** Deepest referrer chain walked for multi-level programs and cycle checks. */
 const MAX_CHAIN = 20;
+const CODE_ATTEMPTS = 8;
 
-interface Run {
-  deps: Deps;
-  installation: Installation;
-  portalId: number;
-  now: Date;
-  current: LoadedProgram;
-  programs: Map<number, LoadedProgram>;
-  /** Values read from the portal in this run, keyed by projectionKey. */
-  read: Map<string, Record<string, unknown>>;
-  /** Members whose projection must be checked at the end of the run. */
-  touchedMembers: Set<number>;
-  /** Deals whose projection must be checked, with the deal's referrer member. */
-  touchedDeals: Map<number, { referrerMemberId: number | null; deleted: boolean }>;
-  /** Each settled deal's ledger entries after settling (its REWARD projection reads them). */
-  dealEntries: Map<number, LedgerEntry[]>;
+/** A deal of the batch: its facts as read, or null when it is gone. */
+interface DealInput {
+  id: number;
+  facts: CrmDeal | null;
+}
+
+/** A referral claim carried by an entity: a code typed in, or a referrer picked by a manager. */
+interface Claim {
+  referee: PersonRef | null;
+  code: string | null;
+  referrerRef: PersonRef | null;
+  source: ReferralSource;
+  sourceRef: string;
+  /** Deals: the referrer this claim names, shown on a deal without a client. */
+  dealId?: number;
+}
+
+const refKey = (r: PersonRef): string => `${r.entity}:${r.id}`;
+
+/** Members indexed by the contact and the lead they are bound to. */
+class MemberIndex {
+  private readonly byRef = new Map<string, Member>();
+  add(members: Member[]): void {
+    for (const m of members) {
+      if (m.contactId !== null) this.byRef.set(`contact:${m.contactId}`, m);
+      if (m.leadId !== null) this.byRef.set(`lead:${m.leadId}`, m);
+    }
+  }
+  get(ref: PersonRef | null): Member | null {
+    return ref ? (this.byRef.get(refKey(ref)) ?? null) : null;
+  }
 }
 
 export async function processCrmChanges(deps: Deps, portalId: number, changes: CrmChange[]): Promise<ChangeOutcome[]> {
-  const installation = await deps.store.installations.get(portalId);
+  const { store, log } = deps;
+  const installation = await store.installations.get(portalId);
   if (!installation || installation.status === 'uninstalled' || !installation.tokens) {
-    deps.log.info({ portalId, changes: changes.length }, 'crm.changes_ignored_not_installed');
+    log.info({ portalId, changes: changes.length }, 'crm.changes_ignored_not_installed');
     return changes.map((c) => ({ entity: c.entity, id: c.id, ok: true }));
   }
   const now = deps.clock.now();
-  const run: Run = {
-    deps,
-    installation,
-    portalId,
-    now,
-    current: await currentProgram(deps.store.programs, portalId, now),
-    programs: new Map(),
-    read: new Map(),
-    touchedMembers: new Set(),
-    touchedDeals: new Map(),
-    dealEntries: new Map(),
-  };
-  run.programs.set(run.current.version, run.current);
+  const current = await currentProgram(store.programs, portalId, now);
+  const crm = deps.crm.forInstallation(installation);
 
+  // ---- 1. read and load -----------------------------------------------------------------------
   const unique = dedupe(changes);
-  const gateway = deps.gateways.forInstallation(installation);
   const toRead = unique.filter((c) => !c.deleted);
-  const answers = await readEntities(gateway, toRead);
-
+  const read = await crm.read({
+    deals: toRead.filter((c) => c.entity === 'deal').map((c) => c.id),
+    people: toRead.filter((c) => c.entity !== 'deal').map((c) => ({ entity: c.entity as PersonRef['entity'], id: c.id })),
+  });
   const outcomes: ChangeOutcome[] = [];
-  const deals: { change: CrmChange; facts: DealFacts | null }[] = [];
-  const people: PersonFacts[] = [];
+  const deals: DealInput[] = [];
+  const people: CrmPerson[] = [];
+  const shown = new Map<string, Projection>();
   for (const change of unique) {
-    if (change.deleted) {
-      if (change.entity === 'deal') deals.push({ change, facts: null });
-      else outcomes.push({ entity: change.entity, id: change.id, ok: true });
-      continue;
-    }
-    const answer = answers[toRead.indexOf(change)]!;
-    if (answer.ok) {
-      const raw = (answer.result ?? {}) as Record<string, unknown>;
-      run.read.set(projectionKey(change.entity, change.id), raw);
-      if (change.entity === 'deal') deals.push({ change, facts: parseDeal(change.id, raw) });
-      else people.push(parsePerson(change.entity, change.id, raw));
-    } else if (isNotFound(answer.description)) {
-      // Deleted since the event was sent (or never visible to the installer): a deal is then
-      // treated as deleted so its rewards are reversed.
-      if (change.entity === 'deal') deals.push({ change, facts: null });
+    const answer = change.deleted ? ({ status: 'not_found' } as const) : change.entity === 'deal' ? read.deals.get(change.id)! : read.people.get(projectionKey(change.entity, change.id))!;
+    if (answer.status === 'found') {
+      shown.set(projectionKey(change.entity, change.id), answer.record.shown);
+      if (change.entity === 'deal') deals.push({ id: change.id, facts: answer.record as CrmDeal });
+      else people.push(answer.record as CrmPerson);
+    } else if (answer.status === 'not_found') {
+      // Deleted (or never visible to the installer): a deal is then treated as deleted so its
+      // rewards are reversed; a person has nothing to contribute.
+      if (change.entity === 'deal') deals.push({ id: change.id, facts: null });
       else outcomes.push({ entity: change.entity, id: change.id, ok: true });
     } else {
-      outcomes.push({ entity: change.entity, id: change.id, ok: false, error: `${answer.error}: ${answer.description}` });
+      outcomes.push({ entity: change.entity, id: change.id, ok: false, error: answer.error });
     }
   }
 
-  people.push(...(await readClientsOfNewWins(run, deals.map((d) => d.facts))));
-  for (const person of people) {
-    outcomes.push(await guarded(run, person.entity, person.id, () => processPerson(run, person)));
-  }
-  for (const { change, facts } of deals) {
-    outcomes.push(await guarded(run, 'deal', change.id, () => processDeal(run, change.id, facts)));
-  }
-  await writeProjections(run);
-  return outcomes;
-}
+  const index = new MemberIndex();
+  const previous = new Map((await store.deals.getMany(portalId, deals.map((d) => d.id))).map((d) => [d.dealId, d]));
+  index.add(await store.members.findByEntities(portalId, peopleOf(people, deals)));
+  const actives = await store.referrals.activeForMany(portalId, memberIdsOf(index, people, deals));
 
-/**
- * Events are unordered and may be lost (reference §4.4): a deal's WON event can be processed
- * before the event of its contact that carries the referral code — and then the referral
- * would later be refused as "already a customer". So when a deal newly reaches a success stage
- * and its client has no referral yet, the client is read in the same run. Only on that
- * transition: the echo events of Sarafan's own writes stay one read.
- */
-async function readClientsOfNewWins(run: Run, deals: (DealFacts | null)[]): Promise<PersonFacts[]> {
-  const { store } = run.deps;
-  const wanted = new Map<string, PersonRef>();
-  for (const facts of deals) {
-    if (!facts || facts.semantic !== 'S' || !facts.client) continue;
-    const key = projectionKey(facts.client.entity, facts.client.id);
-    if (run.read.has(key) || wanted.has(key)) continue;
-    if ((await store.deals.get(run.portalId, facts.id))?.won) continue;
-    const member = await memberOf(run, facts.client, facts.leadId);
-    if (member && (await store.referrals.activeFor(run.portalId, member.id))) continue;
-    wanted.set(key, facts.client);
+  // Events are unordered and may be lost (reference §4.4): a deal's WON event can come before the
+  // event of its contact that carries the referral code — and the referral would then be refused
+  // as "already a customer". So the client of a newly won deal without a referral is read in the
+  // same run. Only on that transition: the echoes of Sarafan's own writes stay one read.
+  const newWinClients = new Map<string, PersonRef>();
+  for (const { id, facts } of deals) {
+    if (facts?.semantic !== 'S' || !facts.client || shown.has(refKey(facts.client)) || previous.get(id)?.won) continue;
+    const member = index.get(facts.client);
+    if (member && actives.has(member.id)) continue;
+    newWinClients.set(refKey(facts.client), facts.client);
   }
-  if (!wanted.size) return [];
-  const refs = [...wanted.values()];
-  const answers = await readEntities(run.deps.gateways.forInstallation(run.installation), refs);
-  const people: PersonFacts[] = [];
-  refs.forEach((ref, i) => {
-    const answer = answers[i]!;
-    if (!answer.ok) return; // a client we cannot read has no code to contribute
-    const raw = (answer.result ?? {}) as Record<string, unknown>;
-    run.read.set(projectionKey(ref.entity, ref.id), raw);
-    people.push(parsePerson(ref.entity, ref.id, raw));
-  });
-  return people;
+  if (newWinClients.size) {
+    const extra = await crm.read({ deals: [], people: [...newWinClients.values()] });
+    for (const answer of extra.people.values()) {
+      if (answer.status !== 'found') continue; // a client we cannot read has no code to contribute
+      shown.set(refKey(answer.record), answer.record.shown);
+      people.push(answer.record);
+    }
+  }
+  await followConversions(deps, portalId, index, people, deals);
+
+  // ---- 2. attribution -------------------------------------------------------------------------
+  const claims = await claimsOf(deps, portalId, people, deals);
+  const touchedMembers = new Set<number>();
+  const dealReferrers = new Map<number, PersonRef | null>();
+  for (const p of people) {
+    const m = index.get(p);
+    if (m) touchedMembers.add(m.id);
+  }
+  if (claims.length) await attribute(deps, portalId, now, claims, index, actives, touchedMembers, dealReferrers);
+
+  // ---- 3. money ----------------------------------------------------------------------------
+  // The client of each deal: a won deal's client (or one with a claim) becomes a member.
+  const needClient = deals.filter((d) => d.facts?.client && !index.get(d.facts.client) && (d.facts.semantic === 'S' || d.facts.refCode !== null || d.facts.referrer !== null));
+  if (needClient.length) index.add(await store.members.ensureMany(portalId, needClient.map((d) => d.facts!.client!), now));
+
+  const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index));
+  for (const id of settled.touchedMembers) touchedMembers.add(id);
+  for (const d of deals) outcomes.push({ entity: 'deal', id: d.id, ok: true });
+  for (const p of people) {
+    if (!outcomes.some((o) => o.entity === p.entity && o.id === p.id)) outcomes.push({ entity: p.entity, id: p.id, ok: true });
+  }
+
+  // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
+  try {
+    const { failed } = await writeProjections(
+      deps,
+      installation,
+      { memberIds: [...touchedMembers], dealIds: settled.touchedDeals },
+      { shown, dealReferrers, dealEntries: settled.dealEntries },
+    );
+    // The job's key is this run's own: nothing else can have been merged into it.
+    if (!failed.memberIds.length && !failed.dealIds.length) await store.jobs.completeQueued(portalId, 'crm.project', settled.jobKey, deps.clock.now());
+  } catch (e) {
+    log.warn({ portalId, error: e instanceof Error ? e.message : String(e) }, 'crm.projections_deferred');
+  }
+  return outcomes;
 }
 
 function dedupe(changes: CrmChange[]): CrmChange[] {
@@ -182,96 +207,168 @@ function dedupe(changes: CrmChange[]): CrmChange[] {
   return [...byKey.values()];
 }
 
-function isNotFound(description: string): boolean {
-  return /not found/i.test(description);
-}
-
-async function guarded(run: Run, entity: CrmEntity, id: number, fn: () => Promise<void>): Promise<ChangeOutcome> {
-  try {
-    await fn();
-    return { entity, id, ok: true };
-  } catch (e) {
-    const error = e instanceof Error ? e.message : String(e);
-    run.deps.log.warn({ portalId: run.portalId, entity, id, error }, 'crm.change_failed');
-    return { entity, id, ok: false, error };
+/** Every person the batch refers to: changed people, deals' clients, leads they came from. */
+function peopleOf(people: CrmPerson[], deals: DealInput[]): PersonRef[] {
+  const refs: PersonRef[] = [];
+  for (const p of people) {
+    refs.push({ entity: p.entity, id: p.id });
+    if (p.leadId) refs.push({ entity: 'lead', id: p.leadId });
   }
+  for (const { facts } of deals) {
+    if (facts?.client) refs.push(facts.client);
+    if (facts?.leadId) refs.push({ entity: 'lead', id: facts.leadId });
+  }
+  return refs;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Attribution
-// ---------------------------------------------------------------------------------------------
+function memberIdsOf(index: MemberIndex, people: CrmPerson[], deals: DealInput[]): number[] {
+  return peopleOf(people, deals)
+    .map((r) => index.get(r)?.id)
+    .filter((id): id is number => id !== undefined);
+}
 
 /**
- * A referrer value on the entity is a manager's choice only if Sarafan did not write it: our
- * own REFERRER projection read back must not attribute whoever the deal's client is now (a
- * deal moved to another contact, or copied with its fields).
+ * A contact converted from a lead (its own or its deal's LEAD_ID) takes over the lead's member,
+ * keeping code, referral and balance (SPEC 5). Rare, so one statement per conversion.
  */
-async function managerReferrer(run: Run, entity: CrmEntity, id: number, ref: PersonRef | null): Promise<PersonRef | null> {
-  if (!ref) return null;
-  const written = (await run.deps.store.projections.getMany(run.portalId, [{ entity, entityId: id }])).get(projectionKey(entity, id));
-  const ours = parseCrmRef(written?.[F.REFERRER]);
-  return ours && ours.entity === ref.entity && ours.id === ref.id ? null : ref;
+async function followConversions(deps: Deps, portalId: number, index: MemberIndex, people: CrmPerson[], deals: DealInput[]): Promise<void> {
+  const pairs: { contact: PersonRef; leadId: number }[] = [];
+  for (const p of people) if (p.entity === 'contact' && p.leadId) pairs.push({ contact: p, leadId: p.leadId });
+  for (const { facts } of deals) if (facts?.client?.entity === 'contact' && facts.leadId) pairs.push({ contact: facts.client, leadId: facts.leadId });
+  const missingLeads = pairs.filter((p) => !index.get(p.contact) && !index.get({ entity: 'lead', id: p.leadId }));
+  if (missingLeads.length) index.add(await deps.store.members.findByEntities(portalId, missingLeads.map((p) => ({ entity: 'lead' as const, id: p.leadId }))));
+  for (const { contact, leadId } of pairs) {
+    if (index.get(contact)) continue;
+    const leadMember = index.get({ entity: 'lead', id: leadId });
+    if (!leadMember) continue;
+    const moved = await deps.store.members.attachContact(portalId, leadMember.id, contact.id);
+    if (!moved) continue;
+    index.add([moved]);
+    if (moved.id === leadMember.id) deps.log.info({ portalId, memberId: moved.id }, 'member.followed_conversion');
+  }
 }
 
-async function resolveReferrer(
-  run: Run,
-  refCode: string | null,
-  referrerRef: PersonRef | null,
-): Promise<{ referrer: Member | null; code: string | null } | null> {
-  const { members } = run.deps.store;
-  if (refCode) {
-    const code = normalizeCode(refCode);
-    const referrer = code ? await members.findByCode(run.portalId, code) : null;
-    return { referrer, code: code ?? refCode.slice(0, 64) };
+/**
+ * The claims of the batch, people first (a deal's claim then meets the referral its contact
+ * already brought). A referrer value on an entity is a manager's choice only if Sarafan did not
+ * write it: our own REFERRER projection read back must not attribute whoever the client is now.
+ */
+async function claimsOf(deps: Deps, portalId: number, people: CrmPerson[], deals: DealInput[]): Promise<Claim[]> {
+  const withRef = [
+    ...people.filter((p) => p.referrer).map((p) => ({ entity: p.entity as CrmEntity, entityId: p.id })),
+    ...deals.filter((d) => d.facts?.referrer).map((d) => ({ entity: 'deal' as CrmEntity, entityId: d.id })),
+  ];
+  const written = withRef.length ? await deps.store.projections.getMany(portalId, withRef) : new Map<string, Projection>();
+  const managerRef = (entity: CrmEntity, id: number, ref: PersonRef | null): PersonRef | null => {
+    if (!ref) return null;
+    const ours = written.get(projectionKey(entity, id))?.referrer;
+    return ours && ours.entity === ref.entity && ours.id === ref.id ? null : ref;
+  };
+  const claims: Claim[] = [];
+  for (const p of people) {
+    const referrerRef = managerRef(p.entity, p.id, p.referrer);
+    if (p.refCode || referrerRef) claims.push({ referee: { entity: p.entity, id: p.id }, code: p.refCode, referrerRef, source: p.entity, sourceRef: `${p.entity}:${p.id}` });
   }
-  if (referrerRef) {
-    return { referrer: await members.ensure(run.portalId, referrerRef.entity, referrerRef.id, run.now), code: null };
+  for (const { id, facts } of deals) {
+    if (!facts) continue;
+    const referrerRef = managerRef('deal', id, facts.referrer);
+    if (facts.refCode || referrerRef) claims.push({ referee: facts.client, code: facts.refCode, referrerRef, source: 'deal', sourceRef: `deal:${id}`, dealId: id });
   }
-  return null;
+  return claims;
 }
 
-/** Records the referee's referral unless one is active already (first attribution wins). */
+/** Records the referral each claim names unless its referee has one (first attribution wins). */
 async function attribute(
-  run: Run,
-  referee: Member,
-  resolved: { referrer: Member | null; code: string | null },
-  source: ReferralSource,
-  sourceRef: string,
-): Promise<Referral | null> {
-  const { referrals, deals } = run.deps.store;
-  const active = await referrals.activeFor(run.portalId, referee.id);
-  if (active) return active;
-  const referrerId = resolved.referrer?.id ?? null;
-  const ancestors = referrerId ? await referrals.chain(run.portalId, referrerId, MAX_CHAIN) : [];
-  const refereeDeals = await deals.forClient(run.portalId, referee.id);
-  const firstWonAt = earliest(refereeDeals.map((d) => d.firstWonAt));
-  const verdict = checkReferral({
-    refereeMemberId: referee.id,
-    referrerMemberId: referrerId,
-    referrerAncestors: ancestors,
-    sameIdentity: sameEntity(referee, resolved.referrer),
-    refereeFirstWonAt: firstWonAt,
-    referralAt: run.now,
+  deps: Deps,
+  portalId: number,
+  now: Date,
+  claims: Claim[],
+  index: MemberIndex,
+  actives: Map<number, Referral>,
+  touched: Set<number>,
+  dealReferrers: Map<number, PersonRef | null>,
+): Promise<void> {
+  const { store, log } = deps;
+  const codes = claims.map((c) => (c.code ? normalizeCode(c.code) : null)).filter((c): c is string => c !== null);
+  const byCode = await store.members.findByCodes(portalId, codes);
+  const people = [...claims.map((c) => c.referrerRef), ...claims.map((c) => c.referee)].filter((r): r is PersonRef => r !== null);
+  index.add(await store.members.ensureMany(portalId, people, now));
+  for (const m of byCode.values()) index.add([m]);
+
+  const resolved = claims.map((c) => {
+    if (c.code) {
+      const code = normalizeCode(c.code);
+      return { claim: c, referrer: code ? (byCode.get(code) ?? null) : null, code: code ?? c.code.slice(0, 64) };
+    }
+    return { claim: c, referrer: index.get(c.referrerRef), code: null };
   });
-  const referral = await referrals.record({
-    portalId: run.portalId,
-    refereeMemberId: referee.id,
-    referrerMemberId: referrerId,
-    code: resolved.code,
-    source,
-    sourceRef,
-    status: verdict.ok ? 'active' : 'rejected',
-    rejectReason: verdict.ok ? null : verdict.reason,
-    createdAt: run.now,
-  });
-  if (referral.status === 'active') {
-    run.deps.log.info({ portalId: run.portalId, referral: referral.id, source: sourceRef }, 'referral.recorded');
-    if (referral.referrerMemberId) run.touchedMembers.add(referral.referrerMemberId);
-    run.touchedMembers.add(referee.id);
-  } else {
-    run.deps.log.info({ portalId: run.portalId, source: sourceRef, reason: referral.rejectReason }, 'referral.rejected');
+  for (const r of resolved) if (r.claim.dealId !== undefined) dealReferrers.set(r.claim.dealId, personRefOf(r.referrer));
+
+  const referees = resolved.map((r) => index.get(r.claim.referee)).filter((m): m is Member => m !== null);
+  const newReferees = referees.filter((m) => !actives.has(m.id));
+  if (!newReferees.length) return;
+  for (const [id, referral] of await store.referrals.activeForMany(portalId, newReferees.map((m) => m.id))) actives.set(id, referral);
+  const referrerIds = [...new Set(resolved.map((r) => r.referrer?.id).filter((id): id is number => id !== undefined))];
+  const [chains, refereeDeals] = await Promise.all([
+    store.referrals.chains(portalId, referrerIds, MAX_CHAIN),
+    store.deals.forClients(portalId, newReferees.map((m) => m.id)),
+  ]);
+  // Parent links as stored, plus the ones recorded in this batch, for the cycle check.
+  const parentOf = new Map<number, number>();
+  for (const [start, chain] of chains) chain.forEach((id, i) => parentOf.set(i === 0 ? start : chain[i - 1]!, id));
+  const ancestors = (id: number): number[] => {
+    const out: number[] = [];
+    for (let at = parentOf.get(id); at !== undefined && out.length < MAX_CHAIN && !out.includes(at); at = parentOf.get(at)) out.push(at);
+    return out;
+  };
+  const firstWon = new Map<number, Date>();
+  for (const d of refereeDeals) {
+    if (d.clientMemberId === null || !d.firstWonAt) continue;
+    const seen = firstWon.get(d.clientMemberId);
+    if (!seen || d.firstWonAt < seen) firstWon.set(d.clientMemberId, d.firstWonAt);
   }
-  return referral.status === 'active' ? referral : null;
+
+  for (const { claim, referrer, code } of resolved) {
+    const referee = index.get(claim.referee);
+    if (!referee || actives.has(referee.id)) continue;
+    const verdict = checkReferral({
+      refereeMemberId: referee.id,
+      referrerMemberId: referrer?.id ?? null,
+      referrerAncestors: referrer ? ancestors(referrer.id) : [],
+      sameIdentity: sameEntity(referee, referrer),
+      refereeFirstWonAt: firstWon.get(referee.id) ?? null,
+      referralAt: now,
+    });
+    const referral = await store.referrals.record({
+      portalId,
+      refereeMemberId: referee.id,
+      referrerMemberId: referrer?.id ?? null,
+      code,
+      source: claim.source,
+      sourceRef: claim.sourceRef,
+      status: verdict.ok ? 'active' : 'rejected',
+      rejectReason: verdict.ok ? null : verdict.reason,
+      createdAt: now,
+    });
+    if (referral.status === 'active') {
+      actives.set(referee.id, referral);
+      if (referral.referrerMemberId) {
+        parentOf.set(referee.id, referral.referrerMemberId);
+        touched.add(referral.referrerMemberId);
+      }
+      touched.add(referee.id);
+      log.info({ portalId, referral: referral.id, source: claim.sourceRef }, 'referral.recorded');
+    } else {
+      log.info({ portalId, source: claim.sourceRef, reason: referral.rejectReason }, 'referral.rejected');
+    }
+  }
+}
+
+function personRefOf(m: Member | null): PersonRef | null {
+  if (!m) return null;
+  if (m.contactId !== null) return { entity: 'contact', id: m.contactId };
+  if (m.leadId !== null) return { entity: 'lead', id: m.leadId };
+  return null;
 }
 
 function sameEntity(a: Member, b: Member | null): boolean {
@@ -279,301 +376,184 @@ function sameEntity(a: Member, b: Member | null): boolean {
   return a.id === b.id || (a.contactId !== null && a.contactId === b.contactId) || (a.leadId !== null && a.leadId === b.leadId);
 }
 
-function earliest(dates: (Date | null)[]): Date | null {
-  let min: Date | null = null;
-  for (const d of dates) if (d && (!min || d < min)) min = d;
-  return min;
+interface Settled {
+  /** Key of the durable `crm.project` job this run enqueued. */
+  jobKey: string;
+  touchedMembers: Set<number>;
+  touchedDeals: number[];
+  dealEntries: Map<number, LedgerEntry[]>;
 }
-
-// ---------------------------------------------------------------------------------------------
-// People (contacts, leads)
-// ---------------------------------------------------------------------------------------------
 
 /**
- * The member of a contact or lead. A contact converted from a lead (its or its deal's LEAD_ID)
- * takes over the lead's member, keeping code, referral and balance (SPEC 5).
+ * One transaction: the batch's deals recorded, every won deal of the affected clients priced by
+ * the program version that first priced it and settled against the ledger (a deal that changed
+ * hands re-settles both clients: first-won-deal qualification moves with it), first-time winners
+ * enrolled, and the `crm.project` job the CRM fields now owe enqueued — all committed together.
  */
-async function memberOf(run: Run, person: PersonRef, fromLeadId: number | null): Promise<Member | null> {
-  const { members } = run.deps.store;
-  const member = await members.findByEntity(run.portalId, person.entity, person.id);
-  if (member || person.entity !== 'contact' || !fromLeadId) return member;
-  const leadMember = await members.findByEntity(run.portalId, 'lead', fromLeadId);
-  if (!leadMember) return null;
-  const moved = await members.attachContact(run.portalId, leadMember.id, person.id);
-  if (moved?.id === leadMember.id) run.deps.log.info({ portalId: run.portalId, memberId: moved.id }, 'member.followed_conversion');
-  return moved;
-}
-
-async function processPerson(run: Run, person: PersonFacts): Promise<void> {
-  const { members } = run.deps.store;
-  const resolved = await resolveReferrer(run, person.refCode, await managerReferrer(run, person.entity, person.id, person.referrerRef));
-  let member = await memberOf(run, person, person.leadId);
-  if (resolved && !member) member = await members.ensure(run.portalId, person.entity, person.id, run.now);
-  if (!member) return;
-  if (resolved) await attribute(run, member, resolved, person.entity, `${person.entity}:${person.id}`);
-  run.touchedMembers.add(member.id);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Deals
-// ---------------------------------------------------------------------------------------------
-
-async function processDeal(run: Run, dealId: number, facts: DealFacts | null): Promise<void> {
-  const { store } = run.deps;
-  const won = facts?.semantic === 'S';
-  const previous = await store.deals.get(run.portalId, dealId);
-
-  let client: Member | null = null;
-  if (facts?.client) {
-    client = await memberOf(run, facts.client, facts.leadId);
-    const resolvedNeeded = facts.refCode !== null || facts.referrerRef !== null;
-    if (!client && (won || resolvedNeeded)) {
-      client = await store.members.ensure(run.portalId, facts.client.entity, facts.client.id, run.now);
-    }
-  } else if (!facts && previous?.clientMemberId) {
-    // Deleted: the client is the one it had (a deal whose contact was removed has none).
-    client = await store.members.get(run.portalId, previous.clientMemberId);
+async function settleDeals(
+  deps: Deps,
+  tx: TxRepos,
+  installation: Installation,
+  current: LoadedProgram,
+  now: Date,
+  deals: DealInput[],
+  previousOutside: Map<number, DealState>,
+  index: MemberIndex,
+): Promise<Settled> {
+  const portalId = installation.id;
+  const clientOf = (d: DealInput): number | null => (d.facts ? (index.get(d.facts.client)?.id ?? null) : (previousOutside.get(d.id)?.clientMemberId ?? null));
+  const lockKeys = new Set<string>();
+  for (const d of deals) {
+    const ids = [clientOf(d), previousOutside.get(d.id)?.clientMemberId].filter((id): id is number => typeof id === 'number');
+    for (const id of ids) lockKeys.add(`client:${id}`);
+    if (!ids.length) lockKeys.add(`deal:${d.id}`);
   }
+  await tx.lockMany(portalId, [...lockKeys]);
 
-  let dealReferrer: Member | null = null;
-  if (facts) {
-    const resolved = await resolveReferrer(run, facts.refCode, await managerReferrer(run, 'deal', dealId, facts.referrerRef));
-    dealReferrer = resolved?.referrer ?? null;
-    if (resolved && client) await attribute(run, client, resolved, 'deal', `deal:${dealId}`);
-  }
-
-  // The deal's client now and before: when the deal changed hands, both clients' deals are
-  // re-settled (first-won-deal qualification moves with it). Locks in a fixed order.
-  const clients = [...new Set([client?.id, previous?.clientMemberId].filter((id): id is number => typeof id === 'number'))].sort((a, b) => a - b);
-  const referral = await store.transaction(async (tx) => {
-    for (const id of clients) await tx.lock(run.portalId, `client:${id}`);
-    if (!clients.length) await tx.lock(run.portalId, `deal:${dealId}`);
-    const before = (await tx.deals.get(run.portalId, dealId)) ?? previous;
-    const referral = client ? await tx.referrals.activeFor(run.portalId, client.id) : null;
-    const state: DealState = {
-      portalId: run.portalId,
-      dealId,
-      clientMemberId: facts ? (client?.id ?? null) : (before?.clientMemberId ?? null),
-      categoryId: facts?.categoryId ?? before?.categoryId ?? 0,
-      stageId: facts?.stageId ?? before?.stageId ?? '',
-      stageSemantic: facts?.semantic ?? before?.stageSemantic ?? 'P',
-      amount: facts?.amount ?? before?.amount ?? 0,
-      currency: facts?.currency || before?.currency || run.current.program.currency,
+  // Load under the lock: what concurrent runs committed before us is seen here.
+  const before = new Map((await tx.deals.getMany(portalId, deals.map((d) => d.id))).map((s) => [s.dealId, s]));
+  const clients = new Set<number>();
+  const states: DealState[] = deals.map((d) => {
+    const prev = before.get(d.id) ?? previousOutside.get(d.id);
+    const f = d.facts;
+    const won = f?.semantic === 'S';
+    const client = clientOf(d);
+    if (client !== null) clients.add(client);
+    if (prev?.clientMemberId) clients.add(prev.clientMemberId);
+    return {
+      portalId,
+      dealId: d.id,
+      clientMemberId: f ? client : (prev?.clientMemberId ?? null),
+      categoryId: f?.categoryId ?? prev?.categoryId ?? 0,
+      stageId: f?.stageId ?? prev?.stageId ?? '',
+      stageSemantic: f?.semantic ?? prev?.stageSemantic ?? 'P',
+      amount: f?.amount ?? prev?.amount ?? 0,
+      currency: f?.currency || prev?.currency || current.program.currency,
       won,
-      deleted: facts === null,
-      firstWonAt: before?.firstWonAt ?? (won ? run.now : null),
-      programVersion: before?.programVersion ?? (won ? run.current.version : null),
-      referralId: referral?.id ?? before?.referralId ?? null,
-      updatedAt: run.now,
+      deleted: f === null,
+      firstWonAt: prev?.firstWonAt ?? (won ? now : null),
+      programVersion: prev?.programVersion ?? (won ? current.version : null),
+      referralId: prev?.referralId ?? null,
+      updatedAt: now,
     };
-    await tx.deals.upsert(state);
-
-    if (!state.clientMemberId) await settle(run, tx, state, [], null);
-    for (const clientId of clients) {
-      const clientReferral = clientId === client?.id ? referral : await tx.referrals.activeFor(run.portalId, clientId);
-      const related = await tx.deals.forClient(run.portalId, clientId);
-      const clientDeals: ClientDeal[] = related.map((d) => ({ dealId: d.dealId, won: d.won, firstWonAt: d.firstWonAt, amount: d.amount }));
-      for (const deal of related) {
-        if (deal.dealId !== dealId && !deal.won) continue;
-        await settle(run, tx, deal, clientDeals, clientReferral);
-      }
-    }
-    return referral;
   });
+  const clientIds = [...clients];
+  const [stored, referrals] = await Promise.all([tx.deals.forClients(portalId, clientIds), tx.referrals.activeForMany(portalId, clientIds)]);
+  for (const s of states) if (s.clientMemberId !== null && s.referralId === null) s.referralId = referrals.get(s.clientMemberId)?.id ?? null;
 
-  if (won && client && !client.code) {
-    const { program } = run.current;
-    if (program.enrol.onFirstWonDeal) await enroll(run, client, program.enrol.codePrefix);
-  }
-  if (client) run.touchedMembers.add(client.id);
-  // The client's active referral decides the deal's referrer; a rejected one shows none.
-  const referrerMemberId = client ? (referral?.referrerMemberId ?? null) : (dealReferrer?.id ?? null);
-  run.touchedDeals.set(dealId, { referrerMemberId, deleted: facts === null });
-}
+  const batchIds = new Set(states.map((s) => s.dealId));
+  const dealsOf = new Map<number, DealState[]>();
+  const push = (s: DealState) => {
+    if (s.clientMemberId === null) return;
+    const list = dealsOf.get(s.clientMemberId);
+    if (list) list.push(s);
+    else dealsOf.set(s.clientMemberId, [s]);
+  };
+  for (const s of stored) if (!batchIds.has(s.dealId)) push(s);
+  for (const s of states) push(s);
 
-async function settle(run: Run, tx: TxRepos, deal: DealState, clientDeals: ClientDeal[], referral: Referral | null): Promise<void> {
-  const loaded = deal.programVersion ? await programFor(run, tx, deal.programVersion) : run.current;
-  const { program } = loaded;
-  let desired: ReturnType<typeof priceDeal> = [];
-  if (deal.won && !deal.deleted && deal.currency !== program.currency) {
-    run.deps.log.warn({ portalId: run.portalId, dealId: deal.dealId, currency: deal.currency }, 'reward.currency_not_supported');
-  } else {
-    const levels = program.referral.levels.length;
-    const chain = referral && deal.clientMemberId ? await tx.referrals.chain(run.portalId, deal.clientMemberId, levels) : [];
-    desired = priceDeal({
-      program,
-      deal: { dealId: deal.dealId, amount: deal.amount, categoryId: deal.categoryId, won: deal.won && !deal.deleted, wonAt: deal.firstWonAt ?? run.now },
-      clientMemberId: deal.clientMemberId,
-      clientDeals,
-      referral: referral ? { createdAt: referral.createdAt, chain } : null,
-      now: run.now,
-    });
+  // What to settle: the batch's deals, and every won deal of an affected client.
+  const toSettle = new Map<number, DealState>(states.map((s) => [s.dealId, s]));
+  for (const id of clientIds) for (const s of dealsOf.get(id) ?? []) if (s.won && !toSettle.has(s.dealId)) toSettle.set(s.dealId, s);
+  const programs = new Map<number, LoadedProgram>([[current.version, current]]);
+  for (const v of new Set([...toSettle.values()].map((s) => s.programVersion).filter((v): v is number => v !== null && !programs.has(v)))) {
+    programs.set(v, await programVersion(tx.programs, portalId, v));
   }
-  const existing = await tx.ledger.forDeal(run.portalId, deal.dealId);
-  const planned = settleDeal({ dealId: deal.dealId, desired, existing, now: run.now });
-  run.dealEntries.set(deal.dealId, existing);
-  if (planned.length === 0) return;
+  const depth = Math.max(...[...programs.values()].map((p) => p.program.referral.levels.length), 0);
+  const referredClients = clientIds.filter((id) => referrals.has(id));
+  const [chains, existing] = await Promise.all([
+    tx.referrals.chains(portalId, referredClients, depth),
+    tx.ledger.forDeals(portalId, [...toSettle.keys()]),
+  ]);
+  const existingOf = new Map<number, LedgerEntry[]>([...toSettle.keys()].map((id) => [id, []]));
+  for (const e of existing) if (e.dealId !== null) existingOf.get(e.dealId)?.push(e);
+
+  const planned: { deal: DealState; version: number; entry: PlannedEntry }[] = [];
+  for (const deal of toSettle.values()) {
+    const loaded = deal.programVersion ? programs.get(deal.programVersion)! : current;
+    const { program } = loaded;
+    const client = deal.clientMemberId;
+    const referral = client !== null ? (referrals.get(client) ?? null) : null;
+    let desired: ReturnType<typeof priceDeal> = [];
+    if (deal.won && !deal.deleted && deal.currency !== program.currency) {
+      deps.log.warn({ portalId, dealId: deal.dealId, currency: deal.currency }, 'reward.currency_not_supported');
+    } else {
+      desired = priceDeal({
+        program,
+        deal: { dealId: deal.dealId, amount: deal.amount, categoryId: deal.categoryId, won: deal.won && !deal.deleted, wonAt: deal.firstWonAt ?? now },
+        clientMemberId: client,
+        clientDeals: client !== null ? clientDealsOf(dealsOf.get(client) ?? []) : [],
+        referral: referral && client !== null ? { createdAt: referral.createdAt, chain: (chains.get(client) ?? []).slice(0, program.referral.levels.length) } : null,
+        now,
+      });
+    }
+    for (const entry of settleDeal({ dealId: deal.dealId, desired, existing: existingOf.get(deal.dealId) ?? [], now })) {
+      planned.push({ deal, version: loaded.version, entry });
+    }
+  }
+
+  await tx.deals.upsertMany(states);
   const { inserted } = await tx.ledger.append(
-    planned.map((p) => ({
-      portalId: run.portalId,
+    planned.map(({ deal, version, entry: p }): NewLedgerEntry => ({
+      portalId,
       memberId: p.memberId,
       amount: p.amount,
       reason: p.reason,
       kind: p.kind,
       dealId: deal.dealId,
       level: p.level,
-      programVersion: loaded.version,
+      programVersion: version,
       idempotencyKey: p.idempotencyKey,
       availableAt: p.availableAt,
       expiresAt: null,
       causedBy: `deal:${deal.dealId}`,
       comment: null,
-      createdAt: run.now,
+      createdAt: now,
     })),
   );
-  run.dealEntries.set(deal.dealId, [...existing, ...inserted]);
+  const touchedMembers = new Set<number>(clientIds);
+  const touchedDeals = new Set<number>(batchIds);
   for (const entry of inserted) {
-    run.touchedMembers.add(entry.memberId);
-    run.deps.log.info(
-      { portalId: run.portalId, dealId: deal.dealId, memberId: entry.memberId, amount: entry.amount, kind: entry.kind, reason: entry.reason },
+    touchedMembers.add(entry.memberId);
+    touchedDeals.add(entry.dealId!);
+    existingOf.get(entry.dealId!)?.push(entry);
+    deps.log.info(
+      { portalId, dealId: entry.dealId, memberId: entry.memberId, amount: entry.amount, kind: entry.kind, reason: entry.reason },
       entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
     );
   }
-  // Another deal of the client may have become (or stopped being) the qualifying one.
-  if (!run.touchedDeals.has(deal.dealId)) {
-    run.touchedDeals.set(deal.dealId, { referrerMemberId: referral?.referrerMemberId ?? null, deleted: deal.deleted });
-  }
-}
 
-async function programFor(run: Run, repos: Repos, version: number): Promise<LoadedProgram> {
-  const hit = run.programs.get(version);
-  if (hit) return hit;
-  const loaded = await programVersion(repos.programs, run.portalId, version);
-  run.programs.set(version, loaded);
-  return loaded;
-}
-
-async function enroll(run: Run, member: Member, prefix: string): Promise<Member> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const code = generateCode(run.deps.randomBytes, { prefix });
-    const result = await run.deps.store.members.enroll(run.portalId, member.id, code, run.now);
-    if (result !== 'code_taken') {
-      run.deps.log.info({ portalId: run.portalId, memberId: member.id }, 'member.enrolled');
-      return result;
+  // Clients are enrolled (given a code and link) when they first win a deal (SPEC 5.1 enrol).
+  if (current.program.enrol.onFirstWonDeal) {
+    const winners = new Set(states.filter((s) => s.won && s.clientMemberId !== null).map((s) => s.clientMemberId!));
+    let open = (await tx.members.getMany(portalId, [...winners])).filter((m) => m.code === null).map((m) => m.id);
+    for (let attempt = 0; open.length && attempt < CODE_ATTEMPTS; attempt++) {
+      const { enrolled, taken } = await tx.members.enrollMany(
+        portalId,
+        open.map((memberId) => ({ memberId, code: generateCode(deps.randomBytes, { prefix: current.program.enrol.codePrefix }) })),
+        now,
+      );
+      for (const m of enrolled) deps.log.info({ portalId, memberId: m.id }, 'member.enrolled');
+      open = taken;
     }
-  }
-  throw new Error('Could not find a free referral code after 8 attempts');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Projections
-// ---------------------------------------------------------------------------------------------
-
-interface Write {
-  entity: CrmEntity;
-  id: number;
-  fields: ProjectionValues;
-}
-
-async function writeProjections(run: Run): Promise<void> {
-  const { store } = run.deps;
-  const writes: Write[] = [];
-  const memberIds = [...run.touchedMembers];
-  const members = memberIds.length ? await store.members.getMany(run.portalId, memberIds) : [];
-  const byId = new Map(members.map((m) => [m.id, m]));
-
-  // Deals first: their referrer may be a member we have not loaded yet.
-  const dealIds = [...run.touchedDeals.keys()];
-  const referrerIds = [...new Set([...run.touchedDeals.values()].map((d) => d.referrerMemberId).filter((id): id is number => id !== null))];
-  for (const m of referrerIds.length ? await store.members.getMany(run.portalId, referrerIds.filter((id) => !byId.has(id))) : []) byId.set(m.id, m);
-
-  const targets = members.map((m) => ({ member: m, target: personTarget(m) })).filter((t) => t.target !== null) as { member: Member; target: PersonRef }[];
-  const keys = [
-    ...targets.map((t) => ({ entity: t.target.entity as CrmEntity, entityId: t.target.id })),
-    ...dealIds.map((id) => ({ entity: 'deal' as CrmEntity, entityId: id })),
-  ];
-  const lastWritten = keys.length ? await store.projections.getMany(run.portalId, keys) : new Map<string, ProjectionValues>();
-
-  if (targets.length) {
-    const balances = await store.ledger.balances(run.portalId, targets.map((t) => t.member.id), run.now);
-    const counts = await store.referrals.countByReferrer(run.portalId, targets.map((t) => t.member.id));
-    for (const { member, target } of targets) {
-      const key = projectionKey(target.entity, target.id);
-      const balance = balances.get(member.id) ?? { available: 0, pending: 0 };
-      const referrals = counts.get(member.id) ?? 0;
-      const current = run.read.get(key) ?? lastWritten.get(key);
-      const referral = await store.referrals.activeFor(run.portalId, member.id);
-      const referrer = referral?.referrerMemberId ? (byId.get(referral.referrerMemberId) ?? (await store.members.get(run.portalId, referral.referrerMemberId))) : null;
-      const referrerTarget = referrer ? personTarget(referrer) : null;
-      const inProgram = member.code || balance.available || balance.pending || referrals || lastWritten.has(key);
-      if (!inProgram && !referrerTarget) continue; // a plain client: nothing of ours to show
-      const desired: ProjectionValues = {};
-      if (inProgram) {
-        const tier = tierFor(run.current.program, await clientDealsOf(store, run.portalId, member.id));
-        Object.assign(
-          desired,
-          personProjection({
-            code: member.code,
-            link: member.code ? referralLink(run.deps.appBaseUrl, run.installation.memberId, member.code) : null,
-            balance: balance.available,
-            pending: balance.pending,
-            referrals,
-            tier: tier?.name ?? null,
-            joinedAt: member.joinedAt,
-          }),
-        );
-      }
-      if (referrerTarget) desired[F.REFERRER] = crmRef(referrerTarget.entity, referrerTarget.id);
-      const fields = changedFields(desired, current);
-      if (Object.keys(fields).length) writes.push({ entity: target.entity, id: target.id, fields });
-    }
+    if (open.length) throw new Error(`Could not find free referral codes after ${CODE_ATTEMPTS} attempts`);
   }
 
-  for (const [dealId, { referrerMemberId, deleted }] of run.touchedDeals) {
-    if (deleted) continue; // nothing to write to
-    const key = projectionKey('deal', dealId);
-    const current = run.read.get(key) ?? lastWritten.get(key);
-    const referrer = referrerMemberId ? byId.get(referrerMemberId) ?? null : null;
-    // Every touched deal was settled in this run; reading the ledger again is only a safety net.
-    const entries = run.dealEntries.get(dealId) ?? (await store.ledger.forDeal(run.portalId, dealId));
-    if (!referrer && !entries.length && !lastWritten.has(key)) continue; // not ours to touch
-    const desired = dealProjection({
-      referrer: referrer ? personTarget(referrer) : null,
-      reward: rewardOf(entries),
-    });
-    if (!referrer) delete desired[F.REFERRER]; // never erase a referrer a manager picked
-    const fields = changedFields(desired, current);
-    if (Object.keys(fields).length) writes.push({ entity: 'deal', id: dealId, fields });
-  }
-
-  if (!writes.length) return;
-  const gateway = run.deps.gateways.forInstallation(run.installation);
-  const outcomes = await gateway.batch(
-    writes.map((w) => ({ method: updateMethod(w.entity), params: { id: w.id, fields: w.fields, params: { REGISTER_SONET_EVENT: 'N' } } })),
+  const dealEntries = new Map([...touchedDeals].map((id) => [id, existingOf.get(id) ?? []]));
+  const jobKey = `run:${Buffer.from(deps.randomBytes(8)).toString('hex')}`;
+  await tx.jobs.enqueue(
+    {
+      portalId,
+      kind: 'crm.project',
+      key: jobKey,
+      payload: { members: [...touchedMembers], deals: [...touchedDeals] },
+      // The run writes these at once; the job is the guarantee, so it waits a little first.
+      runAt: new Date(now.getTime() + PROJECTION_GRACE_MS),
+    },
+    now,
   );
-  for (const [i, w] of writes.entries()) {
-    const outcome = outcomes[i]!;
-    if (outcome.ok) {
-      await store.projections.save(run.portalId, w.entity, w.id, w.fields, run.now);
-    } else {
-      run.deps.log.warn({ portalId: run.portalId, entity: w.entity, id: w.id, error: outcome.error, description: outcome.description }, 'crm.projection_failed');
-    }
-  }
-  run.deps.log.info({ portalId: run.portalId, writes: writes.length }, 'crm.projections_written');
+  return { jobKey, touchedMembers, touchedDeals: [...touchedDeals], dealEntries };
 }
 
-function personTarget(m: Member): PersonRef | null {
-  if (m.contactId) return { entity: 'contact', id: m.contactId };
-  if (m.leadId) return { entity: 'lead', id: m.leadId };
-  return null;
-}
-
-function rewardOf(entries: LedgerEntry[]): number {
-  return entries.filter((e) => e.reason === 'referral').reduce((sum, e) => sum + e.amount, 0);
-}
-
-async function clientDealsOf(store: Repos, portalId: number, memberId: number): Promise<ClientDeal[]> {
-  const deals = await store.deals.forClient(portalId, memberId);
-  return deals.map((d) => ({ dealId: d.dealId, won: d.won && !d.deleted, firstWonAt: d.firstWonAt, amount: d.amount }));
-}
-
+/** How long the durable projection job waits for the run that enqueued it to write inline. */
+export const PROJECTION_GRACE_MS = 30_000;

@@ -5,10 +5,9 @@
  * `referral: null`, no entries.
  */
 import { fromMinor } from '../rules/money.js';
-import type { PersonRef } from './crm-entities.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, ReferralSource } from './ports.js';
+import type { Deps, Installation, ReferralSource, PersonRef } from './ports.js';
 
 export interface DealEntry extends LedgerItem {
   /** Who the entry credits or debits. */

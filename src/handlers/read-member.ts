@@ -9,11 +9,10 @@
  */
 import { fromMinor } from '../rules/money.js';
 import { referralLink } from '../rules/referral-link.js';
-import { tierFor } from '../rules/rewards.js';
-import type { PersonRef } from './crm-entities.js';
+import { loadMemberSummaries } from './member-summaries.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, PersonEntity } from './ports.js';
+import type { Deps, Installation, PersonEntity, PersonRef } from './ports.js';
 
 export const DEFAULT_LEDGER_PAGE = 20;
 export const MAX_LEDGER_PAGE = 100;
@@ -41,7 +40,7 @@ export interface MemberAnswer {
   pending: number;
   tier: string | null;
   nextTier: { name: string; from: number } | null;
-  /** Active referrals this person made. */
+  /** Qualified referrals this person made: referees whose won deal pays them now (SPEC 4.1). */
   referrals: number;
   referrer: PersonRef | null;
   ledger: LedgerItem[];
@@ -74,19 +73,11 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
   };
   if (!member) return answer;
 
-  const [balances, counts, referral, deals, entries] = await Promise.all([
-    store.ledger.balances(portalId, [member.id], now),
-    store.referrals.countByReferrer(portalId, [member.id]),
-    store.referrals.activeFor(portalId, member.id),
-    store.deals.forClient(portalId, member.id),
+  const [summaries, entries] = await Promise.all([
+    loadMemberSummaries(store, portalId, [member.id], program, now),
     store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
   ]);
-  const balance = balances.get(member.id) ?? { available: 0, pending: 0 };
-  const referrer = referral?.referrerMemberId ? await store.members.get(portalId, referral.referrerMemberId) : null;
-  const tier = tierFor(
-    program,
-    deals.map((d) => ({ dealId: d.dealId, won: d.won && !d.deleted, firstWonAt: d.firstWonAt, amount: d.amount })),
-  );
+  const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
   return {
     ...answer,
     enrolled: member.code !== null,
@@ -97,7 +88,7 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     pending: fromMinor(balance.pending),
     tier: tier?.name ?? null,
     nextTier: tier?.next ?? null,
-    referrals: counts.get(member.id) ?? 0,
+    referrals,
     referrer: personOf(referrer),
     ledger: await ledgerItems(store, portalId, entries, now),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,

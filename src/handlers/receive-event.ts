@@ -9,7 +9,7 @@
  * when a refresh token came with it, else by the portal at its stored endpoint (`profile`).
  */
 import { AppError } from './errors.js';
-import { positiveId } from './crm-entities.js';
+import { positiveId } from '../rules/ids.js';
 import { activateIfReady, requireAdminGrant } from './install-app.js';
 import { currentProgram } from './program-versions.js';
 import { verifyApplicationToken, sameSecret } from './verify-application-token.js';

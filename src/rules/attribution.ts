@@ -3,6 +3,12 @@
  * reason and shown to managers, so the order of checks decides which reason a person sees.
  */
 
+/** A person in the CRM: a contact, or a lead not (yet) converted. */
+export interface PersonRef {
+  entity: 'contact' | 'lead';
+  id: number;
+}
+
 export type RejectReason = 'self_referral' | 'cycle' | 'already_customer' | 'unknown_code';
 
 export function checkReferral(a: {

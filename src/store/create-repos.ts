@@ -42,5 +42,12 @@ export function createTxRepos(tx: Db, cipher: TokenCipher): TxRepos {
       // The (int4, int4) form: its lock space never meets the single-bigint one used for migrations.
       await tx.execute(sql`SELECT pg_advisory_xact_lock(${portalId}::int4, hashtext(${key}))`);
     },
+    async lockMany(portalId, keys) {
+      const unique = [...new Set(keys)];
+      if (!unique.length) return;
+      // One statement; the ORDER BY makes every caller take the locks in the same order.
+      const list = sql.join(unique.map((k) => sql`(hashtext(${k}))`), sql`, `);
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${portalId}::int4, h) FROM (SELECT DISTINCT h FROM (VALUES ${list}) AS v(h) ORDER BY h) AS s`);
+    },
   };
 }

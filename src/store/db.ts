@@ -44,3 +44,8 @@ export async function retryOnUniqueViolation<T>(fn: () => Promise<T>, attempts =
 export function tsParam(date: Date): SQL {
   return sql`${date.toISOString()}::timestamptz`;
 }
+
+/** Rows of a raw `db.execute` result: node-postgres and PGlite both answer `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}

@@ -1,5 +1,5 @@
 /** Deals as Sarafan last saw them, keyed (portal_id, deal_id). */
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { DealRepo, DealState } from '../handlers/ports.js';
 import type { Db } from './db.js';
 import { deals } from './schema.js';
@@ -50,6 +50,40 @@ export function createDealRepo(db: Db): DealRepo {
         .insert(deals)
         .values({ portalId, dealId, ...fields })
         .onConflictDoUpdate({ target: [deals.portalId, deals.dealId], set: fields });
+    },
+
+    async upsertMany(states) {
+      if (!states.length) return;
+      await db
+        .insert(deals)
+        .values(states)
+        .onConflictDoUpdate({
+          target: [deals.portalId, deals.dealId],
+          set: {
+            clientMemberId: sql`excluded.client_member_id`,
+            categoryId: sql`excluded.category_id`,
+            stageId: sql`excluded.stage_id`,
+            stageSemantic: sql`excluded.stage_semantic`,
+            amount: sql`excluded.amount`,
+            currency: sql`excluded.currency`,
+            won: sql`excluded.won`,
+            deleted: sql`excluded.deleted`,
+            firstWonAt: sql`excluded.first_won_at`,
+            programVersion: sql`excluded.program_version`,
+            referralId: sql`excluded.referral_id`,
+            updatedAt: sql`excluded.updated_at`,
+          },
+        });
+    },
+
+    async forClients(portalId, clientMemberIds) {
+      if (!clientMemberIds.length) return [];
+      const rows = await db
+        .select()
+        .from(deals)
+        .where(and(eq(deals.portalId, portalId), inArray(deals.clientMemberId, [...new Set(clientMemberIds)])))
+        .orderBy(asc(deals.dealId));
+      return rows.map(toDeal);
     },
 
     async forClient(portalId, clientMemberId) {

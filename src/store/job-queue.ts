@@ -117,6 +117,13 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
         .where(and(inArray(jobs.id, ids), eq(jobs.status, 'running')));
     },
 
+    async completeQueued(portalId, kind, key, now) {
+      await db
+        .update(jobs)
+        .set({ status: 'done', updatedAt: now })
+        .where(and(eq(jobs.portalId, portalId), eq(jobs.kind, kind), eq(jobs.key, key), eq(jobs.status, 'queued')));
+    },
+
     async fail(id, error, retryAt, now) {
       const lastError = error.slice(0, MAX_ERROR_LENGTH);
       if (retryAt === null) {

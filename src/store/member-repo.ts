@@ -2,10 +2,10 @@
  * Members and their referral codes. Codes live in referral_codes forever (SPEC 5: never reused),
  * so a code lookup also finds a member by a code it no longer shows.
  */
-import { and, eq, inArray, isNotNull, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
-import type { Member, MemberRepo, PersonEntity } from '../handlers/ports.js';
-import { UNIQUE_VIOLATION, pgErrorCode, tsParam, type Db } from './db.js';
+import type { Member, MemberRepo, PersonEntity, PersonRef } from '../handlers/ports.js';
+import { UNIQUE_VIOLATION, pgErrorCode, rowsOf, tsParam, type Db } from './db.js';
 import { members, referralCodes } from './schema.js';
 
 type Row = typeof members.$inferSelect;
@@ -32,6 +32,23 @@ export function createMemberRepo(db: Db): MemberRepo {
     return row ? toMember(row) : null;
   }
 
+  async function findByEntities(portalId: number, refs: PersonRef[]): Promise<Member[]> {
+    const contactIds = [...new Set(refs.filter((r) => r.entity === 'contact').map((r) => r.id))];
+    const leadIds = [...new Set(refs.filter((r) => r.entity === 'lead').map((r) => r.id))];
+    if (!contactIds.length && !leadIds.length) return [];
+    const rows = await db
+      .select()
+      .from(members)
+      .where(
+        and(
+          eq(members.portalId, portalId),
+          or(contactIds.length ? inArray(members.contactId, contactIds) : undefined, leadIds.length ? inArray(members.leadId, leadIds) : undefined),
+        ),
+      )
+      .orderBy(members.id);
+    return rows.map(toMember);
+  }
+
   return {
     async get(portalId, memberId) {
       const [row] = await db
@@ -53,6 +70,76 @@ export function createMemberRepo(db: Db): MemberRepo {
     },
 
     findByEntity,
+
+    findByEntities,
+
+    async findByCodes(portalId, codes) {
+      const wanted = [...new Set(codes.map((c) => c.trim().toUpperCase()).filter(Boolean))];
+      const result = new Map<string, Member>();
+      if (!wanted.length) return result;
+      const rows = await db
+        .select({ code: referralCodes.code, member: members })
+        .from(referralCodes)
+        .innerJoin(members, and(eq(members.portalId, referralCodes.portalId), eq(members.id, referralCodes.memberId)))
+        .where(and(eq(referralCodes.portalId, portalId), inArray(referralCodes.code, wanted)));
+      for (const row of rows) result.set(row.code, toMember(row.member));
+      return result;
+    },
+
+    async ensureMany(portalId, refs, now) {
+      if (!refs.length) return [];
+      const unique = [...new Map(refs.map((r) => [`${r.entity}:${r.id}`, r])).values()];
+      const have = await findByEntities(portalId, unique);
+      const known = new Set(have.flatMap((m) => [m.contactId === null ? '' : `contact:${m.contactId}`, m.leadId === null ? '' : `lead:${m.leadId}`]));
+      const missing = unique.filter((r) => !known.has(`${r.entity}:${r.id}`));
+      for (const entity of ['contact', 'lead'] as const) {
+        const ids = missing.filter((r) => r.entity === entity).map((r) => r.id);
+        if (!ids.length) continue;
+        const column = entityColumn(entity);
+        // A concurrent insert of the same person makes ours a no-op; the select below sees the winner.
+        await db
+          .insert(members)
+          .values(ids.map((id) => ({ portalId, ...(entity === 'contact' ? { contactId: id } : { leadId: id }), createdAt: now })))
+          .onConflictDoNothing({ target: [members.portalId, column], where: isNotNull(column) });
+      }
+      return missing.length ? findByEntities(portalId, unique) : have;
+    },
+
+    async enrollMany(portalId, proposals, now) {
+      const enrolled: Member[] = [];
+      const taken: number[] = [];
+      if (!proposals.length) return { enrolled, taken };
+      const byMember = new Map(proposals.map((p) => [p.memberId, p.code.trim().toUpperCase()]));
+      // Row locks: a concurrent enrolment of the same member waits, so nobody gets two codes.
+      const current = await db
+        .select()
+        .from(members)
+        .where(and(eq(members.portalId, portalId), inArray(members.id, [...byMember.keys()])))
+        .orderBy(members.id)
+        .for('update');
+      const open = current.filter((m) => m.code === null);
+      for (const m of current) if (m.code !== null) enrolled.push(toMember(m));
+      if (!open.length) return { enrolled, taken };
+      const reserved = await db
+        .insert(referralCodes)
+        .values(open.map((m) => ({ portalId, code: byMember.get(m.id)!, memberId: m.id, createdAt: now })))
+        .onConflictDoNothing({ target: [referralCodes.portalId, referralCodes.code] })
+        .returning({ code: referralCodes.code, memberId: referralCodes.memberId });
+      const got = new Map(reserved.map((r) => [r.memberId, r.code]));
+      for (const m of open) if (!got.has(m.id)) taken.push(m.id);
+      if (!got.size) return { enrolled, taken };
+      const values = sql.join([...got].map(([id, code]) => sql`(${id}::bigint, ${code}::text)`), sql`, `);
+      const updated = await db.execute(sql`
+        UPDATE members SET code = v.code, joined_at = coalesce(members.joined_at, ${tsParam(now)})
+        FROM (VALUES ${values}) AS v(id, code)
+        WHERE members.portal_id = ${portalId} AND members.id = v.id AND members.code IS NULL
+        RETURNING members.id`);
+      const ids = rowsOf<{ id: string }>(updated).map((r) => Number(r.id));
+      if (ids.length !== got.size) throw new AppError('internal', 'members changed during enrolment');
+      const rows = await db.select().from(members).where(and(eq(members.portalId, portalId), inArray(members.id, ids)));
+      enrolled.push(...rows.map(toMember));
+      return { enrolled, taken };
+    },
 
     async findByCode(portalId, code) {
       const [row] = await db

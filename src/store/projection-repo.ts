@@ -24,6 +24,24 @@ export function createProjectionRepo(db: Db): ProjectionRepo {
       return result;
     },
 
+    async saveMany(portalId, rows, now) {
+      if (!rows.length) return;
+      // One row per entity: later values for the same entity are merged into earlier ones.
+      const merged = new Map<string, { entity: CrmEntity; entityId: number; values: ProjectionValues }>();
+      for (const r of rows) {
+        const key = projectionKey(r.entity, r.entityId);
+        const seen = merged.get(key);
+        merged.set(key, seen ? { ...seen, values: { ...seen.values, ...r.values } } : r);
+      }
+      await db
+        .insert(crmProjections)
+        .values([...merged.values()].map((r) => ({ portalId, entity: r.entity, entityId: r.entityId, values: r.values, updatedAt: now })))
+        .onConflictDoUpdate({
+          target: [crmProjections.portalId, crmProjections.entity, crmProjections.entityId],
+          set: { values: sql`${crmProjections.values} || excluded.values`, updatedAt: now },
+        });
+    },
+
     async save(portalId, entity, entityId, values, now) {
       await db
         .insert(crmProjections)

@@ -6,7 +6,7 @@
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { NewReferral, Referral, ReferralRepo } from '../handlers/ports.js';
-import type { Db } from './db.js';
+import { rowsOf, type Db } from './db.js';
 import { referrals } from './schema.js';
 
 type Row = typeof referrals.$inferSelect;
@@ -108,6 +108,58 @@ export function createReferralRepo(db: Db): ReferralRepo {
         .from(walk)
         .orderBy(sql`chain.depth`);
       return rows.map((r) => r.memberId);
+    },
+
+    async activeForMany(portalId, refereeMemberIds) {
+      const result = new Map<number, Referral>();
+      if (!refereeMemberIds.length) return result;
+      const rows = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), inArray(referrals.refereeMemberId, [...new Set(refereeMemberIds)]), eq(referrals.status, 'active')));
+      for (const row of rows) result.set(row.refereeMemberId, toReferral(row));
+      return result;
+    },
+
+    async chains(portalId, memberIds, depth) {
+      const result = new Map<number, number[]>(memberIds.map((id) => [id, []]));
+      if (depth <= 0 || !memberIds.length) return result;
+      const starts = sql.join([...new Set(memberIds)].map((id) => sql`(${id}::bigint)`), sql`, `);
+      // chain() for every start at once; `path` stops a walk on a cycle, `depth` bounds it.
+      const rows = await db.execute(sql`
+        WITH RECURSIVE up(start, member_id, depth, path) AS (
+          SELECT r.referee_member_id, r.referrer_member_id, 1, ARRAY[r.referee_member_id, r.referrer_member_id]
+          FROM referrals r JOIN (VALUES ${starts}) AS s(id) ON r.referee_member_id = s.id
+          WHERE r.portal_id = ${portalId} AND r.status = 'active'
+            AND r.referrer_member_id IS NOT NULL AND r.referrer_member_id <> r.referee_member_id
+          UNION ALL
+          SELECT up.start, r.referrer_member_id, up.depth + 1, up.path || r.referrer_member_id
+          FROM up
+          JOIN referrals r ON r.portal_id = ${portalId} AND r.referee_member_id = up.member_id AND r.status = 'active'
+          WHERE up.depth < ${depth} AND r.referrer_member_id IS NOT NULL AND NOT (r.referrer_member_id = ANY (up.path))
+        )
+        SELECT start, member_id, depth FROM up ORDER BY start, depth`);
+      for (const row of rowsOf<{ start: string; member_id: string }>(rows)) result.get(Number(row.start))?.push(Number(row.member_id));
+      return result;
+    },
+
+    async qualifiedCount(portalId, memberIds) {
+      const counts = new Map<number, number>(memberIds.map((id) => [id, 0]));
+      if (!memberIds.length) return counts;
+      const ids = sql.join([...new Set(memberIds)].map((id) => sql`(${id}::bigint)`), sql`, `);
+      const rows = await db.execute(sql`
+        SELECT p.member_id, count(DISTINCT d.client_member_id)::int AS n
+        FROM (
+          SELECT l.member_id, l.deal_id
+          FROM ledger_entries l JOIN (VALUES ${ids}) AS m(id) ON l.member_id = m.id
+          WHERE l.portal_id = ${portalId} AND l.reason = 'referral' AND l.level = 1 AND l.deal_id IS NOT NULL
+          GROUP BY l.member_id, l.deal_id
+          HAVING sum(l.amount) > 0
+        ) p
+        JOIN deals d ON d.portal_id = ${portalId} AND d.deal_id = p.deal_id AND d.client_member_id IS NOT NULL
+        GROUP BY p.member_id`);
+      for (const row of rowsOf<{ member_id: string; n: number }>(rows)) counts.set(Number(row.member_id), Number(row.n));
+      return counts;
     },
 
     async countByReferrer(portalId, memberIds) {

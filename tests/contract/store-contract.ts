@@ -182,7 +182,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
             portalId: portal.id, dealId: 7, clientMemberId: referee.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S',
             amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: ref.id, updatedAt: NOW,
           });
-          await store.projections.save(portal.id, 'deal', 7, { UF_CRM_SARAFAN_BONUS: 100 }, NOW);
+          await store.projections.save(portal.id, 'deal', 7, { reward: 100 }, NOW);
           await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
         };
         const a = await newPortal({ applicationToken: 'app-A' });
@@ -230,7 +230,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
             portalId: portal.id, dealId: 5, clientMemberId: referee.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S',
             amount: tag === 'A' ? 1000 : 9000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: null, updatedAt: NOW,
           });
-          await store.projections.save(portal.id, 'contact', 10, { tag }, NOW);
+          await store.projections.save(portal.id, 'contact', 10, { tier: tag }, NOW);
           expect(await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:5', payload: { tag }, runAt: at(10_000) }, NOW)).toBe(true);
           return { referrer, referee };
         };
@@ -254,7 +254,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect((await store.deals.get(a.id, 5))?.amount).toBe(1000);
         expect((await store.deals.getMany(a.id, [5])).map((d) => d.amount)).toEqual([1000]);
         expect(await store.deals.forClient(a.id, inB.referee.id)).toEqual([]);
-        expect(await store.projections.getMany(a.id, [{ entity: 'contact', entityId: 10 }])).toEqual(new Map([['contact:10', { tag: 'A' }]]));
+        expect(await store.projections.getMany(a.id, [{ entity: 'contact', entityId: 10 }])).toEqual(new Map([['contact:10', { tier: 'A' }]]));
         expect(await store.jobs.depth(a.id)).toEqual({ queued: 1, running: 0, dead: 0 });
       });
     });
@@ -553,15 +553,15 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
 
       it('merges projection values key by key', async () => {
         const portal = await newPortal();
-        await store.projections.save(portal.id, 'deal', 1, { A: 1, B: 'two' }, NOW);
-        await store.projections.save(portal.id, 'deal', 1, { B: 'three', C: null }, at(1));
-        await store.projections.save(portal.id, 'contact', 1, { D: 4 }, NOW);
+        await store.projections.save(portal.id, 'deal', 1, { reward: 1, code: 'two' }, NOW);
+        await store.projections.save(portal.id, 'deal', 1, { code: 'three', tier: null }, at(1));
+        await store.projections.save(portal.id, 'contact', 1, { balance: 4 }, NOW);
         const got = await store.projections.getMany(portal.id, [
           { entity: 'deal', entityId: 1 },
           { entity: 'contact', entityId: 1 },
           { entity: 'lead', entityId: 1 },
         ]);
-        expect(got).toEqual(new Map<string, unknown>([['deal:1', { A: 1, B: 'three', C: null }], ['contact:1', { D: 4 }]]));
+        expect(got).toEqual(new Map<string, unknown>([['deal:1', { reward: 1, code: 'three', tier: null }], ['contact:1', { balance: 4 }]]));
         expect(await store.projections.getMany(portal.id, [])).toEqual(new Map());
       });
     });

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { F } from '../../src/rules/crm-fields.js';
+import { F } from '../../src/bitrix/crm-fields.js';
 import { SANDBOX_CLIENT_ID } from '../../sandbox/apps.js';
 import { startLive, type Live } from '../support/live.js';
 

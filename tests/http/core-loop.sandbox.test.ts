@@ -6,7 +6,7 @@
  * Sarafan's ledger.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { F } from '../../src/rules/crm-fields.js';
+import { F } from '../../src/bitrix/crm-fields.js';
 import { SANDBOX_CLIENT_ID } from '../../sandbox/apps.js';
 import type { Actor, EntityKind, Row } from '../../sandbox/types.js';
 import { startLive, type Live } from '../support/live.js';

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEAL_COMPUTED, F, PERSON_COMPUTED, changedFields, crmRef, dealProjection, parseCrmRef, personProjection } from '../../../src/rules/crm-fields.js';
+import { DEAL_COMPUTED, F, PERSON_COMPUTED, crmRef, parseCrmRef, shownProjection, toWire } from '../../../src/bitrix/crm-fields.js';
+import { dealProjection, personProjection, projectionChanges, type Projection } from '../../../src/rules/project-to-crm.js';
+
+/** What would be written: the desired values that differ from what the raw entity shows, on the wire. */
+const changedFields = (desired: Projection, raw: Record<string, unknown> | null | undefined) => toWire(projectionChanges(desired, raw ? shownProjection(raw) : raw));
 
 describe('field names', () => {
   it('are the exact names of SPEC 4.1', () => {
@@ -76,10 +80,10 @@ describe('crmRef / parseCrmRef', () => {
   });
 });
 
-describe('personProjection', () => {
+describe('personProjection on the wire', () => {
   it('writes money as decimals, the date as UTC YYYY-MM-DD', () => {
     expect(
-      personProjection({ code: 'ABC2345', link: 'https://x/r/p/ABC2345', balance: 12345, pending: 5, referrals: 3, tier: 'Gold', joinedAt: new Date('2026-11-22T22:30:00Z') }),
+      toWire(personProjection({ code: 'ABC2345', link: 'https://x/r/p/ABC2345', balance: 12345, pending: 5, referrals: 3, tier: 'Gold', joinedAt: new Date('2026-11-22T22:30:00Z') })),
     ).toEqual({
       UF_CRM_SARAFAN_CODE: 'ABC2345',
       UF_CRM_SARAFAN_LINK: 'https://x/r/p/ABC2345',
@@ -92,7 +96,7 @@ describe('personProjection', () => {
   });
 
   it('clears code and link for a person without a code, and keeps a negative balance', () => {
-    expect(personProjection({ code: null, link: 'https://x/r/p/OLD2345', balance: -150, pending: 0, referrals: 0, tier: null, joinedAt: null })).toEqual({
+    expect(toWire(personProjection({ code: null, link: 'https://x/r/p/OLD2345', balance: -150, pending: 0, referrals: 0, tier: null, joinedAt: null }))).toEqual({
       UF_CRM_SARAFAN_CODE: null,
       UF_CRM_SARAFAN_LINK: null,
       UF_CRM_SARAFAN_BALANCE: -1.5,
@@ -104,28 +108,33 @@ describe('personProjection', () => {
   });
 });
 
-describe('dealProjection', () => {
+describe('dealProjection on the wire', () => {
   it.each([
     [{ referrer: { entity: 'contact' as const, id: 5 }, reward: 10050 }, { UF_CRM_SARAFAN_REFERRER: 'C_5', UF_CRM_SARAFAN_REWARD: 100.5 }],
     [{ referrer: { entity: 'lead' as const, id: 7 }, reward: 0 }, { UF_CRM_SARAFAN_REFERRER: 'L_7', UF_CRM_SARAFAN_REWARD: 0 }],
     [{ referrer: null, reward: 1 }, { UF_CRM_SARAFAN_REFERRER: null, UF_CRM_SARAFAN_REWARD: 0.01 }],
   ])('%j → %j', (d, expected) => {
-    expect(dealProjection(d)).toEqual(expected);
+    expect(toWire(dealProjection(d))).toEqual(expected);
   });
 });
 
-describe('changedFields', () => {
-  it.each<[string, string | number | null, unknown, boolean]>([
-    ['a double read back as "10.00"', 10, '10.00', false],
-    ['a double read back as "10"', 10, '10', false],
-    ['a double read back as a number', 123.45, 123.45, false],
-    ['a double read back as "123.45"', 123.45, '123.45', false],
-    ['a double that changed', 123.45, '123.44', true],
+describe('projection changes against what the portal shows', () => {
+  it.each<[string, number, unknown, boolean]>([
+    ['a double read back as "10.00"', 1000, '10.00', false],
+    ['a double read back as "10"', 1000, '10', false],
+    ['a double read back as a number', 12345, 123.45, false],
+    ['a double read back as "123.45"', 12345, '123.45', false],
+    ['a double that changed', 12345, '123.44', true],
     ['zero over an empty field', 0, '', true],
     ['zero over null', 0, null, true],
     ['zero read back as "0"', 0, '0', false],
-    ['a number over garbage', 5, 'five', true],
-    ['a number over true', 1, true, true],
+    ['a number over garbage', 500, 'five', true],
+    ['a number over true', 100, true, true],
+  ])('balance: %s', (_name, want, have, changed) => {
+    expect(changedFields({ balance: want }, { [F.BALANCE]: have })).toEqual(changed ? { [F.BALANCE]: want / 100 } : {});
+  });
+
+  it.each<[string, string | null, unknown, boolean]>([
     ['null over ""', null, '', false],
     ['null over null', null, null, false],
     ['null over false', null, false, false],
@@ -138,12 +147,17 @@ describe('changedFields', () => {
     ['a string over empty', 'Gold', '', true],
     ['a string over false', 'Gold', false, true],
     ['a numeric string read back as a number', '42', 42, false],
+  ])('tier: %s', (_name, want, have, changed) => {
+    expect(changedFields({ tier: want }, { [F.TIER]: have })).toEqual(changed ? { [F.TIER]: want } : {});
+  });
+
+  it.each<[string, string, unknown, boolean]>([
     ['a date read back with time and offset', '2026-11-23', '2026-11-23T00:00:00+03:00', false],
     ['a date read back as itself', '2026-11-23', '2026-11-23', false],
     ['a date that changed', '2026-11-23', '2026-11-24T00:00:00+03:00', true],
     ['a date over empty', '2026-11-23', '', true],
-  ])('%s', (_name, want, have, changed) => {
-    expect(changedFields({ [F.TIER]: want }, { [F.TIER]: have })).toEqual(changed ? { [F.TIER]: want } : {});
+  ])('joined: %s', (_name, want, have, changed) => {
+    expect(changedFields({ joined: want }, { [F.JOINED]: have })).toEqual(changed ? { [F.JOINED]: want } : {});
   });
 
   it.each<[string, unknown, boolean]>([
@@ -156,11 +170,11 @@ describe('changedFields', () => {
     ['C_5 over empty', '', true],
     ['C_5 over false', false, true],
   ])('referrer: %s', (_name, have, changed) => {
-    expect(changedFields({ [F.REFERRER]: 'C_5' }, { [F.REFERRER]: have })).toEqual(changed ? { [F.REFERRER]: 'C_5' } : {});
+    expect(changedFields({ referrer: { entity: 'contact', id: 5 } }, { [F.REFERRER]: have })).toEqual(changed ? { [F.REFERRER]: 'C_5' } : {});
   });
 
   it('does not read a tier named like a crm ref as a ref', () => {
-    expect(changedFields({ [F.TIER]: 'C_5' }, { [F.TIER]: '5' })).toEqual({ [F.TIER]: 'C_5' });
+    expect(changedFields({ tier: 'C_5' }, { [F.TIER]: '5' })).toEqual({ [F.TIER]: 'C_5' });
   });
 
   it('returns only the changed keys of a whole projection, and everything non-empty when current is unknown', () => {
@@ -176,7 +190,7 @@ describe('changedFields', () => {
       UF_CRM_SARAFAN_SEGMENT: 'loyal',
     };
     expect(changedFields(desired, current)).toEqual({ UF_CRM_SARAFAN_PENDING: 0 });
-    const all = { ...desired };
+    const all = toWire(desired);
     delete all[F.TIER];
     expect(changedFields(desired, null)).toEqual(all);
     expect(changedFields(desired, undefined)).toEqual(all);

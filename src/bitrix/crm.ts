@@ -1,0 +1,161 @@
+/**
+ * The CRM port over the portal gateway (STYLE.md practice 16): legacy entity methods
+ * (`crm.deal.*`, `crm.contact.*`, `crm.lead.*`) with UPPER_CASE keys, every value a string,
+ * empties as '' / null / false / '0' (reference §5.2, §6), answered to use cases in domain form.
+ * Every call goes through the installation's one gateway (limits, batching, token refresh).
+ */
+import { positiveId } from '../rules/ids.js';
+import { toMinor } from '../rules/money.js';
+import type {
+  BatchOutcome,
+  CrmDeal,
+  CrmEntity,
+  CrmOutcome,
+  CrmPerson,
+  CrmPort,
+  CrmPorts,
+  CrmRead,
+  PersonEntity,
+  PersonRef,
+  PortalGateway,
+  PortalGateways,
+} from '../handlers/ports.js';
+import { F, parseCrmRef, shownProjection, toWire, wireText } from './crm-fields.js';
+
+export { positiveId };
+
+export function parseDeal(id: number, raw: Record<string, unknown>): CrmDeal {
+  const semanticRaw = wireText(raw.STAGE_SEMANTIC_ID);
+  const semantic = semanticRaw === 'S' || semanticRaw === 'F' ? semanticRaw : 'P';
+  const contactId = positiveId(raw.CONTACT_ID);
+  const leadId = positiveId(raw.LEAD_ID);
+  return {
+    id,
+    stageId: wireText(raw.STAGE_ID) ?? '',
+    semantic,
+    amount: toMinor(wireText(raw.OPPORTUNITY) ?? '0') ?? 0,
+    currency: (wireText(raw.CURRENCY_ID) ?? '').toUpperCase(),
+    categoryId: positiveId(raw.CATEGORY_ID) ?? 0,
+    client: contactId ? { entity: 'contact', id: contactId } : leadId ? { entity: 'lead', id: leadId } : null,
+    leadId,
+    refCode: wireText(raw[F.REF_CODE]),
+    referrer: parseCrmRef(raw[F.REFERRER]),
+    shown: shownProjection(raw),
+  };
+}
+
+export function parsePerson(entity: PersonEntity, id: number, raw: Record<string, unknown>): CrmPerson {
+  return {
+    entity,
+    id,
+    refCode: wireText(raw[F.REF_CODE]),
+    referrer: parseCrmRef(raw[F.REFERRER]),
+    leadId: entity === 'contact' ? positiveId(raw.LEAD_ID) : null,
+    shown: shownProjection(raw),
+  };
+}
+
+/** Ids per `crm.X.list` command: one page (reference §3.3). */
+const LIST_PAGE = 50;
+
+/**
+ * Reads entities with as few requests as the portal allows: one `crm.<entity>.list` command per
+ * 50 ids (`@ID` filter, `start=-1`: no COUNT), so one `batch` request reads up to 2 500 entities
+ * where `crm.<entity>.get` would read 50 (SPEC 11: ≤ 0.1 requests per credited deal). A list
+ * silently leaves out what it does not return — deleted, or not visible to the token — so each id
+ * missing from the lists is asked for with `get`, whose answer tells "Not found" apart from
+ * "Access denied". Outcomes are in the order of `refs`, shaped as `get` answers.
+ */
+export async function readEntities(gateway: Pick<PortalGateway, 'batch'>, refs: { entity: CrmEntity; id: number }[]): Promise<BatchOutcome[]> {
+  if (!refs.length) return [];
+  const lists: { entity: CrmEntity; ids: number[] }[] = [];
+  for (const entity of new Set(refs.map((r) => r.entity))) {
+    const ids = [...new Set(refs.filter((r) => r.entity === entity).map((r) => r.id))];
+    for (let i = 0; i < ids.length; i += LIST_PAGE) lists.push({ entity, ids: ids.slice(i, i + LIST_PAGE) });
+  }
+  const answers = await gateway.batch(
+    lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: ['*', 'UF_*'], start: -1 } })),
+  );
+  const found = new Map<string, BatchOutcome>();
+  lists.forEach((l, i) => {
+    const answer = answers[i]!;
+    const rows = new Map<number, unknown>();
+    if (answer.ok && Array.isArray(answer.result)) {
+      for (const r of answer.result) {
+        const id = positiveId((r as Record<string, unknown>)?.ID);
+        if (id !== null) rows.set(id, r);
+      }
+    }
+    for (const id of l.ids) {
+      if (!answer.ok) found.set(`${l.entity}:${id}`, answer);
+      else if (rows.has(id)) found.set(`${l.entity}:${id}`, { ok: true, result: rows.get(id) });
+    }
+  });
+  const missing = lists.flatMap((l) => l.ids.filter((id) => !found.has(`${l.entity}:${id}`)).map((id) => ({ entity: l.entity, id })));
+  if (missing.length) {
+    const gets = await gateway.batch(missing.map((r) => ({ method: `crm.${r.entity}.get`, params: { id: r.id } })));
+    missing.forEach((r, i) => found.set(`${r.entity}:${r.id}`, gets[i]!));
+  }
+  return refs.map((r) => found.get(`${r.entity}:${r.id}`)!);
+}
+
+/** Legacy methods answer a missing entity with an empty error code and "Not found" (reference §5.2). */
+function isNotFound(outcome: Extract<BatchOutcome, { ok: false }>): boolean {
+  return /not found/i.test(outcome.description);
+}
+
+function toRead<T>(outcome: BatchOutcome, parse: (raw: Record<string, unknown>) => T): CrmRead<T> {
+  if (outcome.ok) return { status: 'found', record: parse((outcome.result ?? {}) as Record<string, unknown>) };
+  if (isNotFound(outcome)) return { status: 'not_found' };
+  return { status: 'failed', error: `${outcome.error}: ${outcome.description}` };
+}
+
+const toOutcome = (o: BatchOutcome): CrmOutcome => (o.ok ? { ok: true } : { ok: false, error: `${o.error}: ${o.description}`, notFound: isNotFound(o) });
+
+export function createCrm(gateway: Pick<PortalGateway, 'batch'>): CrmPort {
+  return {
+    async read({ deals, people }) {
+      const refs: { entity: CrmEntity; id: number }[] = [...deals.map((id) => ({ entity: 'deal' as const, id })), ...people];
+      const answers = await readEntities(gateway, refs);
+      const dealReads = new Map<number, CrmRead<CrmDeal>>();
+      const peopleReads = new Map<string, CrmRead<CrmPerson>>();
+      refs.forEach((ref, i) => {
+        if (ref.entity === 'deal') dealReads.set(ref.id, toRead(answers[i]!, (raw) => parseDeal(ref.id, raw)));
+        else peopleReads.set(`${ref.entity}:${ref.id}`, toRead(answers[i]!, (raw) => parsePerson(ref.entity as PersonEntity, ref.id, raw)));
+      });
+      return { deals: dealReads, people: peopleReads };
+    },
+
+    async writeProjections(writes) {
+      if (!writes.length) return [];
+      // REGISTER_SONET_EVENT=N: a projection is bookkeeping, not news for the live feed.
+      const outcomes = await gateway.batch(
+        writes.map((w) => ({ method: `crm.${w.entity}.update`, params: { id: w.id, fields: toWire(w.values), params: { REGISTER_SONET_EVENT: 'N' } } })),
+      );
+      return outcomes.map(toOutcome);
+    },
+
+    async addTimelineComments(comments) {
+      if (!comments.length) return [];
+      // Only the lower-case `fields` key is accepted (reference §5.6).
+      const outcomes = await gateway.batch(
+        comments.map((c) => ({ method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: c.id, ENTITY_TYPE: c.entity, COMMENT: c.text } } })),
+      );
+      return outcomes.map(toOutcome);
+    },
+
+    async notifyUsers(notes) {
+      if (!notes.length) return [];
+      const outcomes = await gateway.batch(
+        notes.map((n) => ({ method: 'im.notify.system.add', params: { USER_ID: n.userId, MESSAGE: n.text, ...(n.tag ? { TAG: n.tag } : {}) } })),
+      );
+      return outcomes.map(toOutcome);
+    },
+  };
+}
+
+export function createCrmPorts(gateways: Pick<PortalGateways, 'forInstallation'>): CrmPorts {
+  return { forInstallation: (installation) => createCrm(gateways.forInstallation(installation)) };
+}
+
+export type { PersonRef };
