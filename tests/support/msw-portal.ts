@@ -62,6 +62,18 @@ export class MswPortal {
   }
   private readonly expired = new Set<string>();
 
+  /** The next `times` commands of `method` fail (inside a batch too) with a portal error. */
+  failCommands(method: string, times: number): void {
+    this.commandFaults.set(method, times);
+  }
+  private readonly commandFaults = new Map<string, number>();
+
+  /** The next `times` `batch` requests that write (any `*.update` command) answer 500: the portal is down. */
+  failWriteBatches(times: number): void {
+    this.batchFaults = times;
+  }
+  private batchFaults = 0;
+
   add(entity: Entity, fields: Row): number {
     const id = this.nextId++;
     this.entities[entity].set(id, this.normalize(entity, { ...fields, ID: String(id) }));
@@ -164,6 +176,11 @@ export class MswPortal {
     if (token !== this.accessToken) {
       return HttpResponse.json({ error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' }, { status: 401 });
     }
+    const writes = method === 'batch' && Object.values((params.cmd ?? {}) as Record<string, string>).some((c) => /\.update\?/.test(String(c)));
+    if (writes && this.batchFaults > 0) {
+      this.batchFaults--;
+      return HttpResponse.json({ error: 'INTERNAL_SERVER_ERROR', error_description: 'Internal server error' }, { status: 500 });
+    }
     if (method === 'batch') return this.batch(call, params);
     const r = this.exec(method, params);
     return 'error' in r ? HttpResponse.json({ error: r.error, error_description: r.description }, { status: r.status }) : this.ok(r.result);
@@ -197,6 +214,11 @@ export class MswPortal {
   }
 
   private exec(method: string, p: Row): { result: unknown } | { error: string; description: string; status: number } {
+    const faults = this.commandFaults.get(method) ?? 0;
+    if (faults > 0) {
+      this.commandFaults.set(method, faults - 1);
+      return { error: 'INTERNAL_SERVER_ERROR', description: 'Internal server error', status: 500 };
+    }
     const m = /^crm\.(deal|contact|lead)\.(get|list|update|userfield\.list|userfield\.add|userfield\.update)$/.exec(method);
     if (m) {
       const entity = m[1] as Entity;
