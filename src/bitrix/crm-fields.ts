@@ -5,7 +5,7 @@
  * (reference §5.2, §6). Use cases see the domain form (src/rules/project-to-crm.ts) only.
  */
 import { fromMinor, toMinor } from '../rules/money.js';
-import type { PersonRef } from '../rules/attribution.js';
+import type { PersonRef } from '../rules/attribute-referral.js';
 import type { Projection, ProjectionKey } from '../rules/project-to-crm.js';
 
 export const F = {

@@ -7,7 +7,6 @@
 import { positiveId } from '../rules/ids.js';
 import { toMinor } from '../rules/money.js';
 import type {
-  BatchOutcome,
   CrmDeal,
   CrmEntity,
   CrmOutcome,
@@ -17,9 +16,8 @@ import type {
   CrmRead,
   PersonEntity,
   PersonRef,
-  PortalGateway,
-  PortalGateways,
 } from '../handlers/ports.js';
+import type { BatchOutcome, PortalGateway, PortalGatewayFactory } from './portal-gateway.js';
 import { F, parseCrmRef, shownProjection, toWire, wireText } from './crm-fields.js';
 
 export { positiveId };
@@ -154,7 +152,7 @@ export function createCrm(gateway: Pick<PortalGateway, 'batch'>): CrmPort {
   };
 }
 
-export function createCrmPorts(gateways: Pick<PortalGateways, 'forInstallation'>): CrmPorts {
+export function createCrmPorts(gateways: Pick<PortalGatewayFactory, 'forInstallation'>): CrmPorts {
   return { forInstallation: (installation) => createCrm(gateways.forInstallation(installation)) };
 }
 

@@ -46,17 +46,8 @@ import {
   type RestrictionParams,
 } from '@bitrix24/b24jssdk';
 import { AppError, PortalCallError } from '../handlers/errors.js';
-import type {
-  BatchCommand,
-  BatchOutcome,
-  Installation,
-  InstallationRepo,
-  Log,
-  PortalGateway,
-  PortalGateways,
-  PortalTokens,
-  PortalUser,
-} from '../handlers/ports.js';
+import type { Installation, InstallationRepo, Log, PortalTokens, PortalUser } from '../handlers/ports.js';
+import type { BatchCommand, BatchOutcome, PortalGateway, PortalGatewayFactory } from './portal-gateway.js';
 import { createOAuthServer, normalizeOAuthUrl } from './oauth-server.js';
 import { assertResolvesPublic, checkPortalEndpoint, createPublicOnlyLookup, INSECURE_LOOKUP_CODE, type LookupAll } from './portal-endpoint.js';
 
@@ -219,7 +210,7 @@ export function toPortalCallError(method: string, e: unknown): PortalCallError {
   return new PortalCallError(method, 'UNKNOWN_ERROR', 0, e instanceof Error ? e.message : String(e));
 }
 
-export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateways {
+export function createPortalGateways(opts: PortalGatewaysOptions): PortalGatewayFactory {
   const oauthBase = normalizeOAuthUrl(opts.oauthUrl, opts.allowInsecure);
   const serverEndpoint = `${oauthBase}/rest/`;
   const oauth = createOAuthServer({

@@ -12,7 +12,8 @@
  * - Bindings of other handlers (another app's route, a manual hook) are left alone; only our own
  *   routes (`…/b24/events`, `…/b24/frame`) on another base URL are unbound as stale.
  */
-import type { BatchCommand, BatchOutcome, PortalGateway, RegistrationReport } from '../handlers/ports.js';
+import type { RegistrationReport } from '../handlers/ports.js';
+import type { BatchCommand, BatchOutcome, PortalGateway } from './portal-gateway.js';
 import type { Manifest, UserFieldEntity, UserFieldSpec } from './manifest-types.js';
 
 const ENTITIES: readonly UserFieldEntity[] = ['deal', 'contact', 'lead'];

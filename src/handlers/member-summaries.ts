@@ -4,7 +4,7 @@
  * Used by the CRM projections, the read API and (later) robots, so they never disagree.
  */
 import type { Program } from '../rules/program.js';
-import { tierFor, type ClientDeal } from '../rules/rewards.js';
+import { tierFor, type ClientDeal } from '../rules/price-deal.js';
 import type { Balance, DealState, Member, Referral, Repos } from './ports.js';
 
 export interface MemberSummary {

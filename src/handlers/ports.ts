@@ -136,10 +136,10 @@ export interface MemberRepo {
 }
 
 export type ReferralStatus = 'active' | 'rejected';
-export type { RejectReason } from '../rules/attribution.js';
-import type { PersonRef, RejectReason } from '../rules/attribution.js';
+export type { RejectReason } from '../rules/attribute-referral.js';
+import type { PersonRef, RejectReason } from '../rules/attribute-referral.js';
 import type { Projection } from '../rules/project-to-crm.js';
-export type { PersonRef } from '../rules/attribution.js';
+export type { PersonRef } from '../rules/attribute-referral.js';
 export type ReferralSource = 'deal' | 'contact' | 'lead' | 'manual' | 'link';
 
 export interface NewReferral {
@@ -395,27 +395,6 @@ export interface Store extends Repos {
 // The portal (REST through one gateway per portal) and the OAuth server
 // ---------------------------------------------------------------------------------------------
 
-export interface BatchCommand {
-  method: string;
-  params?: Record<string, unknown>;
-}
-
-export type BatchOutcome =
-  | { ok: true; result: unknown }
-  | { ok: false; error: string; description: string };
-
-export interface PortalGateway {
-  /** One REST call with the stored tokens (refreshed and retried as needed). Throws PortalCallError. */
-  call<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T>;
-  /**
-   * Any number of commands, sent as `batch` requests of ≤ 50 with halt=0; outcomes in input
-   * order. Throws PortalCallError only when a whole batch request fails.
-   */
-  batch(commands: BatchCommand[]): Promise<BatchOutcome[]>;
-  /** Every row of a list method, paged with `start=-1` and `>ID` filters. */
-  list<T = Record<string, unknown>>(method: string, params: Record<string, unknown>, opts?: { idKey?: string; itemsKey?: string }): Promise<T[]>;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The CRM, in domain terms (STYLE.md practice 16): the adapter (src/bitrix/crm.ts) owns methods,
 // filters, batching and wire formats; a use case never names a REST method.
@@ -481,9 +460,8 @@ export interface PortalUser {
   isAdmin: boolean;
 }
 
+/** What use cases may ask of the portal gateways; REST itself goes through the domain ports above. */
 export interface PortalGateways {
-  /** The one gateway of this installation (cached per portal; tokens persisted on rotation). */
-  forInstallation(installation: Installation): PortalGateway;
   /** Drop the cached gateway (after uninstall or token change). */
   forget(memberId: string): void;
   /**

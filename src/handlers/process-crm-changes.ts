@@ -19,11 +19,11 @@
  * write once. Known limits: deals in a currency other than the program's are not priced yet
  * (logged); deals without a contact or lead have no referee and pay nothing.
  */
-import { checkReferral, type PersonRef } from '../rules/attribution.js';
+import { checkReferral, type PersonRef } from '../rules/attribute-referral.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
 import type { Projection } from '../rules/project-to-crm.js';
-import { priceDeal } from '../rules/rewards.js';
-import { settleDeal, type PlannedEntry } from '../rules/settle.js';
+import { priceDeal } from '../rules/price-deal.js';
+import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
 import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {

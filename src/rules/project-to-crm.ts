@@ -7,7 +7,7 @@
  * (when it was just read) or from what Sarafan last wrote — so the events Sarafan's own writes
  * cause end with no further write.
  */
-import type { PersonRef } from './attribution.js';
+import type { PersonRef } from './attribute-referral.js';
 
 export interface Projection {
   code?: string | null;

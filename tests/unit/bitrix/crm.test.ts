@@ -1,7 +1,7 @@
 /** readEntities: lists by id in as few commands as possible; asks `get` only about what a list left out. */
 import { describe, expect, it } from 'vitest';
 import { createCrm, readEntities } from '../../../src/bitrix/crm.js';
-import type { BatchCommand, BatchOutcome } from '../../../src/handlers/ports.js';
+import type { BatchCommand, BatchOutcome } from '../../../src/bitrix/portal-gateway.js';
 
 function fakeGateway(rows: Record<string, Record<number, Record<string, unknown>>>, getAnswers: Record<string, BatchOutcome> = {}) {
   const sent: BatchCommand[][] = [];

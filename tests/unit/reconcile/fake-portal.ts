@@ -5,7 +5,7 @@
  * encoding as a real `batch` (`cmd` values are query strings), so numbers arrive as strings.
  */
 import qs from 'qs';
-import type { BatchCommand, BatchOutcome, PortalGateway } from '../../../src/handlers/ports.js';
+import type { BatchCommand, BatchOutcome, PortalGateway } from '../../../src/bitrix/portal-gateway.js';
 import type { UserFieldEntity } from '../../../src/bitrix/manifest-types.js';
 
 type Row = Record<string, unknown>;

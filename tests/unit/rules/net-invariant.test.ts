@@ -7,8 +7,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Program } from '../../../src/rules/program.js';
-import { priceDeal, type ClientDeal } from '../../../src/rules/rewards.js';
-import { settleDeal, type PlannedEntry } from '../../../src/rules/settle.js';
+import { priceDeal, type ClientDeal } from '../../../src/rules/price-deal.js';
+import { settleDeal, type PlannedEntry } from '../../../src/rules/settle-deal.js';
 import { T0, program } from './rules-fixtures.js';
 
 const HOUR = 3_600_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkReferral } from '../../../src/rules/attribution.js';
+import { checkReferral } from '../../../src/rules/attribute-referral.js';
 import { T0, at } from './rules-fixtures.js';
 
 type Args = Parameters<typeof checkReferral>[0];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Program } from '../../../src/rules/program.js';
-import { priceDeal, qualifies, tierFor, type ClientDeal, type DesiredEntry, type PricingInput } from '../../../src/rules/rewards.js';
+import { priceDeal, qualifies, tierFor, type ClientDeal, type DesiredEntry, type PricingInput } from '../../../src/rules/price-deal.js';
 import { DAY, T0, at, program } from './rules-fixtures.js';
 
 const CLIENT = 1;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DesiredEntry } from '../../../src/rules/rewards.js';
-import { settleDeal, type ExistingEntry, type PlannedEntry } from '../../../src/rules/settle.js';
+import type { DesiredEntry } from '../../../src/rules/price-deal.js';
+import { settleDeal, type ExistingEntry, type PlannedEntry } from '../../../src/rules/settle-deal.js';
 import { T0, at } from './rules-fixtures.js';
 
 const DEAL = 5;

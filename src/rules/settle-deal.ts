@@ -3,7 +3,7 @@
  * net must equal what pricing says the deal pays now. Settling plans the one entry that closes the
  * gap, so events may repeat, arrive out of order or revert each other and the deal still pays once.
  */
-import type { DesiredEntry, RewardReason } from './rewards.js';
+import type { DesiredEntry, RewardReason } from './price-deal.js';
 
 export interface ExistingEntry {
   memberId: number;
