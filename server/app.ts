@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Deps } from '../src/handlers/ports.js';
 import { errorHandler, notFound, requestId } from './middleware/error-handler.js';
-import { queryParser } from './middleware/body.js';
+import { bitrixBody, queryParser } from './middleware/body.js';
 import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
 import { frameRoutes } from './routes/frame.js';
@@ -28,6 +28,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', queryParser);
   app.set('trust proxy', true);
   app.use(requestId());
+  // Every body is read (bounded) before routing: see bitrixBody.
+  app.use(bitrixBody());
   app.use(healthRoutes({ ready: deps.ready }));
   // The frame SDK for pages rendered inside Bitrix24 (install wizard, frame pages).
   app.get('/static/b24jssdk.js', (_req, res) => {
