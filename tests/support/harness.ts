@@ -4,18 +4,18 @@
  */
 import { setupServer } from 'msw/node';
 import { createApp } from '../../server/app.js';
-import { composeDeps } from '../../server/compose.js';
+import { composeDeps, type ServerDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
-import type { Deps, Store } from '../../src/handlers/ports.js';
+import type { Clock, Store } from '../../src/handlers/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
 
 export const APP_BASE_URL = 'https://sarafan.example.com';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
-  deps: Deps;
+  deps: ServerDeps;
   store: Store;
   portal: MswPortal;
   worker: Worker;
@@ -25,7 +25,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function createHarness(opts: { databaseUrl?: string } = {}): Promise<Harness> {
+export async function createHarness(opts: { databaseUrl?: string; clock?: Clock } = {}): Promise<Harness> {
   const { log, logs } = captureLogs();
   const secretKey = 'test-secret-key-0123456789abcdef0123456789';
   const store = await openStore(opts.databaseUrl ? { databaseUrl: opts.databaseUrl, secretKey } : { memory: true, secretKey });
@@ -49,6 +49,7 @@ export async function createHarness(opts: { databaseUrl?: string } = {}): Promis
     oauthUrl: OAUTH_URL,
     allowInsecurePortals: false,
     maxRetries: 1,
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const app = createApp({ ...deps, ready: () => store.ready() });
   const worker = createWorker(deps, { workerId: 'test-worker' });
