@@ -6,17 +6,20 @@ import express, { type Express } from 'express';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Deps } from '../src/handlers/ports.js';
+import type { Metrics } from './metrics.js';
 import { errorHandler, notFound, requestId } from './middleware/error-handler.js';
-import { queryParser } from './middleware/body.js';
+import { bitrixBody, queryParser } from './middleware/body.js';
 import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
 import { frameRoutes } from './routes/frame.js';
 import { healthRoutes } from './routes/health.js';
 import { installRoutes } from './routes/install.js';
+import { metricsRoutes } from './routes/metrics.js';
 
 export interface AppDeps extends Deps {
   /** Store reachable and migrated (for /readyz). */
   ready: () => Promise<boolean>;
+  metrics: Metrics;
 }
 
 const require = createRequire(import.meta.url);
@@ -28,7 +31,12 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', queryParser);
   app.set('trust proxy', true);
   app.use(requestId());
+  // Before the body is read: the ack latency includes reading it.
+  app.post('/b24/events', deps.metrics.eventAckTimer());
+  // Every body is read (bounded) before routing: see bitrixBody.
+  app.use(bitrixBody());
   app.use(healthRoutes({ ready: deps.ready }));
+  app.use(metricsRoutes(deps.metrics));
   // The frame SDK for pages rendered inside Bitrix24 (install wizard, frame pages).
   app.get('/static/b24jssdk.js', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=86400');

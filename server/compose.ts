@@ -1,6 +1,6 @@
 /**
  * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
- * b24jssdk, the OAuth server, the registration reconciler.
+ * b24jssdk, the OAuth server, the registration reconciler, and this composition's metrics.
  */
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
@@ -9,6 +9,7 @@ import { createCrmPorts } from '../src/bitrix/crm.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
 import type { Clock, Deps, Log, Store } from '../src/handlers/ports.js';
+import { createMetrics, type Metrics, type ReconcileLag } from './metrics.js';
 
 export interface ComposeOptions {
   store: Store;
@@ -21,11 +22,24 @@ export interface ComposeOptions {
   clock?: Clock;
   /** Gateway retry budget (tests shorten it). */
   maxRetries?: number;
+  /**
+   * The periodic reconciliation's watermark ages for `sarafan_reconcile_lag_seconds`. The
+   * reconciliation (SPEC 6) supplies it once it exists, from server/main.ts; until then the
+   * gauge has no series.
+   */
+  reconcileLag?: ReconcileLag;
+}
+
+/** What the process layer passes around: the use cases' Deps plus this composition's metrics. */
+export interface ServerDeps extends Deps {
+  metrics: Metrics;
 }
 
 export const systemClock: Clock = { now: () => new Date() };
 
-export function composeDeps(o: ComposeOptions): Deps {
+export function composeDeps(o: ComposeOptions): ServerDeps {
+  const clock = o.clock ?? systemClock;
+  const metrics = createMetrics({ jobs: o.store.jobs, clock, log: o.log, ...(o.reconcileLag ? { reconcileLag: o.reconcileLag } : {}) });
   const gateways = createPortalGateways({
     installations: o.store.installations,
     clientId: o.clientId,
@@ -34,8 +48,8 @@ export function composeDeps(o: ComposeOptions): Deps {
     allowInsecure: o.allowInsecurePortals,
     log: o.log,
     ...(o.maxRetries !== undefined ? { maxRetries: o.maxRetries } : {}),
+    observer: metrics,
   });
-  const clock = o.clock ?? systemClock;
   const manifest = buildManifest(o.appBaseUrl);
   return {
     store: o.store,
@@ -47,5 +61,6 @@ export function composeDeps(o: ComposeOptions): Deps {
     log: o.log,
     appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),
     randomBytes: (n) => randomBytes(n),
+    metrics,
   };
 }

@@ -8,6 +8,7 @@ import { processCrmChanges, type CrmChange } from '../../src/handlers/process-cr
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import { writeProjections } from '../../src/handlers/write-projections.js';
 import type { Deps, Job } from '../../src/handlers/ports.js';
+import type { JobMetrics } from '../metrics.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -34,7 +35,7 @@ export function backoffMs(attempts: number): number {
   return Math.min(2 ** attempts * 5_000, 3_600_000);
 }
 
-export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
+export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: WorkerOptions): Worker {
   // One run reads its entities with list commands (2 500 per request) and writes in batches of 50:
   // the bigger the run, the fewer REST requests per change (SPEC 11), at the price of a later write-back.
   const batchSize = opts.batchSize ?? 500;
@@ -71,6 +72,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
         const installation = await deps.store.installations.get(job.portalId);
         if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
         await deps.store.jobs.complete([job.id], deps.clock.now());
+        deps.metrics?.jobsDone(job.kind, 1);
       });
     }
   }
@@ -87,6 +89,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       const failed = new Map(outcomes.filter((o) => !o.ok).map((o) => [`${o.entity}:${o.id}`, o.error ?? 'failed']));
       const ok = jobs.filter((j) => !failed.has(j.key));
       await deps.store.jobs.complete(ok.map((j) => j.id), deps.clock.now());
+      deps.metrics?.jobsDone('crm.change', ok.length);
       for (const job of jobs.filter((j) => failed.has(j.key))) await failJob(job, failed.get(job.key)!);
     });
   }
@@ -134,6 +137,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     const now = deps.clock.now();
     const dead = job.attempts >= maxAttempts;
     await deps.store.jobs.fail(job.id, error.slice(0, 2000), dead ? null : new Date(now.getTime() + backoffMs(job.attempts)), now);
+    deps.metrics?.jobFailed(job.kind, dead);
     deps.log[dead ? 'error' : 'warn']({ portalId: job.portalId, jobId: job.id, kind: job.kind, key: job.key, attempts: job.attempts, error }, dead ? 'queue.dead' : 'queue.retry');
   }
 

@@ -1,7 +1,6 @@
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import qs from 'qs';
 import { AppError } from '../../src/handlers/errors.js';
-import { appErrorFromHttpError } from './error-handler.js';
 
 /**
  * Request bodies as Bitrix24 sends them (reference 4.2, 15.6): `application/x-www-form-urlencoded`
@@ -100,49 +99,160 @@ function tooDeepPath(body: unknown): string | null {
   return null;
 }
 
-function bodyError(e: unknown): unknown {
-  const mapped = appErrorFromHttpError(e);
-  if (mapped?.code === 'payload_too_large') {
-    return new AppError('payload_too_large', `The request body exceeds ${BODY_LIMIT_BYTES / (1024 * 1024)} MB`, [], { cause: e });
-  }
-  return mapped ?? e;
+const JSON_START = /^[\s\uFEFF]*[[{]/;
+
+/** Past this many bytes an over-limit body is no longer drained: the connection is dropped. */
+export const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+
+const tooLarge = (): AppError => new AppError('payload_too_large', `The request body exceeds ${BODY_LIMIT_BYTES / (1024 * 1024)} MB`);
+
+/** Marks a request whose body this middleware has read (or refused), so a second use is a no-op. */
+const BODY_READ = Symbol('sarafan.bodyRead');
+type MarkedRequest = Request & { [BODY_READ]?: true };
+
+function hasBody(req: Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
+}
+
+type ReadOutcome = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'incomplete' };
+
+/** Reads the body into memory, stopping at `limit` bytes (what arrives after that is left to drainThenEnd). */
+function readRaw(req: Request, limit: number): Promise<ReadOutcome> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (outcome: ReadOutcome): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onIncomplete);
+      req.off('close', onIncomplete);
+      resolve(outcome);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) settle({ ok: false, reason: 'too_large' });
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => settle({ ok: true, body: Buffer.concat(chunks, size) });
+    const onIncomplete = (): void => settle({ ok: false, reason: 'incomplete' });
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onIncomplete);
+    req.on('close', onIncomplete);
+  });
 }
 
 /**
- * Parses form (qs, bracket keys) and JSON bodies into `req.body`, within the limits above.
- * Other content types are left unparsed (`req.body` stays undefined).
+ * Lets the answer to a request whose body is still arriving reach the client. Closing a socket
+ * with unread bytes in its receive buffer makes the kernel send a reset, and a client still
+ * writing its body then gets EPIPE/ECONNRESET and may never read our answer. So the answer is
+ * written at once, and `end` — after which Node closes a `Connection: close` socket — waits
+ * until the rest of the body has been read and discarded (up to DRAIN_LIMIT_BYTES). The answer
+ * goes out chunked, without Content-Length: a client that saw a complete answer would stop
+ * sending (Node's http client cancels its pending writes), so it completes only once drained.
+ */
+function drainThenEnd(req: Request, res: Response): void {
+  if (req.complete) return;
+  const end = res.end.bind(res) as () => Response;
+  let drained = false;
+  let endRequested = false;
+  let discarded = 0;
+  const finish = (): void => {
+    if (drained) return;
+    drained = true;
+    req.off('data', onData);
+    if (endRequested) end();
+  };
+  const onData = (chunk: Buffer): void => {
+    discarded += chunk.length;
+    if (discarded > DRAIN_LIMIT_BYTES) req.socket.destroy();
+  };
+  req.on('data', onData);
+  req.once('end', finish);
+  req.once('close', finish);
+  res.end = function endAfterDrain(this: Response, chunk?: unknown, encoding?: unknown): Response {
+    if (drained) return (end as (...args: unknown[]) => Response)(chunk, encoding);
+    if (!this.headersSent) this.removeHeader('Content-Length');
+    if (chunk !== undefined && typeof chunk !== 'function') this.write(chunk, encoding as BufferEncoding);
+    else this.flushHeaders();
+    endRequested = true;
+    return this;
+  } as Response['end'];
+  req.resume();
+}
+
+/** Answers `error` without waiting for the rest of the body, then drains it (see drainThenEnd). */
+function refuse(req: Request, res: Response, next: NextFunction, error: AppError): void {
+  res.set('Connection', 'close');
+  drainThenEnd(req, res);
+  next(error);
+}
+
+function parseJson(raw: Buffer, req: Request): unknown {
+  const declared = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.get('content-type') ?? '')?.[1]?.toLowerCase();
+  if (declared !== undefined && declared !== 'utf-8' && declared !== 'utf8') {
+    throw new AppError('bad_request', `Unsupported charset "${declared.slice(0, 40)}" for a JSON body`, [{ path: 'body', message: 'charset must be utf-8' }]);
+  }
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return {};
+  // Only objects and arrays, as body-parser's `strict` mode: a bare `"x"` or `1` is not a request.
+  if (!JSON_START.test(text)) throw new AppError('bad_request', 'Malformed JSON body', [{ path: 'body', message: 'not valid JSON' }]);
+  let body: unknown;
+  try {
+    body = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch {
+    // JSON.parse messages quote the body: never echo them.
+    throw new AppError('bad_request', 'Malformed JSON body', [{ path: 'body', message: 'not valid JSON' }]);
+  }
+  const path = tooDeepPath(body);
+  if (path !== null) {
+    throw new AppError('bad_request', `The request body nests deeper than ${MAX_DEPTH} levels`, [
+      { path, message: `nesting deeper than ${MAX_DEPTH} levels` },
+    ]);
+  }
+  return body;
+}
+
+/**
+ * Reads every request body, whatever the route and content type, within BODY_LIMIT_BYTES, and
+ * parses form (qs, bracket keys) and JSON bodies into `req.body`; other content types are read
+ * and dropped (`req.body` stays undefined). Mounted once before routing, so no route — not even
+ * an unknown one answering 404 — leaves a body unread, which would reset the connection under
+ * a client still sending. A body over the limit is answered 413 as soon as that is known (a
+ * declared Content-Length, or the byte that crosses it), and drained before the socket closes.
+ * Using it again on a route is a no-op.
  */
 export function bitrixBody(): RequestHandler {
-  const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: JSON_TYPES });
-  // Read raw and parse with our qs settings: body-parser's own extended parser answers 413 for too
-  // many parameters and turns long arrays into objects.
-  const form = express.raw({ limit: BODY_LIMIT_BYTES, type: FORM_TYPE });
-
   return function bitrixBodyParser(req: Request, res: Response, next: NextFunction): void {
-    json(req, res, (jsonErr?: unknown) => {
-      if (jsonErr) return next(bodyError(jsonErr));
-      if (req.is(JSON_TYPES) && req.body !== undefined) {
-        const path = tooDeepPath(req.body);
-        if (path !== null) {
-          return next(
-            new AppError('bad_request', `The request body nests deeper than ${MAX_DEPTH} levels`, [
-              { path, message: `nesting deeper than ${MAX_DEPTH} levels` },
-            ]),
-          );
+    const marked = req as MarkedRequest;
+    if (marked[BODY_READ] || !hasBody(req)) return next();
+    marked[BODY_READ] = true;
+
+    const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') {
+      return refuse(req, res, next, new AppError('bad_request', 'Compressed request bodies are not accepted', [{ path: 'content-encoding', message: 'must be identity' }]));
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > BODY_LIMIT_BYTES) return refuse(req, res, next, tooLarge());
+
+    readRaw(req, BODY_LIMIT_BYTES).then(
+      (outcome) => {
+        if (!outcome.ok) {
+          if (outcome.reason === 'too_large') return refuse(req, res, next, tooLarge());
+          return next(new AppError('bad_request', 'The request body was incomplete'));
         }
-      }
-      form(req, res, (formErr?: unknown) => {
-        if (formErr) return next(bodyError(formErr));
-        if (Buffer.isBuffer(req.body) && req.is(FORM_TYPE)) {
-          try {
+        try {
+          if (req.is(JSON_TYPES)) req.body = parseJson(outcome.body, req);
+          else if (req.is(FORM_TYPE)) {
             const charset = formCharset(req);
-            req.body = parseQs(req.body.toString(charset === 'utf-8' ? 'utf8' : 'latin1'), charset, 'body');
-          } catch (e) {
-            return next(e);
+            req.body = parseQs(outcome.body.toString(charset === 'utf-8' ? 'utf8' : 'latin1'), charset, 'body');
           }
+        } catch (e) {
+          return next(e);
         }
         next();
-      });
-    });
+      },
+      (e: unknown) => next(e),
+    );
   };
 }

@@ -4,7 +4,6 @@
  */
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { bitrixBody } from '../middleware/body.js';
 import { parseOrThrow } from '../../src/bitrix/payloads.js';
 import { authenticateUser, requireAdmin, type ApiCaller } from '../../src/handlers/authenticate-user.js';
 import { getProgram, updateProgram } from '../../src/handlers/manage-program.js';
@@ -64,7 +63,7 @@ const dealParams = z.object({ id: positiveId });
 
 export function apiRoutes(deps: Deps): Router {
   const router = Router();
-  router.use('/api', bitrixBody(), apiAuth(deps));
+  router.use('/api', apiAuth(deps));
 
   router.get('/api/program', async (_req, res) => {
     const c = caller(res);

@@ -1,14 +1,13 @@
-/** POST /b24/events — every bound Bitrix24 event (SPEC 3). Thin: parse, validate, hand over. */
+/** POST /b24/events — every bound Bitrix24 event (SPEC 3). Thin: read, hand over (the handler authenticates, then validates). */
 import { Router } from 'express';
 import { receiveEvent } from '../../src/handlers/receive-event.js';
-import { eventBodySchema, parseOrThrow } from '../../src/bitrix/payloads.js';
-import { bitrixBody } from '../middleware/body.js';
+import { eventEnvelopeSchema } from '../../src/bitrix/payloads.js';
 import type { Deps } from '../../src/handlers/ports.js';
 
 export function eventRoutes(deps: Deps): Router {
   const router = Router();
-  router.post('/b24/events', bitrixBody(), async (req, res) => {
-    const body = parseOrThrow(eventBodySchema, req.body, 'event');
+  router.post('/b24/events', async (req, res) => {
+    const body = eventEnvelopeSchema.parse(req.body);
     const fields = body.data?.FIELDS as Record<string, unknown> | undefined;
     const clean = String(body.data?.CLEAN ?? '0') === '1';
     const result = await receiveEvent(deps, {

@@ -11,7 +11,6 @@ import { frameFormSchema, parseOrThrow } from '../../src/bitrix/payloads.js';
 import { AppError, isAppError } from '../../src/handlers/errors.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { verifyFrameRequest } from '../../src/handlers/verify-frame-request.js';
-import { bitrixBody } from '../middleware/body.js';
 import { httpStatusFor } from '../middleware/error-handler.js';
 import { framePage, type Lang } from './frame-page.js';
 import { escapeHtml, page, pickLang } from './html.js';
@@ -60,6 +59,6 @@ export function frameRoutes(deps: Deps): Router {
   };
 
   router.get('/b24/frame', handle);
-  router.post('/b24/frame', bitrixBody(), handle);
+  router.post('/b24/frame', handle);
   return router;
 }

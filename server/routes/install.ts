@@ -10,7 +10,6 @@ import { installFormSchema, parseOrThrow } from '../../src/bitrix/payloads.js';
 import { AppError, isAppError } from '../../src/handlers/errors.js';
 import { scrubSecrets } from '../logger.js';
 import type { Deps, RegistrationReport } from '../../src/handlers/ports.js';
-import { bitrixBody } from '../middleware/body.js';
 import { httpStatusFor } from '../middleware/error-handler.js';
 import { page, escapeHtml, pickLang } from './html.js';
 
@@ -35,7 +34,7 @@ const TEXT = {
 
 export function installRoutes(deps: Deps): Router {
   const router = Router();
-  router.post('/b24/install', bitrixBody(), async (req, res) => {
+  router.post('/b24/install', async (req, res) => {
     const input = { ...(req.query as Record<string, unknown>), ...(req.body as Record<string, unknown>) };
     const lang = pickLang(input.LANG);
     const t = TEXT[lang];

@@ -31,6 +31,7 @@ import qs from 'qs';
 import { z } from 'zod';
 import {
   AbstractLogger,
+  ApiVersion,
   B24OAuth,
   EnumAppStatus,
   LogLevel,
@@ -50,6 +51,15 @@ import type { Installation, InstallationRepo, Log, PortalTokens, PortalUser } fr
 import type { BatchCommand, BatchOutcome, PortalGateway, PortalGatewayFactory } from './portal-gateway.js';
 import { createOAuthServer, normalizeOAuthUrl } from './oauth-server.js';
 import { assertResolvesPublic, checkPortalEndpoint, createPublicOnlyLookup, INSECURE_LOOKUP_CODE, type LookupAll } from './portal-endpoint.js';
+
+/**
+ * Sees every HTTP request sent to a portal's REST API — each retry and refresh replay too — with
+ * the status it got (0 when no answer came) and Bitrix24's error code, if any (operations:
+ * `/metrics` counts requests and throttles per portal). It must not throw.
+ */
+export interface PortalCallObserver {
+  requested(memberId: string, outcome: { status: number; error: string | null }): void;
+}
 
 /** SDK restriction settings; every key optional, sub-objects merged over the SDK defaults. */
 export interface RestrictionOverrides {
@@ -82,6 +92,7 @@ export interface PortalGatewaysOptions {
   /** whoIs cache: entries kept (default 10 000) and their lifetime (default 5 min). */
   whoIsCacheSize?: number;
   whoIsTtlMs?: number;
+  observer?: PortalCallObserver;
 }
 
 /** Fixed page size of list methods (reference §3.3) and batch size limit (§3.4). */
@@ -163,6 +174,30 @@ function clientClass(httpOptions: object | null): typeof B24OAuth {
       return httpOptions;
     }
   };
+}
+
+/** Reports each request of this client's axios instance (the SDK's documented `ajaxClient`) to the observer. */
+function observeRequests(b24: B24OAuth, memberId: string, observer: PortalCallObserver | undefined): void {
+  if (!observer) return;
+  const errorOf = (body: unknown): string | null => (isRecord(body) && typeof body.error === 'string' ? body.error : null);
+  const report = (status: unknown, body: unknown): void => {
+    try {
+      observer.requested(memberId, { status: typeof status === 'number' ? status : 0, error: errorOf(body) });
+    } catch {
+      // Counting must never fail a portal call.
+    }
+  };
+  b24.getHttpClient(ApiVersion.v2).ajaxClient.interceptors.response.use(
+    (response) => {
+      report(response.status, response.data);
+      return response;
+    },
+    (e: unknown) => {
+      const response = isRecord(e) && isRecord(e.response) ? e.response : null;
+      report(response?.status, response?.data);
+      return Promise.reject(e);
+    },
+  );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -325,6 +360,7 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
     b24.offClientSideWarning();
     b24.setLogger(new SdkLogForwarder(log, p.memberId));
     b24.setCustomRefreshAuth(() => refresh(p));
+    observeRequests(b24, p.memberId, opts.observer);
     return { endpoint: inst.clientEndpoint, b24, checked: null };
   }
 
@@ -510,6 +546,7 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
     b24.offClientSideWarning();
     b24.setLogger(new SdkLogForwarder(log, inst.memberId));
     b24.setCustomRefreshAuth(() => Promise.reject(new RefreshRefused('user tokens are not refreshed')));
+    observeRequests(b24, inst.memberId, opts.observer);
 
     let result: unknown;
     try {

@@ -11,19 +11,31 @@ const optionalText = z
   .optional()
   .transform((v) => (v === undefined || String(v).trim() === '' ? null : String(v).trim()));
 
-export const eventAuthSchema = z.object({
-  member_id: nonEmpty.max(128),
-  application_token: nonEmpty.max(256),
-  access_token: optionalText,
-  refresh_token: optionalText,
-  domain: optionalText,
-});
+/** A credential Bitrix24 sends; absent, empty, too long or not a string reads as null. */
+const credential = (max: number) => z.string().trim().min(1).max(max).nullable().catch(null);
+const lenientText = optionalText.catch(null);
+const noAuth = { member_id: null, application_token: null, access_token: null, refresh_token: null };
 
-export const eventBodySchema = z.object({
-  event: nonEmpty.max(128),
-  data: z.record(z.string(), z.unknown()).optional(),
-  auth: eventAuthSchema,
-});
+/**
+ * An event POST read without failing (SPEC 9: authentication comes before validation): a
+ * missing `auth[application_token]` or `auth[member_id]` must answer 401 like a wrong one, not a
+ * 400 that tells a caller which field to forge next. The handler authenticates, then validates
+ * the event name and the entity id.
+ */
+export const eventEnvelopeSchema = z
+  .object({
+    event: z.string().trim().min(1).nullable().catch(null),
+    data: z.record(z.string(), z.unknown()).nullable().catch(null),
+    auth: z
+      .object({
+        member_id: credential(128),
+        application_token: credential(256),
+        access_token: lenientText,
+        refresh_token: lenientText,
+      })
+      .catch(noAuth),
+  })
+  .catch({ event: null, data: null, auth: noAuth });
 
 /** The install wizard / app page POST (reference §1.3). DOMAIN comes in the query string. */
 export const installFormSchema = z.object({

@@ -360,7 +360,17 @@ export interface JobQueue {
   /** Running jobs locked before `lockedBefore` (a killed worker) go back to queued. */
   recoverStale(lockedBefore: Date, now: Date): Promise<number>;
   depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
+  /** Across portals, per state: how many jobs and the oldest `runAt` and `lockedAt` (operations: /metrics). */
+  stats(): Promise<JobStats>;
 }
+
+export interface JobStateStats {
+  count: number;
+  oldestRunAt: Date | null;
+  oldestLockedAt: Date | null;
+}
+
+export type JobStats = Record<Exclude<JobStatus, 'done'>, JobStateStats>;
 
 // ---------------------------------------------------------------------------------------------
 // The store as a whole

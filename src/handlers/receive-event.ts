@@ -16,14 +16,16 @@ import { verifyApplicationToken, sameSecret } from './verify-application-token.j
 import type { CrmEntity, Deps, Installation } from './ports.js';
 
 export interface EventAuth {
-  memberId: string;
-  applicationToken: string;
+  /** Null when the request carried none (answered 401, like a wrong one). */
+  memberId: string | null;
+  applicationToken: string | null;
   accessToken: string | null;
   refreshToken: string | null;
 }
 
 export interface InboundEvent {
-  event: string;
+  /** The event name as it came; null when absent. Validated once the sender is authenticated. */
+  event: string | null;
   /** `data[FIELDS][ID]` for CRM events, as it came; validated once the sender is authenticated. */
   rawEntityId: unknown;
   /** ONAPPUNINSTALL: `data[CLEAN]`. */
@@ -31,7 +33,10 @@ export interface InboundEvent {
   auth: EventAuth;
 }
 
-export type EventResult = { status: 'queued' | 'coalesced' | 'handled' | 'ignored' };
+/** An event whose sender presented both credentials (not yet checked). */
+type CredentialedEvent = InboundEvent & { auth: EventAuth & { memberId: string; applicationToken: string } };
+
+export type EventResult = { status: 'queued' | 'coalesced' | 'handled' };
 
 const CRM_EVENTS: Record<string, { entity: CrmEntity; deleted: boolean }> = {
   ONCRMDEALADD: { entity: 'deal', deleted: false },
@@ -47,16 +52,28 @@ export function crmEventTarget(event: string): { entity: CrmEntity; deleted: boo
   return CRM_EVENTS[event.toUpperCase()] ?? null;
 }
 
-export async function receiveEvent(deps: Deps, ev: InboundEvent): Promise<EventResult> {
-  const name = ev.event.toUpperCase();
+/** An event name as it may appear in logs and error messages (it is caller-controlled). */
+function printable(name: string): string {
+  return /^[A-Z0-9_]{1,64}$/.test(name) ? name : '(unreadable)';
+}
+
+export async function receiveEvent(deps: Deps, inbound: InboundEvent): Promise<EventResult> {
+  const name = inbound.event?.toUpperCase() ?? null;
+  const { memberId, applicationToken } = inbound.auth;
+  if (memberId === null || applicationToken === null) {
+    deps.log.warn({ memberId, event: name === null ? null : printable(name), reason: 'missing_credentials' }, 'event.rejected');
+    throw new AppError('unauthorized', 'Unknown portal or wrong application token');
+  }
+  const ev: CredentialedEvent = { ...inbound, auth: { ...inbound.auth, memberId, applicationToken } };
   if (name === 'ONAPPINSTALL' || name === 'ONAPPUPDATE') return acceptAppTokens(deps, ev, name);
   if (name === 'ONAPPUNINSTALL') return uninstall(deps, ev);
 
-  const installation = await authenticate(deps, ev, name);
+  const installation = await authenticate(deps, ev, name === null ? '(none)' : printable(name));
+  if (name === null) throw new AppError('bad_request', 'Invalid event: event', [{ path: 'event', message: 'required' }]);
   const target = crmEventTarget(name);
   if (!target) {
-    deps.log.info({ memberId: ev.auth.memberId, event: name }, 'event.ignored');
-    return { status: 'ignored' };
+    // Only the events Sarafan binds (SPEC 4.2) are accepted: anything else is a caller's mistake, not work.
+    throw new AppError('bad_request', 'Invalid event: event', [{ path: 'event', message: `${printable(name)} is not an event Sarafan handles` }]);
   }
   const entityId = positiveId(ev.rawEntityId);
   if (entityId === null) {
@@ -74,7 +91,7 @@ export async function receiveEvent(deps: Deps, ev: InboundEvent): Promise<EventR
   return { status: queued ? 'queued' : 'coalesced' };
 }
 
-async function authenticate(deps: Deps, ev: InboundEvent, name: string, allowUninstalled = false): Promise<Installation> {
+async function authenticate(deps: Deps, ev: CredentialedEvent, name: string, allowUninstalled = false): Promise<Installation> {
   const verdict = await verifyApplicationToken(deps.store.installations, ev.auth.memberId, ev.auth.applicationToken, { allowUninstalled });
   if (!verdict.ok) {
     deps.log.warn({ memberId: ev.auth.memberId, event: name, reason: verdict.reason }, 'event.rejected');
@@ -83,7 +100,7 @@ async function authenticate(deps: Deps, ev: InboundEvent, name: string, allowUni
   return verdict.installation;
 }
 
-async function uninstall(deps: Deps, ev: InboundEvent): Promise<EventResult> {
+async function uninstall(deps: Deps, ev: CredentialedEvent): Promise<EventResult> {
   const installation = await authenticate(deps, ev, 'ONAPPUNINSTALL');
   await deps.store.installations.markUninstalled(installation.id, deps.clock.now(), ev.clean);
   deps.gateways.forget(installation.memberId);
@@ -91,7 +108,7 @@ async function uninstall(deps: Deps, ev: InboundEvent): Promise<EventResult> {
   return { status: 'handled' };
 }
 
-async function acceptAppTokens(deps: Deps, ev: InboundEvent, name: string): Promise<EventResult> {
+async function acceptAppTokens(deps: Deps, ev: CredentialedEvent, name: string): Promise<EventResult> {
   const { store } = deps;
   const existing = await store.installations.findByMemberId(ev.auth.memberId);
   const known =
@@ -116,7 +133,7 @@ async function acceptAppTokens(deps: Deps, ev: InboundEvent, name: string): Prom
   return { status: 'handled' };
 }
 
-async function confirmNewToken(deps: Deps, ev: InboundEvent, existing: Installation | null, name: string): Promise<Installation> {
+async function confirmNewToken(deps: Deps, ev: CredentialedEvent, existing: Installation | null, name: string): Promise<Installation> {
   const now = deps.clock.now();
   if (ev.auth.refreshToken) {
     const grant = await deps.oauth.refresh(ev.auth.refreshToken);

@@ -7,8 +7,8 @@
  * Jobs are the one table read across portals (the queue picks the portal); complete/fail take
  * job ids only, as the port defines them.
  */
-import { and, asc, count, eq, inArray, lt, lte, sql } from 'drizzle-orm';
-import type { Job, JobQueue, JobStatus, NewJob } from '../handlers/ports.js';
+import { and, asc, count, eq, inArray, lt, lte, min, sql } from 'drizzle-orm';
+import type { Job, JobQueue, JobStats, JobStatus, NewJob } from '../handlers/ports.js';
 import { retryOnUniqueViolation, tsParam, type Db } from './db.js';
 import { jobs } from './schema.js';
 
@@ -202,6 +202,20 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
       const depth = { queued: 0, running: 0, dead: 0 };
       for (const row of rows) if (row.status !== 'done') depth[row.status] = row.n;
       return depth;
+    },
+
+    async stats() {
+      const rows = await db
+        .select({ status: jobs.status, n: count(), oldestRunAt: min(jobs.runAt), oldestLockedAt: min(jobs.lockedAt) })
+        .from(jobs)
+        .where(inArray(jobs.status, ['queued', 'running', 'dead']))
+        .groupBy(jobs.status);
+      const none = { count: 0, oldestRunAt: null, oldestLockedAt: null };
+      const stats: JobStats = { queued: { ...none }, running: { ...none }, dead: { ...none } };
+      for (const row of rows) {
+        if (row.status !== 'done') stats[row.status] = { count: row.n, oldestRunAt: row.oldestRunAt, oldestLockedAt: row.oldestLockedAt };
+      }
+      return stats;
     },
 
     async purgeDone(olderThan) {

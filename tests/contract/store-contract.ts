@@ -742,6 +742,29 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await count('jobs', portal.id)).toBe(1);
       });
 
+      it('stats: per state across portals, the count and the oldest runAt and lockedAt', async () => {
+        const none = { count: 0, oldestRunAt: null, oldestLockedAt: null };
+        expect(await store.jobs.stats()).toEqual({ queued: none, running: none, dead: none });
+        const [a, b] = [await newPortal(), await newPortal()];
+        await store.jobs.enqueue(job(a.id, 'deal:1', at(-30)), NOW);
+        await store.jobs.enqueue(job(b.id, 'deal:2', at(-20)), NOW);
+        await store.jobs.enqueue(job(a.id, 'deal:3', at(-10)), NOW);
+        await store.jobs.enqueue(job(a.id, 'deal:4', at(5)), NOW); // not due yet: still queued
+        await store.jobs.enqueue(job(b.id, 'deal:5', at(-1)), NOW);
+        const [first] = await store.jobs.claim('w1', 1, at(1)); // a: deal:1 (the oldest due job's portal, one job)
+        const [second] = await store.jobs.claim('w2', 1, at(2)); // b: deal:2
+        await store.jobs.fail(second!.id, 'gave up', null, at(3));
+        const [third] = await store.jobs.claim('w3', 1, at(4)); // a: deal:3
+        expect([first?.key, second?.key, third?.key]).toEqual(['deal:1', 'deal:2', 'deal:3']);
+        await store.jobs.complete([third!.id], at(5)); // done jobs are not counted
+
+        expect(await store.jobs.stats()).toEqual({
+          queued: { count: 2, oldestRunAt: at(-1), oldestLockedAt: null },
+          running: { count: 1, oldestRunAt: at(-30), oldestLockedAt: at(1) },
+          dead: { count: 1, oldestRunAt: at(-20), oldestLockedAt: at(2) },
+        });
+      });
+
       it('completes jobs and purges old done ones', async () => {
         const portal = await newPortal();
         await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);

@@ -4,18 +4,18 @@
  */
 import { setupServer } from 'msw/node';
 import { createApp } from '../../server/app.js';
-import { composeDeps } from '../../server/compose.js';
+import { composeDeps, type ServerDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
-import type { Clock, Deps, Store } from '../../src/handlers/ports.js';
+import type { Clock, Store } from '../../src/handlers/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
 
 export const APP_BASE_URL = 'https://sarafan.example.com';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
-  deps: Deps;
+  deps: ServerDeps;
   store: Store;
   portal: MswPortal;
   worker: Worker;

@@ -158,6 +158,27 @@ describe('bitrixBody: other requests', () => {
     const res = await request(app).post('/echo').type('text/plain').send('hello').expect(200);
     expect(res.body.body).toBeNull();
   });
+
+  it('answers 413 for a body of another type over 1 MB', async () => {
+    const res = await request(app).post('/echo').type('application/octet-stream').send(Buffer.alloc(BODY_LIMIT_BYTES + 1)).expect(413);
+    expectErrorShape(res, 'payload_too_large');
+  });
+
+  it('refuses a compressed body with 400 naming content-encoding', async () => {
+    const res = await request(app).post('/echo').type(FORM).set('Content-Encoding', 'gzip').send('a=1').expect(400);
+    expectErrorShape(res, 'bad_request');
+    expect(res.body.error.details).toEqual([{ path: 'content-encoding', message: 'must be identity' }]);
+  });
+
+  it('reads the body once: a second bitrixBody on the route is a no-op', async () => {
+    const twice = express();
+    twice.use(bitrixBody());
+    twice.post('/echo', bitrixBody(), (req, res) => {
+      res.json({ body: req.body ?? null });
+    });
+    const res = await request(twice).post('/echo').type(FORM).send('a[b]=1').expect(200);
+    expect(res.body.body).toEqual({ a: { b: '1' } });
+  });
 });
 
 describe('queryParser', () => {
