@@ -21,6 +21,7 @@
  */
 import { checkReferral, type PersonRef } from '../rules/attribute-referral.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
+import { membersToEnroll } from '../rules/enroll-members.js';
 import type { Projection } from '../rules/project-to-crm.js';
 import { priceDeal } from '../rules/price-deal.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
@@ -524,9 +525,9 @@ async function settleDeals(
   }
 
   // Clients are enrolled (given a code and link) when they first win a deal (SPEC 5.1 enrol).
-  if (current.program.enrol.onFirstWonDeal) {
-    const winners = new Set(states.filter((s) => s.won && s.clientMemberId !== null).map((s) => s.clientMemberId!));
-    let open = (await tx.members.getMany(portalId, [...winners])).filter((m) => m.code === null).map((m) => m.id);
+  const winners = [...new Set(states.filter((s) => s.won && s.clientMemberId !== null).map((s) => s.clientMemberId!))];
+  if (winners.length) {
+    let open = membersToEnroll(current.program, states, await tx.members.getMany(portalId, winners));
     for (let attempt = 0; open.length && attempt < CODE_ATTEMPTS; attempt++) {
       const { enrolled, taken } = await tx.members.enrollMany(
         portalId,

@@ -52,7 +52,11 @@ type Command =
   | { t: 'redeliver'; pick: number }
   | { t: 'duplicate' }
   | { t: 'race'; pick: number }
-  | { t: 'tick'; hours: number };
+  | { t: 'tick'; hours: number }
+  /** Bitrix24 never delivers this event (reference §4.4: events are not retried). */
+  | { t: 'drop'; pick: number }
+  /** Periodic reconciliation (SPEC 6): every deal changed since the watermark is read as it is now. */
+  | { t: 'reconcile' };
 
 class World {
   now = new Date(T0.getTime() + HOUR);
@@ -145,6 +149,12 @@ class World {
         return this.change(c.deal, { won: false, deleted: true });
       case 'tick':
         this.now = new Date(this.now.getTime() + c.hours * HOUR);
+        return;
+      case 'drop':
+        if (this.queue.length) this.queue.splice(c.pick % this.queue.length, 1);
+        return;
+      case 'reconcile':
+        for (const snapshot of this.crm.values()) this.process(snapshot);
         return;
       case 'deliver': {
         if (!this.queue.length) return;
@@ -257,6 +267,11 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('race' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('tick' as const), hours: fc.integer({ min: 1, max: 40 }) }) },
 );
+const lossyCommandArb: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 12, arbitrary: commandArb },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('drop' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'reconcile' as const }) },
+);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -272,6 +287,32 @@ describe('the net invariant', () => {
         // Once every payload is in, the ledger follows the deals as they are now.
         while (world.queue.length) world.run({ t: 'deliver', pick: world.queue.length - 1 });
         world.checkInvariant();
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('holds with dropped events too, and a reconciliation brings the ledger to the deals as they are now', () => {
+    fc.assert(
+      fc.property(setupArb, fc.array(lossyCommandArb, { minLength: 1, maxLength: 40 }), (setup, commands) => {
+        const world = new World(setup);
+        for (const c of commands) {
+          world.run(c);
+          world.checkInvariant();
+        }
+        // Some events never came: a reconciliation reads every deal as it is now.
+        world.run({ t: 'reconcile' });
+        world.checkInvariant();
+        for (const [dealId, now] of world.crm) {
+          const seen = world.seen.get(dealId)!;
+          expect(seen.deleted, `deal ${dealId} deleted`).toBe(now.deleted);
+          expect(seen.won, `deal ${dealId} won`).toBe(now.won && !now.deleted);
+          if (!now.deleted) expect(seen.amount, `deal ${dealId} amount`).toBe(now.amount);
+        }
+        // A second reconciliation with nothing new adds nothing (it runs every few minutes).
+        const before = world.ledger.length;
+        world.run({ t: 'reconcile' });
+        expect(world.ledger.length).toBe(before);
       }),
       { numRuns: 400 },
     );
