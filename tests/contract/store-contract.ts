@@ -780,6 +780,89 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('set-based reads and writes of the referral loop', () => {
+      it('finds, ensures and enrols many members at once', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        await store.members.ensure(other.id, 'contact', 1, NOW); // another portal's contact 1
+        const existing = await store.members.ensure(portal.id, 'lead', 7, NOW);
+        const ensured = await store.members.ensureMany(portal.id, [{ entity: 'contact', id: 1 }, { entity: 'lead', id: 7 }, { entity: 'contact', id: 1 }, { entity: 'contact', id: 2 }], NOW);
+        expect(ensured.map((m) => [m.contactId, m.leadId]).sort()).toEqual([[1, null], [2, null], [null, 7]].sort());
+        expect(ensured.find((m) => m.leadId === 7)?.id).toBe(existing.id);
+        expect(await count('members', portal.id)).toBe(3);
+        expect((await store.members.findByEntities(portal.id, [{ entity: 'contact', id: 2 }, { entity: 'lead', id: 99 }])).map((m) => m.contactId)).toEqual([2]);
+
+        const [a, b] = ensured.filter((m) => m.contactId !== null).sort((x, y) => x.id - y.id);
+        await store.members.enroll(portal.id, b!.id, 'TAKEN22', NOW);
+        const first = await store.members.enrollMany(portal.id, [{ memberId: a!.id, code: 'taken22' }, { memberId: existing.id, code: 'free333' }, { memberId: b!.id, code: 'OTHER44' }], at(1));
+        expect(first.taken).toEqual([a!.id]);
+        expect(first.enrolled.map((m) => [m.id, m.code]).sort()).toEqual([[existing.id, 'FREE333'], [b!.id, 'TAKEN22']].sort());
+        expect((await store.members.get(portal.id, existing.id))?.joinedAt).toEqual(at(1));
+        expect(await store.members.findByCodes(portal.id, ['free333', ' taken22 ', 'NOPE'])).toEqual(
+          new Map([['FREE333', expect.objectContaining({ id: existing.id })], ['TAKEN22', expect.objectContaining({ id: b!.id })]]),
+        );
+        expect(await store.members.findByCodes(other.id, ['FREE333'])).toEqual(new Map());
+      });
+
+      it('reads active referrals, chains and qualified referrals of many members at once', async () => {
+        const portal = await newPortal();
+        const [top, mid, low, solo] = await store.members.ensureMany(portal.id, [1, 2, 3, 4].map((id) => ({ entity: 'contact' as const, id })), NOW).then((ms) => ms.sort((x, y) => x.contactId! - y.contactId!));
+        await store.referrals.record(referral(portal.id, mid!, top!));
+        await store.referrals.record(referral(portal.id, low!, mid!));
+        await store.referrals.record(referral(portal.id, solo!, null, { status: 'rejected', rejectReason: 'unknown_code' }));
+        const actives = await store.referrals.activeForMany(portal.id, [mid!.id, low!.id, solo!.id, top!.id]);
+        expect([...actives.keys()].sort()).toEqual([mid!.id, low!.id].sort());
+        expect(await store.referrals.chains(portal.id, [low!.id, mid!.id, top!.id], 5)).toEqual(
+          new Map([[low!.id, [mid!.id, top!.id]], [mid!.id, [top!.id]], [top!.id, []]]),
+        );
+        expect((await store.referrals.chains(portal.id, [low!.id], 1)).get(low!.id)).toEqual([mid!.id]);
+
+        // Qualified: a won deal of the referee pays the referrer a level-1 reward now.
+        const deal = (dealId: number, client: Member) => ({
+          portalId: portal.id, dealId, clientMemberId: client.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S' as const,
+          amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: null, updatedAt: NOW,
+        });
+        await store.deals.upsertMany([deal(10, mid!), deal(11, low!), deal(12, low!)]);
+        await store.ledger.append([
+          entry(portal.id, top!.id, 'q:10', { dealId: 10 }),
+          entry(portal.id, mid!.id, 'q:11', { dealId: 11 }),
+          entry(portal.id, top!.id, 'q:11:2', { dealId: 11, level: 2 }),
+          entry(portal.id, mid!.id, 'q:12', { dealId: 12 }),
+          entry(portal.id, mid!.id, 'q:12:r', { dealId: 12, amount: -100, kind: 'reversal' }),
+        ]);
+        expect(await store.referrals.qualifiedCount(portal.id, [top!.id, mid!.id, low!.id])).toEqual(new Map([[top!.id, 1], [mid!.id, 1], [low!.id, 0]]));
+        // Deal 11 lost: its reward reversed, low no longer counts for mid.
+        await store.ledger.append([entry(portal.id, mid!.id, 'q:11:r', { dealId: 11, amount: -100, kind: 'reversal' })]);
+        expect((await store.referrals.qualifiedCount(portal.id, [mid!.id])).get(mid!.id)).toBe(0);
+        expect((await store.deals.forClients(portal.id, [low!.id, mid!.id])).map((d) => d.dealId)).toEqual([10, 11, 12]);
+        await store.deals.upsertMany([{ ...deal(12, low!), won: false, stageId: 'LOSE', stageSemantic: 'F', updatedAt: at(1) }]);
+        expect(await store.deals.get(portal.id, 12)).toMatchObject({ won: false, stageId: 'LOSE', updatedAt: at(1), firstWonAt: NOW });
+      });
+
+      it('saves many projections at once, merged key by key', async () => {
+        const portal = await newPortal();
+        await store.projections.save(portal.id, 'contact', 1, { balance: 5, code: 'A' }, NOW);
+        await store.projections.saveMany(portal.id, [
+          { entity: 'contact', entityId: 1, values: { balance: 7 } },
+          { entity: 'deal', entityId: 1, values: { reward: 3 } },
+          { entity: 'deal', entityId: 1, values: { referrer: { entity: 'lead', id: 4 } } },
+        ], at(1));
+        expect(await store.projections.getMany(portal.id, [{ entity: 'contact', entityId: 1 }, { entity: 'deal', entityId: 1 }])).toEqual(
+          new Map<string, unknown>([['contact:1', { balance: 7, code: 'A' }], ['deal:1', { reward: 3, referrer: { entity: 'lead', id: 4 } }]]),
+        );
+      });
+
+      it('completes a queued job by key without running it, and nothing else', async () => {
+        const portal = await newPortal();
+        await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.project', key: 'run:a', payload: {}, runAt: at(10) }, NOW);
+        await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.project', key: 'run:b', payload: {}, runAt: at(10) }, NOW);
+        await store.jobs.completeQueued(portal.id, 'crm.project', 'run:a', NOW);
+        const rows = await store.rawQuery<{ key: string; status: string }>('SELECT key, status FROM jobs WHERE portal_id = $1 ORDER BY key', [portal.id]);
+        expect(rows).toEqual([{ key: 'run:a', status: 'done' }, { key: 'run:b', status: 'queued' }]);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('transactions', () => {
       it('rolls back everything on a throw', async () => {
         const portal = await newPortal();
@@ -825,6 +908,27 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         });
         await Promise.all([t1, t2]);
         expect(events).toEqual(['1:locked', '1:done', '2:locked']);
+      });
+      it('lockMany takes many locks at once and serializes with lock() on any of them', async () => {
+        const portal = await newPortal();
+        const events: string[] = [];
+        let firstLocked!: () => void;
+        const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+        const t1 = store.transaction(async (tx) => {
+          await tx.lockMany(portal.id, ['client:3', 'client:1', 'client:3']);
+          events.push('1:locked');
+          firstLocked();
+          await sleep(150);
+          events.push('1:done');
+        });
+        await locked;
+        const t2 = store.transaction(async (tx) => {
+          await tx.lock(portal.id, 'client:1');
+          events.push('2:locked');
+        });
+        await Promise.all([t1, t2]);
+        expect(events).toEqual(['1:locked', '1:done', '2:locked']);
+        await store.transaction((tx) => tx.lockMany(portal.id, [])); // nothing to lock is fine
       });
     });
   });
