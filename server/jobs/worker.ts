@@ -7,6 +7,7 @@
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import { writeProjections } from '../../src/handlers/write-projections.js';
+import { PortalCallError } from '../../src/handlers/errors.js';
 import type { Deps, Job } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
 
@@ -84,8 +85,23 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
       id: Number(j.payload.id),
       deleted: j.payload.deleted === true,
     }));
+    let outcomes;
+    try {
+      outcomes = await processCrmChanges(deps, portalId, changes);
+    } catch (e) {
+      // One change the loop cannot process must not hold back the rest of its batch: halve the
+      // batch until the culprit runs alone (a portal that cannot be reached fails them all).
+      if (jobs.length > 1 && !(e instanceof PortalCallError)) {
+        const half = Math.ceil(jobs.length / 2);
+        await runCrm(jobs.slice(0, half));
+        await runCrm(jobs.slice(half));
+        return;
+      }
+      const error = e instanceof Error ? e.message : String(e);
+      for (const job of jobs) await failJob(job, error);
+      return;
+    }
     await guard(jobs, async () => {
-      const outcomes = await processCrmChanges(deps, portalId, changes);
       const failed = new Map(outcomes.filter((o) => !o.ok).map((o) => [`${o.entity}:${o.id}`, o.error ?? 'failed']));
       const ok = jobs.filter((j) => !failed.has(j.key));
       await deps.store.jobs.complete(ok.map((j) => j.id), deps.clock.now());

@@ -5,6 +5,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM, enrolledReferrer, referredWin, sendEvent } from '../support/scenario.js';
 
@@ -77,5 +78,30 @@ describe('deals Sarafan has nothing to do with', () => {
     await h.worker.drain();
     expect(p.commands().filter((c) => c.method.endsWith('.update'))).toEqual([]);
     expect(p.get('deal', plain).UF_CRM_SARAFAN_REWARD).toBeUndefined();
+  });
+});
+
+describe('a change the loop cannot process', () => {
+  it('does not hold back the rest of its batch: the others are credited, it alone is retried', async () => {
+    const p = h.portal;
+    const { code } = await enrolledReferrer(h, pid, 'Р3');
+    // A deal Sarafan priced with a program version that no longer exists (a damaged store).
+    const poisoned = p.add('deal', { TITLE: 'Испорчена', STAGE_ID: 'WON', OPPORTUNITY: 10, CONTACT_ID: p.add('contact', { NAME: 'Игрек' }) });
+    await h.store.deals.upsertMany([{
+      portalId: pid, dealId: poisoned, clientMemberId: null, categoryId: 0, stageId: 'WON', stageSemantic: 'S', amount: 1000, currency: 'RUB',
+      won: true, deleted: false, firstWonAt: new Date(), programVersion: 999, referralId: null, updatedAt: new Date(),
+    }]);
+    const client = p.add('contact', { NAME: 'К3', UF_CRM_SARAFAN_REF_CODE: code });
+    const good = p.add('deal', { CONTACT_ID: client, STAGE_ID: 'WON', OPPORTUNITY: 700 });
+    await send(crmEvent(p, 'ONCRMCONTACTADD', client));
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', poisoned));
+    await send(crmEvent(p, 'ONCRMDEALUPDATE', good));
+    await h.worker.drain();
+    expect(await net(good)).toBe(70_00);
+    const rows = await (h.store as SqlStore).rawQuery<{ key: string; status: string; attempts: number; last_error: string }>(
+      "SELECT key, status, attempts, last_error FROM jobs WHERE portal_id = $1 AND kind = 'crm.change' AND status <> 'done'",
+      [pid],
+    );
+    expect(rows).toEqual([{ key: `deal:${poisoned}`, status: 'queued', attempts: 1, last_error: expect.stringContaining('version 999') }]);
   });
 });
