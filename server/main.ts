@@ -66,7 +66,11 @@ async function main(): Promise<void> {
       console.error(`Sarafan is running at ${config.appBaseUrl}`);
     });
   }
-  const worker = config.role !== 'web' ? createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}` }) : null;
+  const worker =
+    config.role !== 'web'
+      ? // The embedded store has one process (its lock file): whatever it finds running, a dead process left.
+        createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}`, exclusive: store.driver === 'pglite' })
+      : null;
   worker?.start();
 
   let sandbox: Sandbox | null = null;

@@ -326,8 +326,17 @@ export interface JobQueue {
   complete(ids: number[], now: Date): Promise<void>;
   /** Back to queued at `retryAt`, or `dead` (dead-letter) when retryAt is null. */
   fail(id: number, error: string, retryAt: Date | null, now: Date): Promise<void>;
-  /** Running jobs locked before `lockedBefore` (a killed worker) go back to queued. */
-  recoverStale(lockedBefore: Date, now: Date): Promise<number>;
+  /**
+   * Renew the lease of the running jobs `workerId` holds (their lock time becomes `now`), so
+   * that no other worker takes them for a dead one's. Returns how many it holds.
+   */
+  renew(workerId: string, now: Date): Promise<number>;
+  /**
+   * Running jobs locked before `lockedBefore` (their worker stopped renewing: it died) go back
+   * to queued; `null` recovers every running job (the embedded store at start-up, where no
+   * other process can hold one). A job whose key has a newer queued job merges into it.
+   */
+  recoverStale(lockedBefore: Date | null, now: Date): Promise<number>;
   depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
 }
 

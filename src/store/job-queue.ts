@@ -164,13 +164,26 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
       );
     },
 
+    async renew(workerId, now) {
+      const rows = await db
+        .update(jobs)
+        .set({ lockedAt: now })
+        .where(and(eq(jobs.status, 'running'), eq(jobs.lockedBy, workerId)))
+        .returning({ id: jobs.id });
+      return rows.length;
+    },
+
     async recoverStale(lockedBefore, now) {
+      const expired = and(eq(jobs.status, 'running'), lockedBefore === null ? undefined : lt(jobs.lockedAt, lockedBefore));
+      // Workers look before every claim: the usual answer (nothing expired) costs one plain read.
+      const [any] = await db.select({ id: jobs.id }).from(jobs).where(expired).limit(1);
+      if (!any) return 0;
       return retryOnUniqueViolation(() =>
         db.transaction(async (tx) => {
           const stale = await tx
             .select({ id: jobs.id })
             .from(jobs)
-            .where(and(eq(jobs.status, 'running'), lt(jobs.lockedAt, lockedBefore)))
+            .where(expired)
             .for('update', { skipLocked: true });
           if (stale.length === 0) return 0;
           const ids = stale.map((s) => s.id);

@@ -732,6 +732,41 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.jobs.recoverStale(at(5), at(13))).toBe(0);
       });
 
+      it('a renewed lease keeps a live worker\'s jobs; only its own running jobs are renewed', async () => {
+        const portal = await newPortal();
+        for (const key of ['deal:1', 'deal:2', 'deal:3']) await store.jobs.enqueue(job(portal.id, key), NOW);
+        const mine = await store.jobs.claim('w-live', 2, NOW);
+        const [theirs] = await store.jobs.claim('w-dead', 1, NOW);
+        expect(await store.jobs.renew('w-live', at(10))).toBe(2);
+        expect(await store.jobs.renew('w-nobody', at(10))).toBe(0);
+        // Leases of 5 minutes: the live worker renewed at 10, the dead one's ran out.
+        expect(await store.jobs.recoverStale(at(5), at(11))).toBe(1);
+        const rows = await store.rawQuery<{ id: number | string; status: string; locked_by: string | null }>(
+          'SELECT id, status, locked_by FROM jobs WHERE portal_id = $1 ORDER BY id',
+          [portal.id],
+        );
+        expect(rows.map((r) => [Number(r.id), r.status, r.locked_by])).toEqual([
+          [mine[0]!.id, 'running', 'w-live'],
+          [mine[1]!.id, 'running', 'w-live'],
+          [theirs!.id, 'queued', null],
+        ]);
+        // A completed job is no longer renewed.
+        await store.jobs.complete([mine[0]!.id], at(12));
+        expect(await store.jobs.renew('w-live', at(13))).toBe(1);
+      });
+
+      it('recovers every running job when told that no other process can hold one', async () => {
+        const portal = await newPortal();
+        for (const key of ['deal:1', 'deal:2', 'deal:3']) await store.jobs.enqueue(job(portal.id, key), NOW);
+        await store.jobs.claim('w-killed', 2, NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), at(1)); // a newer change of a running key
+        expect(await store.jobs.recoverStale(null, at(1))).toBe(2);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 3, running: 0, dead: 0 });
+        expect(await count('jobs', portal.id)).toBe(3); // deal:1 merged into its newer job
+        const claimed = await store.jobs.claim('w-new', 10, at(2));
+        expect(claimed.map((j) => j.key).sort()).toEqual(['deal:1', 'deal:2', 'deal:3']);
+      });
+
       it('a recovered job merges into a newer queued job of its key', async () => {
         const portal = await newPortal();
         await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
