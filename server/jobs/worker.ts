@@ -11,7 +11,10 @@
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
-import type { Deps, Job } from '../../src/handlers/ports.js';
+import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
+import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
+
+type SingleKind = Exclude<JobKind, 'crm.change'>;
 
 /** The timers of the lease renewal (tests inject their own and fire them by hand). */
 export interface WorkerTimers {
@@ -117,12 +120,22 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     if (crm.length) await runCrm(crm);
     for (const job of other) {
       await guard([job], async () => {
-        const installation = await deps.store.installations.get(job.portalId);
-        if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
+        const run = single[job.kind as SingleKind];
+        if (!run) throw new Error(`No handler for job kind ${job.kind}`);
+        await run(job);
         await deps.store.jobs.complete([job.id], deps.clock.now());
       });
     }
   }
+
+  /** Every other kind runs one job at a time. */
+  const single: Partial<Record<SingleKind, (job: Job) => Promise<unknown>>> = {
+    'app.reconcile': async (job) => {
+      const installation = await deps.store.installations.get(job.portalId);
+      if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
+    },
+    'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
+  };
 
   async function runCrm(jobs: Job[]): Promise<void> {
     const portalId = jobs[0]!.portalId;

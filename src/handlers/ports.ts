@@ -66,6 +66,8 @@ export interface RegistrationReport {
 export interface InstallationRepo {
   findByMemberId(memberId: string): Promise<Installation | null>;
   get(id: number): Promise<Installation | null>;
+  /** Ids of the installations in these states, ascending (scheduled work fans out over them). */
+  listIds(statuses: InstallationStatus[]): Promise<number[]>;
   /**
    * Insert or update from OAuth-verified data. A new or previously uninstalled portal becomes
    * `new`; an `active` one stays `active`. Tokens are encrypted at rest. `applicationToken`
@@ -80,7 +82,7 @@ export interface InstallationRepo {
   saveRegistration(id: number, report: RegistrationReport): Promise<void>;
   /**
    * → uninstalled; tokens are wiped. With `clean`, every portal-owned row (members, codes,
-   * referrals, ledger, program versions, deals, projections, jobs) is deleted too.
+   * referrals, ledger, program versions, deals, projections, jobs, watermarks) is deleted too.
    */
   markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
 }
@@ -285,7 +287,14 @@ export const projectionKey = (entity: CrmEntity, entityId: number): string => `$
 // Durable job queue
 // ---------------------------------------------------------------------------------------------
 
-export type JobKind = 'crm.change' | 'app.reconcile';
+/**
+ * `crm.change`: one entity to re-read (events, reconciliation, hold maturation);
+ * `app.reconcile`: the registration of SPEC 4; the scheduled ones (SPEC 6), one per portal and
+ * tick: `reconcile.crm` (list what changed since the watermark), `holds.mature` (re-project
+ * members whose held rewards became available), `queue.purge` (delete old done jobs).
+ */
+export type JobKind = 'crm.change' | 'app.reconcile' | ScheduledJobKind;
+export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
 export interface NewJob {
@@ -338,6 +347,41 @@ export interface JobQueue {
    */
   recoverStale(lockedBefore: Date | null, now: Date): Promise<number>;
   depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
+  /** Delete the portal's done jobs last touched before `olderThan` (dead ones are kept); returns how many. */
+  purgeDone(portalId: number, olderThan: Date): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled work (SPEC 6): ticks claimed for the cluster, per-portal watermarks
+// ---------------------------------------------------------------------------------------------
+
+export interface ScheduleRepo {
+  /**
+   * Claim the tick `tickAt` of schedule `name` for the whole cluster: true for exactly one
+   * caller however many instances ask (the others get false). Forgets ticks older than a week.
+   */
+  claimTick(name: ScheduledJobKind, tickAt: Date, now: Date): Promise<boolean>;
+}
+
+/** `reconcile.<entity>`: the DATE_MODIFY to list changes from; `holds.mature`: matured up to. */
+export type WatermarkName = `reconcile.${CrmEntity}` | 'holds.mature';
+
+export interface Watermark {
+  name: WatermarkName;
+  mark: Date;
+  /** When the work that set it last completed. */
+  updatedAt: Date;
+}
+
+export interface WatermarkRepo {
+  get(portalId: number, names: WatermarkName[]): Promise<Map<WatermarkName, Watermark>>;
+  /** Insert or move the mark forward (a smaller mark leaves it where it is); `updatedAt` becomes `now`. */
+  save(portalId: number, name: WatermarkName, mark: Date, now: Date): Promise<void>;
+  /**
+   * Seconds since each active portal's last completed reconciliation (the oldest of its entity
+   * marks; since the install while it has none), by portal id.
+   */
+  reconcileLag(now: Date): Promise<Map<number, number>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,6 +397,8 @@ export interface Repos {
   deals: DealRepo;
   projections: ProjectionRepo;
   jobs: JobQueue;
+  schedule: ScheduleRepo;
+  watermarks: WatermarkRepo;
 }
 
 export interface TxRepos extends Repos {

@@ -12,11 +12,6 @@ import type { Job, JobQueue, JobStatus, NewJob } from '../handlers/ports.js';
 import { retryOnUniqueViolation, tsParam, type Db } from './db.js';
 import { jobs } from './schema.js';
 
-export interface SqlJobQueue extends JobQueue {
-  /** Delete done jobs last touched before `olderThan`; returns how many. */
-  purgeDone(olderThan: Date): Promise<number>;
-}
-
 type Row = typeof jobs.$inferSelect;
 
 const MAX_ERROR_LENGTH = 4000;
@@ -40,7 +35,7 @@ const toJob = (row: Row): Job => ({
 const sibling = (status: JobStatus) =>
   sql`EXISTS (SELECT 1 FROM jobs s WHERE s.status = ${status} AND s.portal_id = ${jobs.portalId} AND s.kind = ${jobs.kind} AND s.key = ${jobs.key} AND s.id <> ${jobs.id})`;
 
-export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): SqlJobQueue {
+export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): JobQueue {
   /** One multi-row INSERT; per job, whether it was inserted (false = coalesced). */
   async function insertMany(batch: { job: NewJob; now: Date }[]): Promise<boolean[]> {
     const seen = new Set<string>();
@@ -210,10 +205,10 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
       return depth;
     },
 
-    async purgeDone(olderThan) {
+    async purgeDone(portalId, olderThan) {
       const rows = await db
         .delete(jobs)
-        .where(and(eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
+        .where(and(eq(jobs.portalId, portalId), eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
         .returning({ id: jobs.id });
       return rows.length;
     },

@@ -170,7 +170,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
       });
 
       it('clean uninstall deletes every row of that portal and only of that portal', async () => {
-        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'crm_projections', 'jobs'];
+        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'crm_projections', 'jobs', 'watermarks'];
         const fill = async (portal: Installation) => {
           const referrer = await store.members.ensure(portal.id, 'contact', 1, NOW);
           await store.members.enroll(portal.id, referrer.id, 'CLEAN1', NOW);
@@ -184,6 +184,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
           });
           await store.projections.save(portal.id, 'deal', 7, { UF_CRM_SARAFAN_BONUS: 100 }, NOW);
           await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
+          await store.watermarks.save(portal.id, 'reconcile.deal', NOW, NOW);
         };
         const a = await newPortal({ applicationToken: 'app-A' });
         const b = await newPortal();
@@ -777,17 +778,104 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await count('jobs', portal.id)).toBe(1);
       });
 
-      it('completes jobs and purges old done ones', async () => {
+      it('completes jobs and purges the portal\'s old done ones, never dead or other portals\' ones', async () => {
         const portal = await newPortal();
+        const other = await newPortal();
         await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
         await store.jobs.enqueue(job(portal.id, 'deal:2'), NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:3'), NOW);
         const claimed = await store.jobs.claim('w1', 5, NOW);
-        await store.jobs.complete(claimed.map((j) => j.id), at(1));
-        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 0 });
-        expect(await count('jobs', portal.id)).toBe(2);
-        expect(await store.jobs.purgeDone(at(1))).toBe(0);
-        expect(await store.jobs.purgeDone(at(2))).toBe(2);
-        expect(await count('jobs', portal.id)).toBe(0);
+        await store.jobs.complete(claimed.slice(0, 2).map((j) => j.id), at(1));
+        await store.jobs.fail(claimed[2]!.id, 'gave up', null, at(1));
+        await store.jobs.enqueue(job(other.id, 'deal:1'), NOW);
+        await store.jobs.complete((await store.jobs.claim('w1', 5, NOW)).map((j) => j.id), at(1));
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 1 });
+        expect(await count('jobs', portal.id)).toBe(3);
+        expect(await store.jobs.purgeDone(portal.id, at(1))).toBe(0);
+        expect(await store.jobs.purgeDone(portal.id, at(2))).toBe(2);
+        expect(await store.rawQuery('SELECT status FROM jobs WHERE portal_id = $1', [portal.id])).toEqual([{ status: 'dead' }]);
+        expect(await count('jobs', other.id)).toBe(1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('scheduled work', () => {
+      it('lists installation ids by state', async () => {
+        const fresh = await newPortal();
+        const active = await newPortal();
+        await store.installations.activate(active.id, NOW);
+        const gone = await newPortal();
+        await store.installations.markUninstalled(gone.id, NOW, false);
+        const activeIds = await store.installations.listIds(['active']);
+        expect(activeIds).toContain(active.id);
+        expect(activeIds).not.toContain(fresh.id);
+        expect(activeIds).not.toContain(gone.id);
+        const all = await store.installations.listIds(['new', 'active', 'uninstalled']);
+        expect(all).toEqual(expect.arrayContaining([fresh.id, active.id, gone.id]));
+        expect(all).toEqual([...all].sort((a, b) => a - b));
+        expect(await store.installations.listIds([])).toEqual([]);
+      });
+
+      it('a tick is claimed once for the cluster, however many ask at once', async () => {
+        const tick = new Date(NOW.getTime() + Math.floor(Math.random() * 1e9) * 1000);
+        const answers = await Promise.all(Array.from({ length: 8 }, () => store.schedule.claimTick('reconcile.crm', tick, NOW)));
+        expect(answers.filter(Boolean)).toHaveLength(1);
+        expect(await store.schedule.claimTick('reconcile.crm', tick, NOW)).toBe(false);
+        // Another schedule, or the next tick, is another claim.
+        expect(await store.schedule.claimTick('holds.mature', tick, NOW)).toBe(true);
+        expect(await store.schedule.claimTick('reconcile.crm', new Date(tick.getTime() + 1000), NOW)).toBe(true);
+      });
+
+      it('a tick claimed in a rolled-back transaction can be claimed again', async () => {
+        const tick = new Date(NOW.getTime() + Math.floor(Math.random() * 1e9) * 1000);
+        await expect(
+          store.transaction(async (tx) => {
+            expect(await tx.schedule.claimTick('queue.purge', tick, NOW)).toBe(true);
+            throw new Error('crashed before the jobs were queued');
+          }),
+        ).rejects.toThrow('crashed');
+        expect(await store.schedule.claimTick('queue.purge', tick, NOW)).toBe(true);
+      });
+
+      it('forgets ticks older than a week', async () => {
+        const tick = new Date(Date.UTC(2030, 0, 1) + Math.floor(Math.random() * 1e6) * 60_000);
+        await store.schedule.claimTick('holds.mature', tick, NOW);
+        await store.schedule.claimTick('holds.mature', new Date(tick.getTime() + 8 * 24 * 3600_000), NOW);
+        expect(await store.schedule.claimTick('holds.mature', tick, NOW)).toBe(true);
+      });
+
+      it('keeps watermarks per portal, only ever moving them forward', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        expect(await store.watermarks.get(portal.id, ['reconcile.deal'])).toEqual(new Map());
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(10), at(11));
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(5), at(12)); // behind: stays, but the run completed
+        await store.watermarks.save(portal.id, 'holds.mature', at(7), at(12));
+        await store.watermarks.save(other.id, 'reconcile.deal', at(100), at(100));
+        const marks = await store.watermarks.get(portal.id, ['reconcile.deal', 'reconcile.contact', 'holds.mature']);
+        expect(marks).toEqual(
+          new Map([
+            ['reconcile.deal', { name: 'reconcile.deal', mark: at(10), updatedAt: at(12) }],
+            ['holds.mature', { name: 'holds.mature', mark: at(7), updatedAt: at(12) }],
+          ]),
+        );
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(20), at(21));
+        expect((await store.watermarks.get(portal.id, ['reconcile.deal'])).get('reconcile.deal')?.mark).toEqual(at(20));
+      });
+
+      it('reports each active portal\'s reconciliation lag: since its least recent reconciled entity, else its install', async () => {
+        const reconciled = await newPortal();
+        await store.installations.activate(reconciled.id, at(1));
+        const never = await newPortal();
+        await store.installations.activate(never.id, at(2));
+        const inactive = await newPortal();
+        await store.watermarks.save(reconciled.id, 'reconcile.deal', at(0), at(50));
+        await store.watermarks.save(reconciled.id, 'reconcile.contact', at(0), at(40));
+        await store.watermarks.save(reconciled.id, 'holds.mature', at(0), at(10)); // not a reconciliation
+        const lag = await store.watermarks.reconcileLag(at(60));
+        expect(lag.get(reconciled.id)).toBe(20 * 60);
+        expect(lag.get(never.id)).toBe(58 * 60);
+        expect(lag.has(inactive.id)).toBe(false);
       });
     });
 
