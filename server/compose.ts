@@ -1,9 +1,10 @@
 /**
  * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
- * b24jssdk, the OAuth server, the registration reconciler.
+ * b24jssdk, the CRM change scanner, the OAuth server, the registration reconciler.
  */
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
+import { createCrmScanner } from '../src/bitrix/crm-changes.js';
 import { createPortalGateways } from '../src/bitrix/gateway.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
@@ -39,6 +40,7 @@ export function composeDeps(o: ComposeOptions): Deps {
   return {
     store: o.store,
     gateways,
+    crmScanner: createCrmScanner(gateways),
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
     clock,

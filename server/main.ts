@@ -74,7 +74,7 @@ async function main(): Promise<void> {
         createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}`, exclusive: store.driver === 'pglite' })
       : null;
   worker?.start();
-  const scheduler = config.role !== 'web' ? createScheduler(deps, {}) : null;
+  const scheduler = config.role !== 'web' ? createScheduler(deps, { 'reconcile.crm': config.reconcileCron }) : null;
   scheduler?.start();
 
   let sandbox: Sandbox | null = null;

@@ -12,6 +12,7 @@
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
+import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 
 type SingleKind = Exclude<JobKind, 'crm.change'>;
@@ -134,6 +135,7 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
       const installation = await deps.store.installations.get(job.portalId);
       if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
     },
+    'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
   };
 

@@ -438,6 +438,30 @@ export interface PortalGateway {
   list<T = Record<string, unknown>>(method: string, params: Record<string, unknown>, opts?: { idKey?: string; itemsKey?: string }): Promise<T[]>;
 }
 
+/** An entity the portal lists as modified; `modifiedAt` null when its DATE_MODIFY was unreadable. */
+export interface ChangedEntity {
+  id: number;
+  modifiedAt: Date | null;
+}
+
+export interface ChangedEntities {
+  /** Ascending ids. */
+  entities: ChangedEntity[];
+  /** More may follow the last id: ask again with it as `afterId`. */
+  more: boolean;
+  /** The portal's own clock when it began listing; null when its answer did not say. */
+  listedAt: Date | null;
+}
+
+/** What changed in a portal's CRM (the periodic reconciliation of SPEC 6). */
+export interface CrmScanner {
+  /**
+   * Entities of one kind modified at or after `since` with ids above `afterId`, in id order:
+   * as many as one request lists.
+   */
+  changedSince(installation: Installation, entity: CrmEntity, since: Date, afterId: number): Promise<ChangedEntities>;
+}
+
 export interface PortalUser {
   userId: number;
   isAdmin: boolean;
@@ -501,6 +525,7 @@ export interface Registrar {
 export interface Deps {
   store: Store;
   gateways: PortalGateways;
+  crmScanner: CrmScanner;
   oauth: OAuthServer;
   registrar: Registrar;
   clock: Clock;
