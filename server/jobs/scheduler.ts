@@ -8,16 +8,23 @@
 import { createTask, type Logger, type ScheduledTask } from 'node-cron';
 import { enqueueScheduledJobs, type TickOutcome } from '../../src/handlers/enqueue-scheduled-jobs.js';
 import type { Deps, Log, ScheduledJobKind } from '../../src/handlers/ports.js';
+import { DEFAULT_RECONCILE_CRON } from '../config.js';
 
+/** node-cron schedules (5 or 6 fields) per scheduled job kind. */
 export interface ScheduleTimes {
   /** SARAFAN_RECONCILE_CRON. */
-  'reconcile.crm'?: string;
-  'holds.mature'?: string;
-  'queue.purge'?: string;
+  'reconcile.crm'?: string | undefined;
+  'holds.mature'?: string | undefined;
+  'queue.purge'?: string | undefined;
 }
 
-/** Holds mature at least hourly (SPEC 6); old jobs go once a day, at a quiet hour. */
-export const DEFAULT_SCHEDULES: Required<Pick<ScheduleTimes, 'queue.purge'>> = {
+/**
+ * Reconciliation every five minutes (SARAFAN_RECONCILE_CRON overrides it), holds mature at least
+ * hourly (SPEC 6), old jobs go once a day at a quiet hour. An undefined time turns one off.
+ */
+export const DEFAULT_SCHEDULES: Required<ScheduleTimes> = {
+  'reconcile.crm': DEFAULT_RECONCILE_CRON,
+  'holds.mature': '7 * * * *',
   'queue.purge': '17 3 * * *',
 };
 

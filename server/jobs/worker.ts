@@ -11,6 +11,7 @@
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
+import { matureHolds } from '../../src/handlers/mature-holds.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
@@ -121,21 +122,20 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
     if (crm.length) await runCrm(crm);
     for (const job of other) {
       await guard([job], async () => {
-        const run = single[job.kind as SingleKind];
-        if (!run) throw new Error(`No handler for job kind ${job.kind}`);
-        await run(job);
+        await single[job.kind as SingleKind](job);
         await deps.store.jobs.complete([job.id], deps.clock.now());
       });
     }
   }
 
   /** Every other kind runs one job at a time. */
-  const single: Partial<Record<SingleKind, (job: Job) => Promise<unknown>>> = {
+  const single: Record<SingleKind, (job: Job) => Promise<unknown>> = {
     'app.reconcile': async (job) => {
       const installation = await deps.store.installations.get(job.portalId);
       if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
     },
     'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
+    'holds.mature': (job) => matureHolds(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
   };
 

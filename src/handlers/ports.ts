@@ -229,6 +229,8 @@ export interface LedgerRepo {
   forDeal(portalId: number, dealId: number): Promise<LedgerEntry[]>;
   /** Every entry of these deals, oldest first. */
   forDeals(portalId: number, dealIds: number[]): Promise<LedgerEntry[]>;
+  /** Members with entries held when written that became available in (after, upTo], ascending. */
+  maturing(portalId: number, after: Date, upTo: Date): Promise<number[]>;
   /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
   balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;

@@ -488,6 +488,24 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.ledger.balances(portal.id, [], NOW)).toEqual(new Map());
       });
 
+      it('finds the members whose held entries became available in a window', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const [a, b, c, d] = await Promise.all([1, 2, 3, 4].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const elsewhere = await store.members.ensure(other.id, 'contact', 1, NOW);
+        await store.ledger.append([
+          entry(portal.id, a!.id, 'a-held', { availableAt: at(60) }),
+          entry(portal.id, a!.id, 'a-held-2', { availableAt: at(90) }),
+          entry(portal.id, b!.id, 'b-held', { availableAt: at(120) }), // boundary: in (60, 120]
+          entry(portal.id, c!.id, 'c-at-once', { availableAt: at(90), createdAt: at(90) }), // never pending
+          entry(portal.id, d!.id, 'd-later', { availableAt: at(121) }),
+          entry(other.id, elsewhere.id, 'other', { availableAt: at(90) }),
+        ]);
+        expect(await store.ledger.maturing(portal.id, at(60), at(120))).toEqual([a!.id, b!.id].sort((x, y) => x - y));
+        expect(await store.ledger.maturing(portal.id, at(0), at(60))).toEqual([a!.id]);
+        expect(await store.ledger.maturing(portal.id, at(121), at(1000))).toEqual([]);
+      });
+
       it('concurrent appends of one key from parallel transactions store one row', async () => {
         const portal = await newPortal();
         const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
