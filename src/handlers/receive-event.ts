@@ -10,6 +10,7 @@
  */
 import { AppError } from './errors.js';
 import { positiveId } from '../rules/ids.js';
+import { crmChangeJob } from './crm-change-job.js';
 import { activateIfReady, requireAdminGrant } from './install-app.js';
 import { currentProgram } from './program-versions.js';
 import { verifyApplicationToken, sameSecret } from './verify-application-token.js';
@@ -79,15 +80,7 @@ export async function receiveEvent(deps: Deps, inbound: InboundEvent): Promise<E
   if (entityId === null) {
     throw new AppError('bad_request', 'Invalid event: data.FIELDS.ID', [{ path: 'data.FIELDS.ID', message: 'expected a positive integer' }]);
   }
-  const queued = await deps.store.jobs.enqueue(
-    {
-      portalId: installation.id,
-      kind: 'crm.change',
-      key: `${target.entity}:${entityId}`,
-      payload: { entity: target.entity, id: entityId, deleted: target.deleted, event: name },
-    },
-    deps.clock.now(),
-  );
+  const queued = await deps.store.jobs.enqueue(crmChangeJob(installation.id, target.entity, entityId, target.deleted, { event: name }), deps.clock.now());
   return { status: queued ? 'queued' : 'coalesced' };
 }
 
