@@ -12,11 +12,14 @@ import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
 import { frameRoutes } from './routes/frame.js';
 import { healthRoutes } from './routes/health.js';
+import { homeRoutes } from './routes/home.js';
 import { installRoutes } from './routes/install.js';
 
 export interface AppDeps extends Deps {
   /** Store reachable and migrated (for /readyz). */
   ready: () => Promise<boolean>;
+  /** Sandbox mode: the sandbox portal's page, linked from `GET /`. */
+  portalUrl?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -29,6 +32,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', true);
   app.use(requestId());
   app.use(healthRoutes({ ready: deps.ready }));
+  app.use(homeRoutes({ portalUrl: deps.portalUrl }));
   // The frame SDK for pages rendered inside Bitrix24 (install wizard, frame pages).
   app.get('/static/b24jssdk.js', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=86400');
