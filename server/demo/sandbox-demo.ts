@@ -72,7 +72,7 @@ export async function installSarafan(sandbox: Sandbox): Promise<void> {
   if (page.status !== 200) throw new Error(`Sarafan's install page answered ${page.status} to the sandbox portal: ${page.body.slice(0, 300)}`);
 }
 
-type DemoStore = Pick<Store, 'installations' | 'ledger' | 'members'>;
+type DemoStore = Pick<Store, 'installations' | 'ledger' | 'members' | 'jobs'>;
 
 export interface DemoPortalOptions {
   /** Where the sandbox portal listens (0 = any free port). */
@@ -138,7 +138,8 @@ export async function startDemoPortal(opts: DemoPortalOptions): Promise<DemoPort
 
 /**
  * Every deal has its referral credit in Sarafan's ledger, and the CRM shows it: the reward on the
- * deal, and on each credited contact the available balance the ledger gives.
+ * deal, and on each credited contact the available balance the ledger gives; and the queue has
+ * drained, so the rest of the demo's cards are complete as well.
  */
 async function waitForCredits(sandbox: Sandbox, store: DemoStore, dealIds: number[], wait: Wait): Promise<void> {
   const { portal } = sandbox;
@@ -164,6 +165,9 @@ async function waitForCredits(sandbox: Sandbox, store: DemoStore, dealIds: numbe
       const shown = member.contactId === null ? expected : crmMinor(portal.getEntity('contact', member.contactId)?.[F.BALANCE]);
       if (shown !== expected) return notYet(`${F.BALANCE} of contact ${member.contactId} differs from the ledger`);
     }
+    // The rest of the demo's changes (enrolments, referral counts, the echoes of Sarafan's own writes) too.
+    const depth = await store.jobs.depth(installation.id);
+    if (depth.queued + depth.running) return notYet(`${depth.queued + depth.running} queued CRM changes still to process`);
     return true;
   });
 }

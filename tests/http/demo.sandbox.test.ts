@@ -96,6 +96,12 @@ describe('startDemoPortal', () => {
       expect(Number(portal.getEntity('deal', alexeyDeal!)?.[F.REWARD])).toBe(15_000);
       expect(Number(portal.getEntity('contact', olga!)?.[F.BALANCE])).toBe(7_200);
       expect(Number(portal.getEntity('contact', dmitry!)?.[F.BALANCE])).toBe(15_000);
+      // The friends who won are enrolled in turn, and nothing is left in the queue.
+      for (const deal of demo.seeded!.wonReferredDeals) {
+        const contact = Number(portal.getEntity('deal', deal)?.CONTACT_ID);
+        expect(portal.getEntity('contact', contact)?.[F.CODE]).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
+      }
+      expect(await deps.store.jobs.depth(installation!.id)).toMatchObject({ queued: 0, running: 0 });
     } finally {
       await demo.sandbox.close();
     }
