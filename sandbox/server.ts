@@ -15,6 +15,7 @@ import type { EntityKind, SandboxApp } from './types.js';
 import { webRoutes, type WebSettings } from './web/routes.js';
 
 export type AppSpec = Omit<SandboxApp, 'applicationToken' | 'installed'>;
+export type { WebSettings };
 
 export interface SandboxOptions {
   /** 0 = any free port. */

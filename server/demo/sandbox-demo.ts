@@ -9,8 +9,7 @@
  * sandbox mode only, with a dynamic import, so production never loads sandbox code; the tests'
  * live harness and the bench build on it too.
  */
-import { startSandbox, type AppSpec, type Sandbox, type SandboxOptions } from '../../sandbox/server.js';
-import type { WebSettings } from '../../sandbox/web/routes.js';
+import { startSandbox, type AppSpec, type Sandbox, type SandboxOptions, type WebSettings } from '../../sandbox/server.js';
 import type { Log, Store } from '../../src/handlers/ports.js';
 import { F } from '../../src/rules/crm-fields.js';
 import { toMinor } from '../../src/rules/money.js';
