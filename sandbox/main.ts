@@ -1,27 +1,35 @@
 /**
- * `npm run sandbox`: the sandbox portal alone, for pointing another Sarafan instance at it (or
- * any Bitrix24 app). Its own small environment, parsed once here:
+ * `npm run sandbox`: the sandbox portal alone, for pointing an app (e.g. another Sarafan
+ * instance) at it, as one would register a local application on a Bitrix24 portal. Its own small
+ * environment, parsed once here:
  *
  * | variable | default | meaning |
  * | SANDBOX_PORT | 3001 | where the portal listens |
  * | SANDBOX_HOST | localhost | the portal's domain name (and listening address) |
- * | SANDBOX_APP_URL | http://localhost:3000 | the Sarafan instance it offers to install (install URL /b24/install, pages /b24/frame) |
- * | SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET | local.sarafan.sandbox, sarafan-sandbox-secret | that app's keys |
+ * | SANDBOX_APP_HANDLER_URL | unset = no app | the local app's handler URL (its main page and tabs) |
+ * | SANDBOX_APP_INSTALL_URL | the handler URL | the app's initial installation path |
+ * | SANDBOX_APP_SCOPE | crm | the app's permissions, comma-separated |
+ * | SANDBOX_APP_TITLE | Приложение | the app's name on the Applications page |
+ * | SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET | local.sandbox.app, sandbox-app-secret | that app's keys |
  * | SANDBOX_RATE_LIMIT | 2/50 | leaky bucket drain per second / burst, or `off` |
  * | SANDBOX_TOKEN_LIFETIME | 3600 | access token lifetime, seconds |
  * | DATA_DIR | ./data | state is kept in DATA_DIR/sandbox/portal.json |
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from './apps.js';
-import { startSandbox } from './server.js';
+import { startSandbox, type AppSpec } from './server.js';
+
+const httpUrl = z.url({ protocol: /^https?$/ });
 
 const Env = z.object({
   SANDBOX_PORT: z.coerce.number().int().min(1).max(65535).default(3001),
   SANDBOX_HOST: z.string().regex(/^[a-z0-9.-]+$/i, 'a host name such as localhost').default('localhost'),
-  SANDBOX_APP_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:3000'),
-  SANDBOX_CLIENT_ID: z.string().min(1).default(SANDBOX_CLIENT_ID),
-  SANDBOX_CLIENT_SECRET: z.string().min(1).default(SANDBOX_CLIENT_SECRET),
+  SANDBOX_APP_HANDLER_URL: httpUrl.optional(),
+  SANDBOX_APP_INSTALL_URL: httpUrl.optional(),
+  SANDBOX_APP_SCOPE: z.string().regex(/^[a-z_]+(,[a-z_]+)*$/, 'comma-separated scopes, e.g. crm,placement').default('crm'),
+  SANDBOX_APP_TITLE: z.string().min(1).default('Приложение'),
+  SANDBOX_CLIENT_ID: z.string().min(1).default('local.sandbox.app'),
+  SANDBOX_CLIENT_SECRET: z.string().min(1).default('sandbox-app-secret'),
   SANDBOX_RATE_LIMIT: z
     .string()
     .regex(/^(off|\d+(\.\d+)?\/\d+)$/, 'expected <drain per second>/<burst>, e.g. 2/50, or off')
@@ -44,7 +52,7 @@ async function main(): Promise<void> {
     dataDir: path.resolve(env.DATA_DIR, 'sandbox'),
     limits: env.SANDBOX_RATE_LIMIT === 'off' ? false : { drainPerSec: drain!, burst: burst! },
     tokenLifetimeSec: env.SANDBOX_TOKEN_LIFETIME,
-    apps: [sarafanApp(env.SANDBOX_APP_URL, { clientId: env.SANDBOX_CLIENT_ID, clientSecret: env.SANDBOX_CLIENT_SECRET })],
+    apps: env.SANDBOX_APP_HANDLER_URL ? [localApp(env, env.SANDBOX_APP_HANDLER_URL)] : [],
     log: (msg, extra) => console.error(msg, extra ?? ''),
   });
   console.error(`Sandbox portal: ${sandbox.url}/  (OAuth server: ${sandbox.url}/oauth/token/, REST: ${sandbox.url}/rest/)`);
@@ -54,6 +62,19 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
+}
+
+function localApp(env: z.infer<typeof Env>, handlerUrl: string): AppSpec {
+  return {
+    clientId: env.SANDBOX_CLIENT_ID,
+    clientSecret: env.SANDBOX_CLIENT_SECRET,
+    code: env.SANDBOX_CLIENT_ID.replace(/^local\./, ''),
+    title: env.SANDBOX_APP_TITLE,
+    version: '1',
+    scope: env.SANDBOX_APP_SCOPE,
+    handlerUrl,
+    installUrl: env.SANDBOX_APP_INSTALL_URL ?? handlerUrl,
+  };
 }
 
 main().catch((e: unknown) => {

@@ -12,9 +12,10 @@ import { oauthRoutes } from './oauth.js';
 import { createPortal, type SandboxPortal } from './portal.js';
 import { restRoutes, type RestOptions, type RestStats } from './rest/index.js';
 import type { EntityKind, SandboxApp } from './types.js';
-import { webRoutes } from './web/routes.js';
+import { webRoutes, type WebSettings } from './web/routes.js';
 
 export type AppSpec = Omit<SandboxApp, 'applicationToken' | 'installed'>;
+export type { WebSettings };
 
 export interface SandboxOptions {
   /** 0 = any free port. */
@@ -28,8 +29,10 @@ export interface SandboxOptions {
   /** The leaky bucket (reference §3.5); false = off. Default 2/s, burst 50. */
   limits?: { drainPerSec: number; burst: number } | false;
   tokenLifetimeSec?: number;
-  /** Applications the portal knows (e.g. Sarafan), installable from the Applications page. */
+  /** Applications the portal knows, installable from the Applications page (a local app's keys and URLs). */
   apps?: AppSpec[];
+  /** The web CRM's list columns and home-page guide, as a portal admin would set them up. */
+  web?: WebSettings;
   robotWaitMs?: number;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
 }
@@ -80,7 +83,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     webRoutes(portal, {
       installFinished: (clientId) => outbound.installFinished(clientId),
       uninstall: (clientId, clean) => outbound.uninstall(clientId, clean),
-    }),
+    }, opts.web),
   );
 
   const url = `http://${domain}`;

@@ -13,6 +13,7 @@ import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
 import { frameRoutes } from './routes/frame.js';
 import { healthRoutes } from './routes/health.js';
+import { homeRoutes } from './routes/home.js';
 import { installRoutes } from './routes/install.js';
 import { metricsRoutes } from './routes/metrics.js';
 
@@ -20,6 +21,8 @@ export interface AppDeps extends Deps {
   /** Store reachable and migrated (for /readyz). */
   ready: () => Promise<boolean>;
   metrics: Metrics;
+  /** Sandbox mode: the sandbox portal's page, linked from `GET /`. */
+  portalUrl?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(bitrixBody());
   app.use(healthRoutes({ ready: deps.ready }));
   app.use(metricsRoutes(deps.metrics));
+  app.use(homeRoutes({ portalUrl: deps.portalUrl }));
   // The frame SDK for pages rendered inside Bitrix24 (install wizard, frame pages).
   app.get('/static/b24jssdk.js', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=86400');

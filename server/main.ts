@@ -8,15 +8,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { openStore } from '../src/store/open-store.js';
-import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../sandbox/apps.js';
-import { seedDemo } from '../sandbox/seed.js';
-import { startSandbox, type Sandbox } from '../sandbox/server.js';
 import { createApp } from './app.js';
 import { composeDeps } from './compose.js';
-import { ConfigError, loadConfig, type Config, type SandboxConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createScheduler } from './jobs/scheduler.js';
 import { createWorker } from './jobs/worker.js';
 import { createLogger } from './logger.js';
+import type { DemoPortal } from './demo/sandbox-demo.js';
 
 /** Sandbox mode has no SARAFAN_SECRET_KEY: one is generated once and kept in DATA_DIR. */
 function sandboxSecret(dataDir: string): string {
@@ -49,23 +47,24 @@ async function main(): Promise<void> {
     secretKey,
     log,
   });
+  // Sandbox mode only, and dynamically: the demo brings the sandbox portal, which production never loads.
+  const demo = config.sandboxMode ? await import('./demo/sandbox-demo.js') : null;
   const deps = composeDeps({
     store,
     log,
     appBaseUrl: config.appBaseUrl,
-    // Sandbox mode (no credentials): the local sandbox portal knows Sarafan by this pair.
-    clientId: config.b24ClientId ?? SANDBOX_CLIENT_ID,
-    clientSecret: config.b24ClientSecret ?? SANDBOX_CLIENT_SECRET,
+    // Sandbox mode (no credentials): the local sandbox portal knows Sarafan by the demo's pair.
+    clientId: config.b24ClientId ?? demo!.DEMO_CLIENT_ID,
+    clientSecret: config.b24ClientSecret ?? demo!.DEMO_CLIENT_SECRET,
     oauthUrl: config.oauthUrl,
     allowInsecurePortals: config.allowInsecurePortals,
   });
 
   let server: Server | null = null;
   if (config.role !== 'worker') {
-    const app = createApp({ ...deps, ready: () => store.ready() });
+    const app = createApp({ ...deps, ready: () => store.ready(), portalUrl: config.sandboxMode ? `http://localhost:${config.sandboxPort}/` : undefined });
     server = app.listen(config.port, () => {
       log.info({ port: config.port, url: config.appBaseUrl, store: config.databaseUrl ? 'postgres' : 'pglite', sandbox: config.sandboxMode }, 'server.listening');
-      console.error(`Sarafan is running at ${config.appBaseUrl}`);
     });
   }
   const worker =
@@ -77,52 +76,43 @@ async function main(): Promise<void> {
   const scheduler = config.role !== 'web' ? createScheduler(deps, { 'reconcile.crm': config.reconcileCron }) : null;
   scheduler?.start();
 
-  let sandbox: Sandbox | null = null;
-  if (config.sandboxMode && server) {
-    await new Promise<void>((resolve) => (server!.listening ? resolve() : server!.once('listening', () => resolve())));
-    sandbox = await startSandboxPortal(config, log);
-  }
-
+  let demoPortal: DemoPortal | null = null;
   let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
+  const shutdown = async (signal: string, exitCode = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'server.stopping');
     const timer = setTimeout(() => process.exit(1), 15_000);
     timer.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    await sandbox?.close();
+    await demoPortal?.sandbox.close();
     await scheduler?.stop();
     await worker?.stop();
     await store.close();
     log.info({}, 'server.stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-}
 
-/**
- * Sandbox mode: the sandbox portal on SANDBOX_PORT, Sarafan installed into it on first start
- * (the wizard POST and installFinish, as the portal's install slider would do), and the demo
- * seeded into an empty portal. State persists in DATA_DIR/sandbox.
- */
-async function startSandboxPortal(config: SandboxConfig, log: ReturnType<typeof createLogger>): Promise<Sandbox> {
-  const sandbox = await startSandbox({
-    port: config.sandboxPort,
-    host: 'localhost',
-    dataDir: path.join(config.dataDir, 'sandbox'),
-    apps: [sarafanApp(config.appBaseUrl)],
-    log: (msg, extra) => log.warn({ ...extra }, `sandbox.${msg}`),
-  });
-  if (!sandbox.portal.app(SANDBOX_CLIENT_ID)?.installed) {
-    const page = await sandbox.outbound.installHeadless(SANDBOX_CLIENT_ID);
-    if (page.status !== 200) log.error({ status: page.status }, 'sandbox.install_failed');
-    else log.info({}, 'sandbox.installed');
+  if (demo && config.sandboxMode && server) {
+    await new Promise<void>((resolve) => (server!.listening ? resolve() : server!.once('listening', () => resolve())));
+    try {
+      demoPortal = await demo.startDemoPortal({
+        port: config.sandboxPort,
+        host: 'localhost',
+        dataDir: path.join(config.dataDir, 'sandbox'),
+        appBaseUrl: config.appBaseUrl,
+        store,
+        log,
+      });
+    } catch (e) {
+      console.error(e instanceof Error ? e.message : e);
+      return shutdown('demo.failed', 1);
+    }
+    // The one line a newcomer needs, printed once the demo is complete (pino logs go to stdout).
+    console.error(`\nSarafan is installed in the sandbox portal${demoPortal.seeded ? ' and the demo shop is ready' : ''}: open ${demoPortal.url}\n`);
   }
-  console.error(`\nSandbox portal with Sarafan installed: open ${sandbox.url}/\n`);
-  void seedDemo(sandbox.portal, { log: (m) => console.error(m) }).catch((e: unknown) => log.error({ error: String(e) }, 'sandbox.seed_failed'));
-  return sandbox;
 }
 
 main().catch((e: unknown) => {

@@ -14,6 +14,19 @@ export interface WebHooks {
   uninstall(clientId: string, clean: boolean): Promise<void>;
 }
 
+/** A link inside a guide step; plain strings are text. */
+export type GuidePart = string | { text: string; href: string };
+
+/**
+ * What a portal's admin would set up in Bitrix24's own UI for the people using it: the user
+ * fields shown as list columns (the grid's column settings) and a guide on the home page.
+ */
+export interface WebSettings {
+  /** User fields (by FIELD_NAME) shown as list columns, in this order, when the portal has them. */
+  listColumns?: Partial<Record<EntityKind, string[]>>;
+  guide?: { title: string; steps: GuidePart[][] };
+}
+
 export const USER_COOKIE = 'sandbox_user';
 
 /** Options a frame reads in its init data: the app's are the portal's (app.option.*), a user's live here. */
@@ -38,6 +51,7 @@ export class FrameOptions {
 export interface WebContext {
   portal: Portal;
   hooks: WebHooks;
+  settings: WebSettings;
   options: FrameOptions;
 }
 

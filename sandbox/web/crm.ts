@@ -25,13 +25,6 @@ import { html, raw, userName, type Flash, type Html } from './html.js';
 
 export const PAGE_SIZE = 50;
 
-/** Sarafan's fields shown as list columns when the portal has them. */
-const LIST_UF: Record<EntityKind, string[]> = {
-  contact: ['UF_CRM_SARAFAN_CODE', 'UF_CRM_SARAFAN_BALANCE', 'UF_CRM_SARAFAN_PENDING', 'UF_CRM_SARAFAN_REFERRALS', 'UF_CRM_SARAFAN_REF_CODE'],
-  lead: ['UF_CRM_SARAFAN_CODE', 'UF_CRM_SARAFAN_REF_CODE'],
-  deal: ['UF_CRM_SARAFAN_REF_CODE', 'UF_CRM_SARAFAN_REWARD', 'UF_CRM_SARAFAN_REDEEMED'],
-};
-
 const LIST_SELECT: Record<EntityKind, string[]> = {
   contact: ['*', 'UF_*', 'PHONE', 'EMAIL'],
   lead: ['*', 'UF_*', 'PHONE', 'EMAIL'],
@@ -75,7 +68,7 @@ function list(ctx: WebContext, req: Request, res: Response, kind: EntityKind): v
   const q = typeof req.query.q === 'string' ? req.query.q.trim() : '';
   const pageNo = Math.max(1, Number.parseInt(typeof req.query.page === 'string' ? req.query.page : '1', 10) || 1);
   const ufs = portal.userFields(kind);
-  const ufColumns = LIST_UF[kind]
+  const ufColumns = (ctx.settings.listColumns?.[kind] ?? [])
     .map((name) => ufs.find((u) => u.FIELD_NAME === name))
     .filter((u): u is Row => !!u)
     .map((u) => ({ name: String(u.FIELD_NAME), label: ufLabel(u, 'LIST_COLUMN_LABEL') }));

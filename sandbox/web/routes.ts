@@ -1,6 +1,6 @@
 /**
  * The sandbox portal's web CRM: server-rendered pages looking enough like a Bitrix24 cloud portal
- * to demo Sarafan and to drive it from browser tests. Mount with `app.use(webRoutes(portal, hooks))`.
+ * to demo an app and to drive it from browser tests. Mount with `app.use(webRoutes(portal, hooks, settings))`.
  *
  * Routes
  *   GET  /                                    portal home
@@ -18,11 +18,11 @@ import express, { type Router } from 'express';
 import type { Portal } from '../types.js';
 import { appRoutes } from './apps.js';
 import { automationRoutes } from './automation.js';
-import { currentUser, dateTime, FrameOptions, formText, send, USER_COOKIE, type WebContext, type WebHooks } from './context.js';
+import { currentUser, dateTime, FrameOptions, formText, send, USER_COOKIE, type WebContext, type WebHooks, type WebSettings } from './context.js';
 import { crmRoutes } from './crm.js';
-import { CSS, html, userName } from './html.js';
+import { CSS, html, userName, type Html } from './html.js';
 
-export type { WebHooks } from './context.js';
+export type { GuidePart, WebHooks, WebSettings } from './context.js';
 
 function staticFile(name: string): string {
   return readFileSync(new URL(`./static/${name}`, import.meta.url), 'utf8');
@@ -53,13 +53,7 @@ function home(ctx: WebContext): express.RequestHandler {
 <p>Вы вошли как <b>${userName(user)}</b>${user.ADMIN ? ' (администратор)' : ''}. Переключить пользователя можно в шапке.</p>
 <div class="toolbar"><a class="btn" href="/crm/contact/">Контакты</a><a class="btn" href="/crm/lead/">Лиды</a><a class="btn" href="/crm/deal/">Сделки</a><a class="btn btn-light" href="/automation/deal/">Роботы</a><a class="btn btn-light" href="/marketplace/">Приложения</a></div>
 </div>
-<div class="card"><h2>Попробуйте демо</h2><ol class="checklist" data-testid="demo-checklist">
-<li>Откройте <a href="/crm/contact/">контакт</a>, у которого заполнено поле «Сарафан: реферальный код», и скопируйте код.</li>
-<li><a href="/crm/contact/details/0/">Создайте контакт</a> и вставьте этот код в поле «Сарафан: код пригласившего».</li>
-<li>В карточке нового контакта нажмите «Создать сделку», укажите сумму и сохраните.</li>
-<li>Переведите сделку на стадию «Сделка успешна».</li>
-<li>Откройте карточку пригласившего контакта: на вкладке «Сарафан» и в поле «Сарафан: доступные бонусы» появится бонус.</li>
-</ol></div>
+${guide(ctx)}
 </div><div>
 <div class="card"><h2>Приложения</h2><table class="grid"><tbody>${appRows.length ? appRows : html`<tr><td class="muted">Нет приложений</td></tr>`}</tbody></table></div>
 <div class="card" id="notifications"><h2>Уведомления</h2>${notes.length
@@ -70,8 +64,16 @@ function home(ctx: WebContext): express.RequestHandler {
   };
 }
 
-export function webRoutes(portal: Portal, hooks: WebHooks): Router {
-  const ctx: WebContext = { portal, hooks, options: new FrameOptions(portal) };
+function guide(ctx: WebContext): Html | string {
+  const g = ctx.settings.guide;
+  if (!g) return '';
+  return html`<div class="card"><h2>${g.title}</h2><ol class="checklist" data-testid="guide">${g.steps.map(
+    (step) => html`<li>${step.map((part) => (typeof part === 'string' ? part : html`<a href="${part.href}">${part.text}</a>`))}</li>`,
+  )}</ol></div>`;
+}
+
+export function webRoutes(portal: Portal, hooks: WebHooks, settings: WebSettings = {}): Router {
+  const ctx: WebContext = { portal, hooks, settings, options: new FrameOptions(portal) };
   const router = express.Router();
   const assets: Record<string, { type: string; body: string }> = {
     'frame-host.js': { type: 'text/javascript; charset=utf-8', body: staticFile('frame-host.js') },

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
-import { SANDBOX_CLIENT_ID } from '../../sandbox/apps.js';
+import { DEMO_CLIENT_ID } from '../../server/demo/sandbox-demo.js';
 import { startLive, type Live } from '../support/live.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -62,14 +62,14 @@ describe('in the sandbox portal, in a browser', () => {
   it('installs Sarafan through the wizard page: the frame finishes the install with the SDK', async () => {
     await page.goto(`${live.sandbox.url}/marketplace/`);
     await expect(page.locator('[data-testid="install-status"]').first().textContent()).resolves.toContain('Не установлено');
-    await page.locator(`[data-testid="app-${SANDBOX_CLIENT_ID}"] [data-testid="install"]`).click();
+    await page.locator(`[data-testid="app-${DEMO_CLIENT_ID}"] [data-testid="install"]`).click();
     const wizard = page.frameLocator('[data-testid="app-frame"]');
     await wizard.locator('#status[data-state="finished"]').waitFor();
     await page.locator('[data-testid="install-status"]', { hasText: 'Установлено' }).waitFor();
 
     const installation = await live.installation();
     expect(installation.status).toBe('active');
-    expect(live.sandbox.portal.app(SANDBOX_CLIENT_ID)?.installed).toBe(true);
+    expect(live.sandbox.portal.app(DEMO_CLIENT_ID)?.installed).toBe(true);
     expect(live.sandbox.portal.placements()).toHaveLength(3);
     expect(live.sandbox.outbound.deliveries.filter((d) => d.event === 'ONAPPINSTALL').map((d) => d.status)).toEqual([200]);
   });

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
-import { SANDBOX_CLIENT_ID } from '../../sandbox/apps.js';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../../server/demo/sandbox-demo.js';
 import type { Actor, EntityKind, Row } from '../../sandbox/types.js';
 import { startLive, type Live } from '../support/live.js';
 
@@ -46,11 +46,11 @@ describe('install through the wizard POST and installFinish', () => {
     expect(ufNames('contact')).toEqual(expect.arrayContaining([F.CODE, F.LINK, F.BALANCE, F.REF_CODE, F.REFERRER]));
     expect(ufNames('lead')).toHaveLength(10);
     expect(ufNames('deal')).toEqual(expect.arrayContaining([F.REF_CODE, F.REFERRER, F.REWARD, F.REDEEMED]));
-    const events = portal().eventBindings().filter((b) => b.clientId === SANDBOX_CLIENT_ID);
+    const events = portal().eventBindings().filter((b) => b.clientId === DEMO_CLIENT_ID);
     expect(events).toHaveLength(10);
     expect(new Set(events.map((e) => e.handler))).toEqual(new Set([`${live.sarafanUrl}/b24/events`]));
     expect(portal().placements().map((p) => p.placement).sort()).toEqual(['CRM_CONTACT_DETAIL_TAB', 'CRM_DEAL_DETAIL_TAB', 'CRM_LEAD_DETAIL_TAB']);
-    const app = portal().app(SANDBOX_CLIENT_ID);
+    const app = portal().app(DEMO_CLIENT_ID);
     expect(app?.installed).toBe(true);
     // ONAPPINSTALL was delivered and accepted.
     expect(live.sandbox.outbound.deliveries.filter((d) => d.event === 'ONAPPINSTALL').map((d) => d.status)).toEqual([200]);
@@ -193,19 +193,19 @@ describe('tokens', () => {
     expect(get('contact', contact)[F.CODE]).toMatch(CODE_PATTERN);
     const after = (await live.installation()).tokens!;
     expect(after.refreshToken).not.toBe(before.refreshToken);
-    expect(portal().authenticate(after.accessToken)).toMatchObject({ clientId: SANDBOX_CLIENT_ID });
+    expect(portal().authenticate(after.accessToken)).toMatchObject({ clientId: DEMO_CLIENT_ID });
     // The spent refresh token no longer works at the portal (rotation).
-    expect(() => portal().refresh(SANDBOX_CLIENT_ID, 'sarafan-sandbox-secret', before.refreshToken)).toThrow(/invalid_grant/);
+    expect(() => portal().refresh(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, before.refreshToken)).toThrow(/invalid_grant/);
     expect(await ledgerFor(deal)).toEqual([]);
   });
 });
 
 describe('uninstall from the portal', () => {
   it('ONAPPUNINSTALL reaches Sarafan with the right token: the installation is uninstalled, bindings gone', async () => {
-    await live.sandbox.outbound.uninstall(SANDBOX_CLIENT_ID, false);
+    await live.sandbox.outbound.uninstall(DEMO_CLIENT_ID, false);
     expect(live.sandbox.outbound.deliveries.filter((d) => d.event === 'ONAPPUNINSTALL').map((d) => d.status)).toEqual([200]);
     expect((await live.installation()).status).toBe('uninstalled');
-    expect(portal().eventBindings().filter((b) => b.clientId === SANDBOX_CLIENT_ID)).toEqual([]);
+    expect(portal().eventBindings().filter((b) => b.clientId === DEMO_CLIENT_ID)).toEqual([]);
     // A change now sends nothing.
     const before = live.sandbox.outbound.deliveries.length;
     add('contact', { NAME: 'После удаления' });
@@ -217,7 +217,7 @@ describe('uninstall from the portal', () => {
 describe('logs', () => {
   it('never contain a token, secret or application token', async () => {
     const installation = await live.installation();
-    const secrets = [installation.applicationToken, installation.tokens?.accessToken, installation.tokens?.refreshToken, 'sarafan-sandbox-secret'].filter(Boolean) as string[];
+    const secrets = [installation.applicationToken, installation.tokens?.accessToken, installation.tokens?.refreshToken, DEMO_CLIENT_SECRET].filter(Boolean) as string[];
     const all = live.logs.join('\n');
     for (const s of secrets) expect(all).not.toContain(s);
   });

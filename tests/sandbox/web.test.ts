@@ -53,6 +53,9 @@ beforeEach(() => {
         hookCalls.uninstall.push([clientId, clean]);
         portal.uninstallApp(clientId, clean);
       },
+    }, {
+      listColumns: { contact: ['UF_CRM_SARAFAN_REF_CODE', 'UF_CRM_ABSENT'] },
+      guide: { title: 'Попробуйте демо', steps: [['Откройте ', { text: 'контакт <b>', href: '/crm/contact/' }, ' и скопируйте <код>.'], ['Второй шаг.']] },
     }),
   );
   for (const kind of ['contact', 'deal'] as const) {
@@ -93,11 +96,11 @@ function frameData(htmlText: string): { sid: string; clientId: string; init: Rec
 }
 
 describe('pages', () => {
-  it('home shows the banner, the apps with their state and the demo checklist', async () => {
+  it('home shows the banner, the apps with their state and the guide it was given, escaped', async () => {
     const res = await request(app).get('/');
     expect(res.status).toBe(200);
     expect(res.text).toContain('Песочница Битрикс24 — локальная имитация портала для демонстрации и тестов');
-    expect(res.text).toContain('data-testid="demo-checklist"');
+    expect(res.text).toContain('<h2>Попробуйте демо</h2><ol class="checklist" data-testid="guide"><li>Откройте <a href="/crm/contact/">контакт &lt;b&gt;</a> и скопируйте &lt;код&gt;.</li><li>Второй шаг.</li></ol>');
     expect(res.text).toMatch(/home-app-local\.sarafan\.test[\s\S]*Установлено/);
     expect(res.text).toMatch(/home-app-local\.other\.test[\s\S]*Не установлено/);
     expect(res.text).toContain('data-testid="user-switch"');
@@ -112,12 +115,13 @@ describe('pages', () => {
     expect(off.headers.location).toBe('/');
   });
 
-  it('lists pages of 50 with search and shows Sarafan columns', async () => {
+  it('lists pages of 50 with search and shows the user-field columns it was given', async () => {
     for (let i = 1; i <= 60; i++) portal.addEntity('contact', { NAME: `Клиент ${i}`, UF_CRM_SARAFAN_REF_CODE: i === 7 ? 'REF7' : '' }, { userId: 1 });
     const first = await request(app).get('/crm/contact/');
     expect(first.status).toBe(200);
     expect(first.text.match(/data-testid="row-\d+"/g)).toHaveLength(50);
-    expect(first.text).toContain('Сарафан: код пригласившего');
+    expect(first.text).toContain('<th>Сарафан: код пригласившего</th>');
+    expect(first.text).not.toContain('Сарафан: реферальный код');
     expect(first.text).toContain('data-testid="next"');
     const second = await request(app).get('/crm/contact/?page=2');
     expect(second.text.match(/data-testid="row-\d+"/g)).toHaveLength(10);

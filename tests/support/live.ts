@@ -1,6 +1,7 @@
 /**
- * Sarafan and the sandbox portal over real HTTP on loopback, wired as `npm start` wires them:
- * Sarafan's OAuth server is the sandbox, the sandbox knows Sarafan as an installable app, events
+ * Sarafan and the sandbox portal over real HTTP on loopback, wired as `npm start` wires them (with
+ * server/demo, without the demo shop): Sarafan's OAuth server is the sandbox, the sandbox knows
+ * Sarafan as an installable app, events
  * and robot calls travel as form POSTs and REST calls go through b24jssdk. Nothing is mocked.
  */
 import { createServer, type Server } from 'node:http';
@@ -11,8 +12,8 @@ import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Deps, Installation } from '../../src/handlers/ports.js';
-import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../../sandbox/apps.js';
-import { startSandbox, type Sandbox } from '../../sandbox/server.js';
+import type { Sandbox } from '../../sandbox/server.js';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, installSarafan, startSarafanSandbox } from '../../server/demo/sandbox-demo.js';
 
 export interface Live {
   sandbox: Sandbox;
@@ -37,29 +38,29 @@ export interface LiveOptions {
 
 export async function startLive(opts: LiveOptions = {}): Promise<Live> {
   const { log, logs } = captureLogs();
-  const sandbox = await startSandbox({
+  // Sarafan's base URL is needed to build it and to register it on the portal, and is known only once it listens.
+  const http: Server = createServer();
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const sarafanUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const sandbox = await startSarafanSandbox({
     port: 0,
     dataDir: null,
+    appBaseUrl: sarafanUrl,
     limits: opts.limits ?? false,
     ...(opts.tokenLifetimeSec ? { tokenLifetimeSec: opts.tokenLifetimeSec } : {}),
     log: (msg, extra) => logs.push(JSON.stringify({ sandbox: msg, ...extra })),
   });
-  // Sarafan's base URL is needed to build it, and is known only once it listens.
-  const http: Server = createServer();
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const sarafanUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   const store = await openStore({ memory: true, secretKey: 'live-test-secret-key-0123456789abcdef' });
   const deps = composeDeps({
     store,
     log,
     appBaseUrl: sarafanUrl,
-    clientId: SANDBOX_CLIENT_ID,
-    clientSecret: SANDBOX_CLIENT_SECRET,
+    clientId: DEMO_CLIENT_ID,
+    clientSecret: DEMO_CLIENT_SECRET,
     oauthUrl: sandbox.url,
     allowInsecurePortals: true,
   });
   http.on('request', createApp({ ...deps, ready: () => store.ready() }));
-  sandbox.portal.upsertApp(sarafanApp(sarafanUrl));
   const worker = createWorker(deps, { workerId: 'live-worker', idleMs: 50 });
   if (opts.backgroundWorker) worker.start();
 
@@ -96,8 +97,7 @@ export async function startLive(opts: LiveOptions = {}): Promise<Live> {
     },
   };
   if (opts.install ?? true) {
-    const page = await sandbox.outbound.installHeadless(SANDBOX_CLIENT_ID);
-    if (page.status !== 200) throw new Error(`the install wizard answered ${page.status}: ${page.body.slice(0, 300)}`);
+    await installSarafan(sandbox);
     await live.settle();
   }
   return live;

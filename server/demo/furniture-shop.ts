@@ -1,14 +1,14 @@
 /**
  * The demo a fresh `npm start` shows: a furniture shop's CRM in Russian. Three clients bought
  * before and so are in Sarafan's program; friends came with their codes, some of those deals
- * are won (their referrers got bonus), some are still in progress for the visitor to win.
+ * are won (their referrers get a bonus), some are still in progress for the visitor to win.
  *
- * Everything goes through the portal like a manager's work would, so events flow and Sarafan
- * does its part: the referrers' codes exist only after Sarafan has enrolled them, which the
- * seed waits for before it creates the referred clients.
+ * Everything goes through the portal as a manager's work would, so events flow and Sarafan does
+ * its part: the referrers' codes exist only after Sarafan has enrolled them, which the seed waits
+ * for before it creates the referred clients.
  */
-import { F } from '../src/bitrix/crm-fields.js';
-import type { Actor, Portal, Row } from './types.js';
+import { F } from '../../src/bitrix/crm-fields.js';
+import type { Actor, Portal, Row } from '../../sandbox/types.js';
 
 interface Person {
   name: string;
@@ -52,16 +52,22 @@ const LEADS: { title: string; person: Person; referrer: number | null; amount: n
   { title: 'Звонок: кухня в новостройку', person: { name: 'Юлия', last: 'Павлова', phone: '+7 929 184-67-35', email: 'yulia.pavlova@example.ru' }, referrer: null, amount: 240_000 },
 ];
 
-export interface SeedOptions {
-  /** How long to wait for Sarafan to enrol the first clients; default 60 s. */
-  timeoutMs?: number;
-  log?: (message: string) => void;
+/** What the seed created that Sarafan owes something for. */
+export interface SeededShop {
+  /** The three earlier buyers, in REFERRERS order. */
+  referrers: number[];
+  /** The referred deals seeded as won: each must be credited to its referrer. */
+  wonReferredDeals: number[];
 }
 
-/** Seeds the demo into an empty portal; a portal that already has contacts is left alone. Returns whether it seeded. */
-export async function seedDemo(portal: Portal, opts: SeedOptions = {}): Promise<boolean> {
-  if (portal.listEntities('contact', { start: -1, select: ['ID'] }).rows.length) return false;
-  const log = opts.log ?? (() => {});
+export interface SeedOptions {
+  /** Resolves once Sarafan has given these contacts their codes (or rejects with the reason). */
+  waitForCodes(contacts: number[]): Promise<string[]>;
+}
+
+/** Seeds the demo into an empty portal; a portal that already has contacts is left alone (null). */
+export async function seedFurnitureShop(portal: Portal, opts: SeedOptions): Promise<SeededShop | null> {
+  if (portal.listEntities('contact', { start: -1, select: ['ID'] }).rows.length) return null;
 
   const referrers = REFERRERS.map(({ person, deal }) => {
     const contact = addContact(portal, person, {});
@@ -72,16 +78,13 @@ export async function seedDemo(portal: Portal, opts: SeedOptions = {}): Promise<
     const contact = addContact(portal, person, {});
     if (deal) addDeal(portal, contact, deal);
   }
-  log('Демо: клиенты и сделки созданы, ждём, пока Сарафан выдаст коды…');
 
-  const codes = await waitForCodes(portal, referrers, opts.timeoutMs ?? 60_000);
-  if (!codes) {
-    log('Демо: Сарафан не выдал коды вовремя; рекомендации не созданы (проверьте, что приложение установлено).');
-    return true;
-  }
+  const codes = await opts.waitForCodes(referrers);
+  const wonReferredDeals: number[] = [];
   for (const { person, referrer, deal } of REFERRED) {
     const contact = addContact(portal, person, { [F.REF_CODE]: codes[referrer] });
-    addDeal(portal, contact, deal);
+    const id = addDeal(portal, contact, deal);
+    if (deal.stage === 'WON') wonReferredDeals.push(id);
   }
   for (const lead of LEADS) {
     portal.addEntity(
@@ -98,8 +101,7 @@ export async function seedDemo(portal: Portal, opts: SeedOptions = {}): Promise<
       MANAGER,
     );
   }
-  log('Демо готово: 12 контактов, 4 из них пришли по рекомендации, 2 лида.');
-  return true;
+  return { referrers, wonReferredDeals };
 }
 
 function addContact(portal: Portal, p: Person, extra: Row): number {
@@ -121,14 +123,4 @@ function addDeal(portal: Portal, contactId: number, d: DealSeed): number {
   const id = portal.addEntity('deal', { TITLE: d.title, OPPORTUNITY: d.amount, CURRENCY_ID: 'RUB', CONTACT_ID: contactId, STAGE_ID: 'NEW' }, MANAGER);
   if (d.stage !== 'NEW') portal.updateEntity('deal', id, { STAGE_ID: d.stage }, MANAGER);
   return id;
-}
-
-async function waitForCodes(portal: Portal, contacts: number[], timeoutMs: number): Promise<string[] | null> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const codes = contacts.map((id) => portal.getEntity('contact', id)?.[F.CODE]);
-    if (codes.every((c): c is string => typeof c === 'string' && c.length > 0)) return codes;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return null;
 }

@@ -1,0 +1,119 @@
+/**
+ * server/demo against a real Sarafan over HTTP (what `npm start` runs in sandbox mode): the
+ * sandbox portal starts with Sarafan installed and the furniture shop seeded, and the start
+ * resolves only once the shop's won referred deals are credited in Sarafan's ledger and shown in
+ * the CRM. Without a worker the credits never come: the start fails, saying what is missing.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../server/app.js';
+import { composeDeps, type ServerDeps } from '../../server/compose.js';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoPortal, type DemoPortalOptions } from '../../server/demo/sandbox-demo.js';
+import { createWorker, type Worker } from '../../server/jobs/worker.js';
+import { F } from '../../src/bitrix/crm-fields.js';
+import { openStore } from '../../src/store/open-store.js';
+import { captureLogs } from '../support/capture-logs.js';
+
+let http: Server;
+let deps: ServerDeps;
+let worker: Worker;
+let portalPort: number;
+let dataDir: string;
+let options: DemoPortalOptions;
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+beforeAll(async () => {
+  const { log } = captureLogs();
+  dataDir = mkdtempSync(path.join(tmpdir(), 'sarafan-demo-'));
+  // Sarafan's OAuth server is the portal, so the portal's address is fixed before either starts (as SANDBOX_PORT is).
+  portalPort = await freePort();
+  http = createServer();
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const appBaseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const store = await openStore({ memory: true, secretKey: 'demo-test-secret-key-0123456789abcdef' });
+  deps = composeDeps({
+    store,
+    log,
+    appBaseUrl,
+    clientId: DEMO_CLIENT_ID,
+    clientSecret: DEMO_CLIENT_SECRET,
+    oauthUrl: `http://127.0.0.1:${portalPort}`,
+    allowInsecurePortals: true,
+  });
+  http.on('request', createApp({ ...deps, ready: () => store.ready() }));
+  worker = createWorker(deps, { workerId: 'demo-worker', idleMs: 50 });
+  options = { port: portalPort, dataDir: null, appBaseUrl, store, log };
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+  http?.closeAllConnections();
+  await deps?.store.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('startDemoPortal', () => {
+  it('fails, naming what is missing, when Sarafan never enrols the first clients (no worker)', async () => {
+    await expect(startDemoPortal({ ...options, stepTimeoutMs: 500, pollMs: 50 })).rejects.toThrow(
+      /The demo is not ready: Sarafan did not enrol the demo's first clients \(contacts 1, 2, 3 have no UF_CRM_SARAFAN_CODE\) within 1 s/,
+    );
+  });
+
+  it('resolves once the won referred deals are credited in the ledger and shown in the CRM', async () => {
+    worker.start();
+    const demo = await startDemoPortal({ ...options, dataDir });
+    try {
+      expect(demo.url).toBe(`http://127.0.0.1:${portalPort}/`);
+      const { portal } = demo.sandbox;
+      expect(portal.app(DEMO_CLIENT_ID)?.installed).toBe(true);
+      expect(demo.seeded?.wonReferredDeals).toHaveLength(2);
+      expect(portal.listEntities('contact', { start: -1, select: ['ID'] }).rows).toHaveLength(12);
+      expect(portal.listEntities('lead', { start: -1, select: ['ID'] }).rows).toHaveLength(2);
+
+      // Read at once, without waiting: the start itself waited for all of this.
+      const installation = await deps.store.installations.findByMemberId(portal.memberId);
+      const [olga, dmitry] = demo.seeded!.referrers;
+      const [sergeyDeal, alexeyDeal] = demo.seeded!.wonReferredDeals;
+      const credits = (await deps.store.ledger.forDeals(installation!.id, demo.seeded!.wonReferredDeals)).filter((e) => e.kind === 'credit');
+      expect(credits.map((e) => [e.dealId, e.amount])).toEqual([
+        [sergeyDeal, 720_000],
+        [alexeyDeal, 1_500_000],
+      ]);
+      expect(Number(portal.getEntity('deal', sergeyDeal!)?.[F.REWARD])).toBe(7_200);
+      expect(Number(portal.getEntity('deal', alexeyDeal!)?.[F.REWARD])).toBe(15_000);
+      expect(Number(portal.getEntity('contact', olga!)?.[F.BALANCE])).toBe(7_200);
+      expect(Number(portal.getEntity('contact', dmitry!)?.[F.BALANCE])).toBe(15_000);
+      // The friends who won are enrolled in turn, and nothing is left in the queue.
+      for (const deal of demo.seeded!.wonReferredDeals) {
+        const contact = Number(portal.getEntity('deal', deal)?.CONTACT_ID);
+        expect(portal.getEntity('contact', contact)?.[F.CODE]).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
+      }
+      expect(await deps.store.jobs.depth(installation!.id)).toMatchObject({ queued: 0, running: 0 });
+    } finally {
+      await demo.sandbox.close();
+    }
+  });
+
+  it('on a restart keeps the portal it finds: Sarafan installed, nothing seeded again', async () => {
+    const demo = await startDemoPortal({ ...options, dataDir });
+    try {
+      expect(demo.seeded).toBeNull();
+      expect(demo.sandbox.portal.app(DEMO_CLIENT_ID)?.installed).toBe(true);
+      expect(demo.sandbox.portal.listEntities('contact', { start: -1, select: ['ID'] }).rows).toHaveLength(12);
+    } finally {
+      await demo.sandbox.close();
+    }
+  });
+});
