@@ -9,7 +9,7 @@ import { createApp } from '../../server/app.js';
 import { composeDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
-import { openStore } from '../../src/store/open-store.js';
+import { openTestStore } from './test-store.js';
 import type { Deps, Installation } from '../../src/handlers/ports.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../../sandbox/apps.js';
 import { startSandbox, type Sandbox } from '../../sandbox/server.js';
@@ -48,7 +48,7 @@ export async function startLive(opts: LiveOptions = {}): Promise<Live> {
   const http: Server = createServer();
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const sarafanUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const store = await openStore({ memory: true, secretKey: 'live-test-secret-key-0123456789abcdef' });
+  const store = await openTestStore('live-test-secret-key-0123456789abcdef');
   const deps = composeDeps({
     store,
     log,
