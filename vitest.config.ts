@@ -19,7 +19,8 @@ export default defineConfig({
       { test: { ...common, name: 'sandbox', include: ['tests/sandbox/**/*.test.ts'], maxWorkers: 2 } },
       // Chromium, Sarafan and the sandbox in one process: one file at a time, after the others
       // (a project of one worker runs in vitest's sequential group, last).
-      { test: { ...common, name: 'e2e', include: ['tests/e2e/**/*.test.ts'], maxWorkers: 1, globalSetup: pgliteTemplate } },
+      // Its waits are for events, with a 90 s hang guard each (tests/e2e): the test may take longer.
+      { test: { ...common, name: 'e2e', include: ['tests/e2e/**/*.test.ts'], maxWorkers: 1, globalSetup: pgliteTemplate, testTimeout: 180_000, hookTimeout: 180_000 } },
     ],
   },
 });
