@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import qs from 'qs';
+import { realClock, sleepOn, type SandboxClock } from './clock.js';
 import { frameForm, frameUrl } from './frame-request.js';
 import type { ChangeNote, EntityKind, Portal, Row, SandboxApp, StageRobot } from './types.js';
 
@@ -40,6 +41,8 @@ export interface Delivery {
 
 export interface OutboundOptions {
   fetchImpl?: typeof fetch;
+  /** Event timestamps, delivery delays and timeouts, robot waits (default the real clock). */
+  clock?: SandboxClock;
   /** Per delivery; default 10 s (Bitrix24 drops slow handlers too). */
   timeoutMs?: number;
   /** How long a subscribed robot waits for bizproc.event.send before the next one runs; default 10 min. */
@@ -74,6 +77,7 @@ export class Outbound {
   private readonly unsubscribe: () => void;
   private readonly fetchImpl: typeof fetch;
   private readonly log: NonNullable<OutboundOptions['log']>;
+  private readonly clock: SandboxClock;
 
   constructor(
     private readonly portal: Portal,
@@ -81,6 +85,7 @@ export class Outbound {
   ) {
     this.fetchImpl = opts.fetchImpl ?? fetch;
     this.log = opts.log ?? (() => {});
+    this.clock = opts.clock ?? realClock;
     this.unsubscribe = portal.onChange((note) => this.onChange(note));
   }
 
@@ -130,7 +135,7 @@ export class Outbound {
     const body = {
       event: 'ONAPPINSTALL',
       data: { VERSION: app.version, ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'ru' },
-      ts: String(Math.floor(Date.now() / 1000)),
+      ts: this.ts(),
       auth: this.authWithTokens(app, this.firstAdmin(), true),
     };
     await this.sendToBound(app, 'ONAPPINSTALL', body, { immediate: true });
@@ -140,7 +145,7 @@ export class Outbound {
   async uninstall(clientId: string, clean: boolean): Promise<void> {
     const app = this.requireApp(clientId);
     if (app.installed && app.applicationToken) {
-      const body = { event: 'ONAPPUNINSTALL', data: { LANGUAGE_ID: 'ru', CLEAN: clean ? '1' : '0' }, ts: String(Math.floor(Date.now() / 1000)), auth: this.authBase(app) };
+      const body = { event: 'ONAPPUNINSTALL', data: { LANGUAGE_ID: 'ru', CLEAN: clean ? '1' : '0' }, ts: this.ts(), auth: this.authBase(app) };
       await this.sendToBound(app, 'ONAPPUNINSTALL', body, { immediate: true });
     }
     this.portal.uninstallApp(clientId, clean);
@@ -155,7 +160,7 @@ export class Outbound {
       if (!app.installed || !app.applicationToken) continue;
       // Reference §4.2: the acting user's tokens (no refresh token); none when a robot acted.
       const auth = note.actor.byRobot ? this.authBase(app) : this.authWithTokens(app, note.actor.userId, false);
-      const body = { event, data: { FIELDS: { ID: String(note.id) } }, ts: String(Math.floor(Date.now() / 1000)), auth };
+      const body = { event, data: { FIELDS: { ID: String(note.id) } }, ts: this.ts(), auth };
       void this.sendToBound(app, event, body, {});
     }
     if (note.enteredStage && (note.entity === 'deal' || note.entity === 'lead')) {
@@ -197,7 +202,7 @@ export class Outbound {
       properties,
       use_subscription: robot.useSubscription ? 'Y' : 'N',
       timeout_duration: '0',
-      ts: String(Math.floor(Date.now() / 1000)),
+      ts: this.ts(),
       auth: this.authWithTokens(app, robot.authUserId, true),
     };
     const delivered = await this.deliver({ event: `robot:${robot.code}`, handler: robot.handler, body: qs.stringify(body) });
@@ -206,11 +211,11 @@ export class Outbound {
   }
 
   private async waitForAnswer(eventToken: string): Promise<void> {
-    const deadline = Date.now() + (this.opts.robotWaitMs ?? 600_000);
-    while (Date.now() < deadline) {
+    const deadline = this.clock.now() + (this.opts.robotWaitMs ?? 600_000);
+    while (this.clock.now() < deadline) {
       const run = this.portal.robotRuns().find((r) => r.eventToken === eventToken);
       if (!run || run.status !== 'waiting') return;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleepOn(this.clock, 50);
     }
     this.log('robot.answer_timeout', {});
   }
@@ -233,7 +238,7 @@ export class Outbound {
   private schedule(p: Pending): void {
     if (this.faults.drop > 0) {
       this.faults.drop--;
-      this.deliveries.push({ id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, dropped: true, at: new Date().toISOString() });
+      this.deliveries.push({ id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, dropped: true, at: this.at() });
       return;
     }
     const copies = this.faults.duplicate > 0 ? (this.faults.duplicate--, 2) : 1;
@@ -257,7 +262,7 @@ export class Outbound {
 
   private dispatch(p: Pending): void {
     const delay = this.faults.delayMs;
-    const run = delay > 0 ? new Promise<void>((r) => setTimeout(r, delay)).then(() => this.deliver(p)) : this.deliver(p);
+    const run = delay > 0 ? sleepOn(this.clock, delay).then(() => this.deliver(p)) : this.deliver(p);
     this.track(run.then(() => undefined));
   }
 
@@ -268,7 +273,7 @@ export class Outbound {
 
   /** One POST, no retry (Bitrix24 never retries, reference §4.4). */
   private async deliver(p: Pending): Promise<boolean> {
-    const d: Delivery = { id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, at: new Date().toISOString() };
+    const d: Delivery = { id: this.nextDelivery++, event: p.event, handler: p.handler, status: null, at: this.at() };
     this.deliveries.push(d);
     if (this.deliveries.length > 1000) this.deliveries.splice(0, this.deliveries.length - 1000);
     const r = await this.postForm(p.handler, p.body);
@@ -282,18 +287,32 @@ export class Outbound {
   }
 
   private async postForm(url: string, form: Row | string): Promise<{ status: number; body: string }> {
+    const aborter = new AbortController();
+    // What AbortSignal.timeout would abort with, but on the sandbox's clock.
+    const timer = this.clock.setTimer(this.opts.timeoutMs ?? 10_000, () => aborter.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')));
     try {
       const res = await this.fetchImpl(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'Bitrix24 Webhook Engine (sandbox)' },
         body: typeof form === 'string' ? form : qs.stringify(form),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        signal: aborter.signal,
         redirect: 'manual',
       });
       return { status: res.status, body: await res.text() };
     } catch (e) {
       return { status: 0, body: e instanceof Error ? e.message : String(e) };
+    } finally {
+      timer.cancel();
     }
+  }
+
+  /** Unix seconds, as the `ts` of every outbound form. */
+  private ts(): string {
+    return String(Math.floor(this.clock.now() / 1000));
+  }
+
+  private at(): string {
+    return new Date(this.clock.now()).toISOString();
   }
 
   private authBase(app: SandboxApp): Row {

@@ -22,6 +22,7 @@ import {
   ufDefault,
   type MultifieldValue,
 } from './crm.js';
+import { realClock, type SandboxClock } from './clock.js';
 import { StateSaver, defaultState, loadState, type Activity, type Category, type Currency, type SandboxState } from './state.js';
 import { PortalError } from './types.js';
 import type {
@@ -51,8 +52,8 @@ export interface CreatePortalOptions {
   memberId?: string;
   /** Access token lifetime, seconds (default 3600). */
   tokenLifetimeSec?: number;
-  /** Clock, unix ms (default Date.now). */
-  now?: () => number;
+  /** Token lifetimes, timestamps and the debounced state writes follow it (default the real clock). */
+  clock?: SandboxClock;
 }
 
 export interface IssuedTokens {
@@ -74,11 +75,15 @@ export class SandboxPortal implements Portal {
   private readonly state: SandboxState;
   private readonly saver: StateSaver;
   private readonly listeners = new Set<(note: ChangeNote) => void>();
+  readonly clock: SandboxClock;
+  /** Unix ms on the portal's clock. */
   readonly now: () => number;
   readonly tokenLifetimeSec: number;
 
   constructor(opts: CreatePortalOptions) {
-    this.now = opts.now ?? Date.now;
+    const clock = opts.clock ?? realClock;
+    this.clock = clock;
+    this.now = () => clock.now();
     this.tokenLifetimeSec = opts.tokenLifetimeSec ?? 3600;
     const file = opts.stateFile ?? null;
     const defaults = defaultState({
@@ -90,7 +95,7 @@ export class SandboxPortal implements Portal {
     // The configured domain wins; a renamed portal keeps its member_id.
     this.state.portal.domain = opts.domain;
     if (opts.protocol) this.state.portal.protocol = opts.protocol;
-    this.saver = new StateSaver(file, () => this.state);
+    this.saver = new StateSaver(file, () => this.state, clock);
     this.saver.touch();
   }
 

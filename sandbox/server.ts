@@ -7,6 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { realClock, type SandboxClock } from './clock.js';
 import { Outbound, type Faults } from './outbound.js';
 import { oauthRoutes } from './oauth.js';
 import { createPortal, type SandboxPortal } from './portal.js';
@@ -34,6 +35,11 @@ export interface SandboxOptions {
   /** The web CRM's list columns and home-page guide, as a portal admin would set them up. */
   web?: WebSettings;
   robotWaitMs?: number;
+  /**
+   * The portal's time: token expiry, the leaky bucket, event timestamps, delivery delays and
+   * timeouts, robot waits, state writes. Default the real clock; tests pass one they advance.
+   */
+  clock?: SandboxClock;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -65,14 +71,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   });
   const port = (server.address() as AddressInfo).port;
   const domain = `${host}:${port}`;
+  const clock = opts.clock ?? realClock;
   const portal = createPortal({
+    clock,
     stateFile: opts.dataDir ? path.join(opts.dataDir, 'portal.json') : null,
     domain,
     protocol: 'http',
     ...(opts.tokenLifetimeSec ? { tokenLifetimeSec: opts.tokenLifetimeSec } : {}),
   });
   for (const spec of opts.apps ?? []) portal.upsertApp(spec);
-  const outbound = new Outbound(portal, { ...(opts.log ? { log: opts.log } : {}), ...(opts.robotWaitMs ? { robotWaitMs: opts.robotWaitMs } : {}) });
+  const outbound = new Outbound(portal, { clock, ...(opts.log ? { log: opts.log } : {}), ...(opts.robotWaitMs ? { robotWaitMs: opts.robotWaitMs } : {}) });
 
   const stats: RestStats = { requests: 0, throttled: 0, commands: 0, byMethod: {} };
   const restOptions: RestOptions = { limits: opts.limits ?? { drainPerSec: 2, burst: 50 }, stats };

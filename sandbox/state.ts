@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { realClock, type SandboxClock, type SandboxTimer } from './clock.js';
 import type {
   EntityKind,
   EventBinding,
@@ -191,33 +192,33 @@ export function loadState(file: string | null, defaults: SandboxState): SandboxS
 
 /** Debounced atomic writer of one state object to one file (no-op without a file). */
 export class StateSaver {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: SandboxTimer | null = null;
 
   constructor(
     private readonly file: string | null,
     private readonly state: () => SandboxState,
+    private readonly clock: SandboxClock = realClock,
     private readonly delayMs = 100,
   ) {}
 
   /** Schedules a save. */
   touch(): void {
     if (!this.file || this.timer) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimer(this.delayMs, () => {
       this.timer = null;
       try {
         this.write();
       } catch (e) {
         console.error('sandbox: cannot save the state', e);
       }
-    }, this.delayMs);
-    this.timer.unref();
+    });
   }
 
   /** Writes now if a save is pending (or always when `force`). */
   flush(force = false): void {
     if (!this.file) return;
     if (this.timer) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = null;
     } else if (!force) return;
     this.write();

@@ -16,7 +16,6 @@ import { invokeIn, isObject, timeBlock, type CallContext, type CallOutcome, type
 export interface RestOptions {
   /** Leaky bucket per portal (default drain 2/s, burst 50); false disables it. */
   limits?: { drainPerSec: number; burst: number } | false;
-  now?: () => number;
   /** Counters for benchmarks: REST requests admitted and refused by the bucket. */
   stats?: RestStats;
 }
@@ -97,7 +96,8 @@ function sendError(res: Response, e: PortalError): void {
 }
 
 export function restRoutes(portal: SandboxPortal, opts: RestOptions = {}): Router {
-  const now = opts.now ?? portal.now;
+  // The bucket drains and the envelope's `time` is measured on the portal's clock.
+  const now = portal.now;
   // Read at every request, so a benchmark can switch the limits off for its set-up and on again.
   const limitsNow = () => (opts.limits === false ? null : (opts.limits ?? { drainPerSec: 2, burst: 50 }));
   const table = methodTable();

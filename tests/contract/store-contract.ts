@@ -45,6 +45,20 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
       await store?.close();
     });
 
+    /**
+     * Resolves once another session waits for a lock this transaction holds. On PostgreSQL that
+     * is seen in pg_stat_activity (looked at from another pooled connection); PGlite runs one
+     * transaction at a time, so the other one cannot start before this one ends.
+     */
+    const anotherSessionWaits = async (): Promise<void> => {
+      if (store.driver !== 'postgres') return;
+      const waiting = async () =>
+        Number(
+          (await store.rawQuery<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]?.n,
+        ) > 0;
+      while (!(await waiting())) await sleep(5);
+    };
+
     const newPortal = (over: Partial<VerifiedInstall> = {}): Promise<Installation> =>
       store.installations.upsertVerified(verified(`member-${randomUUID()}`, over), NOW);
 
@@ -514,7 +528,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         const tx1 = store.transaction(async (tx) => {
           const result = await tx.ledger.append([entry(portal.id, member.id, 'race', { amount: 1 })]);
           firstAppended();
-          await sleep(150); // the second transaction meets our uncommitted row meanwhile
+          await anotherSessionWaits(); // the second transaction has met our uncommitted row
           return result;
         });
         await appended;
@@ -1039,7 +1053,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
           await tx.lock(portal.id, 'member:1');
           events.push('1:locked');
           firstLocked();
-          await sleep(150);
+          await anotherSessionWaits();
           events.push('1:done');
         });
         await locked;

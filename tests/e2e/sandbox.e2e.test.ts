@@ -14,7 +14,12 @@ import { DEMO_CLIENT_ID } from '../../server/demo/sandbox-demo.js';
 import { startLive, type Live } from '../support/live.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const TIMEOUT = 20_000;
+/**
+ * Every wait below is for something to happen (an element, a URL, a field's value); this only
+ * turns a hang into a failure that names what was awaited. It is far beyond what a slow, busy
+ * machine needs, and under the project's test timeout (vitest.config.ts).
+ */
+const HANG = 90_000;
 
 let live: Live;
 let browser: Browser;
@@ -31,8 +36,8 @@ beforeAll(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(TIMEOUT);
-}, 60_000);
+  page.setDefaultTimeout(HANG);
+});
 
 afterAll(async () => {
   await browser?.close();
@@ -41,7 +46,7 @@ afterAll(async () => {
 
 /** Reloads until the input shows the value: Sarafan writes the field a moment after the change. */
 async function waitForField(url: string, field: string, expected: RegExp): Promise<string> {
-  const deadline = Date.now() + TIMEOUT;
+  const deadline = Date.now() + HANG;
   let value = '';
   while (Date.now() < deadline) {
     await page.goto(url);

@@ -7,7 +7,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { B24OAuth, ParamsFactory } from '@bitrix24/b24jssdk';
 import { createPortal, type SandboxPortal } from '../../sandbox/portal.js';
-import { restRoutes } from '../../sandbox/rest/index.js';
+import type { SandboxClock } from '../../sandbox/clock.js';
+import { restRoutes, type RestStats } from '../../sandbox/rest/index.js';
 import { oauthRoutes } from '../../sandbox/oauth.js';
 
 export const CLIENT_ID = 'local.sandbox.test';
@@ -17,6 +18,10 @@ export interface Sandbox {
   port: number;
   base: string;
   portal: SandboxPortal;
+  /** REST requests admitted and refused by the leaky bucket. */
+  stats: RestStats;
+  /** Resolves when the sandbox has answered a request with this status (its handler has just sent it). */
+  answered(status: number): Promise<void>;
   /** A B24OAuth client for a fresh token pair of `userId`. */
   client(userId?: number, tokens?: { accessToken: string; refreshToken: string; expires: number }): B24OAuth;
   token(userId?: number): string;
@@ -26,9 +31,19 @@ export interface Sandbox {
 }
 
 export async function startSandbox(
-  opts: { limits?: { drainPerSec: number; burst: number } | false; stateFile?: string | null; tokenLifetimeSec?: number } = {},
+  opts: { limits?: { drainPerSec: number; burst: number } | false; stateFile?: string | null; tokenLifetimeSec?: number; clock?: SandboxClock } = {},
 ): Promise<Sandbox> {
   const app = express();
+  const waiting: { status: number; resolve: () => void }[] = [];
+  app.use((_req, res, next) => {
+    res.on('finish', () => {
+      for (const w of waiting.filter((x) => x.status === res.statusCode)) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+    next();
+  });
   let inner: ((req: Request, res: Response, next: NextFunction) => void) | null = null;
   app.use((req, res, next) => (inner ? inner(req, res, next) : next()));
   const server = await new Promise<Server>((resolve) => {
@@ -38,6 +53,7 @@ export async function startSandbox(
   const portal = createPortal({
     stateFile: opts.stateFile ?? null,
     domain: `127.0.0.1:${port}`,
+    ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.tokenLifetimeSec ? { tokenLifetimeSec: opts.tokenLifetimeSec } : {}),
   });
   portal.upsertApp({
@@ -52,7 +68,8 @@ export async function startSandbox(
   });
   portal.setAppInstalled(CLIENT_ID, true);
   const router = express.Router();
-  router.use(restRoutes(portal, { limits: opts.limits ?? false }));
+  const stats: RestStats = { requests: 0, throttled: 0, commands: 0, byMethod: {} };
+  router.use(restRoutes(portal, { limits: opts.limits ?? false, stats }));
   router.use(oauthRoutes(portal));
   inner = router;
   const base = `http://127.0.0.1:${port}`;
@@ -61,6 +78,8 @@ export async function startSandbox(
     port,
     base,
     portal,
+    stats,
+    answered: (status) => new Promise<void>((resolve) => waiting.push({ status, resolve })),
     token: (userId = 1) => portal.issueTokens(CLIENT_ID, userId).accessToken,
     client(userId = 1, tokens) {
       const t = tokens ?? portal.issueTokens(CLIENT_ID, userId);

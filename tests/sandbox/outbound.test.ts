@@ -3,7 +3,9 @@
  * installFinish, ONCRM… events form-encoded after each change (token-less for robots, none
  * before the install is finished), robots run on stage entry and waiting for
  * bizproc.event.send (answered here through B24OAuth), ONAPPUNINSTALL, and the test faults.
- * A tiny HTTP server plays the application and records every request it gets.
+ * A tiny HTTP server plays the application and records every request it gets (and never answers
+ * on /hang). The portal runs on a ManualClock: delays, timeouts and robot waits pass only when a
+ * test advances it.
  */
 import { B24OAuth } from '@bitrix24/b24jssdk';
 import { createServer, type Server } from 'node:http';
@@ -12,6 +14,7 @@ import qs from 'qs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/server.js';
 import type { Row } from '../../sandbox/types.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 interface Received {
   path: string;
@@ -26,6 +29,12 @@ let app: Server;
 let appUrl: string;
 let sandbox: Sandbox;
 const received: Received[] = [];
+const clock = new ManualClock();
+
+/** Lets the event loop turn until `check` holds; the test's timeout is the only deadline. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 beforeAll(async () => {
   app = createServer((req, res) => {
@@ -33,6 +42,7 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (raw += c.toString('utf8')));
     req.on('end', () => {
       received.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', raw, body: qs.parse(raw, { depth: 10 }) as Row });
+      if (req.url === '/hang') return;
       res.writeHead(200, { 'Content-Type': 'text/html' }).end('<p>ok</p>');
     });
   });
@@ -43,6 +53,7 @@ beforeAll(async () => {
     dataDir: null,
     limits: false,
     robotWaitMs: 5_000,
+    clock,
     apps: [
       {
         clientId: CLIENT_ID,
@@ -60,6 +71,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sandbox?.close();
+  app.closeAllConnections();
   await new Promise<void>((r) => app.close(() => r()));
 });
 
@@ -192,14 +204,29 @@ describe('CRM events', () => {
 
     received.length = 0;
     sandbox.outbound.setFaults({ delayMs: 300 });
-    const started = Date.now();
+    const before = sandbox.outbound.deliveries.length;
     portal().addEntity('deal', { TITLE: 'late' }, manager);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(received).toEqual([]);
+    await clock.advance(299);
+    expect(sandbox.outbound.deliveries).toHaveLength(before);
+    await clock.advance(1);
     await sandbox.outbound.idle();
+    expect(sandbox.outbound.deliveries).toHaveLength(before + 1);
     expect(received).toHaveLength(1);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     sandbox.outbound.setFaults({ delayMs: 0 });
+  });
+
+  it('gives up on a handler that does not answer within 10 s and does not retry it', async () => {
+    await call(sdkFor(), 'event.bind', { event: 'ONCRMLEADADD', handler: `${appUrl}/hang` });
+    portal().addEntity('lead', { TITLE: 'Молчание' }, manager);
+    await until(() => received.some((r) => r.path === '/hang'));
+    const delivery = () => sandbox.outbound.deliveries.filter((d) => d.event === 'ONCRMLEADADD').at(-1)!;
+    await clock.advance(9_999);
+    expect(delivery().status).toBeNull();
+    await clock.advance(1);
+    await sandbox.outbound.idle();
+    expect(delivery()).toMatchObject({ status: 0, error: 'The operation was aborted due to timeout' });
+    expect(received.filter((r) => r.path === '/hang')).toHaveLength(1);
+    await call(sdkFor(), 'event.unbind', { event: 'ONCRMLEADADD', handler: `${appUrl}/hang` });
   });
 });
 
@@ -229,7 +256,11 @@ describe('robots', () => {
 
     const deal = portal().addEntity('deal', { TITLE: 'Робот', OPPORTUNITY: 1500 }, manager);
     portal().updateEntity('deal', deal, { STAGE_ID: 'EXECUTING' }, manager);
-    await new Promise((r) => setTimeout(r, 300));
+    const robotDeliveries = () => sandbox.outbound.deliveries.filter((d) => d.event.startsWith('robot:'));
+    // Once the first call is answered, a chain that did not wait would start the second at once.
+    await until(() => robotDeliveries()[0]?.status === 200);
+    await clock.advance(4_950);
+    expect(robotDeliveries().map((d) => d.event)).toEqual(['robot:outbound_accrue']);
     const calls = () => received.filter((r) => r.path.startsWith('/robots/'));
     expect(calls().map((c) => c.path)).toEqual(['/robots/accrue']); // the second waits for the first
     const robot = calls()[0]!.body;
@@ -244,12 +275,32 @@ describe('robots', () => {
     expect(portal().robotRuns().find((r) => r.eventToken === robot.event_token)?.status).toBe('waiting');
 
     await call(b24, 'bizproc.event.send', { EVENT_TOKEN: robot.event_token, RETURN_VALUES: { balance: '150' }, LOG_MESSAGE: 'Начислено' });
+    // The portal looks for the answer every 50 ms of its time.
+    await clock.advance(50);
     await sandbox.outbound.idle();
     expect(calls().map((c) => c.path)).toEqual(['/robots/accrue', '/robots/second']);
     const run = portal().robotRuns().find((r) => r.eventToken === robot.event_token)!;
     expect(run).toMatchObject({ status: 'done', returnValues: { balance: '150' } });
     // A token answers once.
     await expect(call(b24, 'bizproc.event.send', { EVENT_TOKEN: robot.event_token, RETURN_VALUES: {} })).rejects.toThrow();
+  });
+
+  it('a robot left unanswered holds the chain for robotWaitMs of the portal’s time, then the next one runs', async () => {
+    const before = sandbox.outbound.deliveries.length;
+    const robotDeliveries = () => sandbox.outbound.deliveries.slice(before).filter((d) => d.event.startsWith('robot:'));
+    const deal = portal().addEntity('deal', { TITLE: 'Без ответа', OPPORTUNITY: 10 }, manager);
+    portal().updateEntity('deal', deal, { STAGE_ID: 'EXECUTING' }, manager);
+    await until(() => robotDeliveries()[0]?.status === 200);
+    await clock.advance(4_999);
+    expect(robotDeliveries().map((d) => d.event)).toEqual(['robot:outbound_accrue']);
+    await clock.advance(1);
+    await sandbox.outbound.idle();
+    expect(robotDeliveries().map((d) => d.event)).toEqual(['robot:outbound_accrue', 'robot:outbound_second']);
+    const runs = portal().robotRuns().filter((r) => r.document.id === deal);
+    expect(runs.map((r) => [r.code, r.status])).toEqual([
+      ['outbound_accrue', 'waiting'],
+      ['outbound_second', 'done'],
+    ]);
   });
 });
 

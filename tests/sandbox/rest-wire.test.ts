@@ -1,13 +1,15 @@
 /**
  * The sandbox's REST/OAuth wire: paths, body kinds, envelope, errors, CORS, the leaky bucket,
- * token refresh with rotation through the SDK, and persistence.
+ * token lifetimes, token refresh with rotation through the SDK, and persistence. Whatever depends
+ * on time runs on a ManualClock the test advances, never on the speed of the machine.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AjaxError } from '@bitrix24/b24jssdk';
 import { createPortal } from '../../sandbox/portal.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { CLIENT_ID, CLIENT_SECRET, sdkResult, startSandbox, type Sandbox } from './harness.js';
 
 let sb: Sandbox | null = null;
@@ -91,7 +93,7 @@ describe('paths, bodies and the envelope', () => {
   });
 
   it('answers CORS preflights without auth and marks every answer', async () => {
-    sb = await startSandbox({ limits: { drainPerSec: 0.001, burst: 1 } });
+    sb = await startSandbox({ limits: { drainPerSec: 2, burst: 1 }, clock: new ManualClock() });
     const pre = await fetch(`${sb.base}/rest/crm.deal.list`, {
       method: 'OPTIONS',
       headers: { origin: 'http://elsewhere.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
@@ -105,26 +107,104 @@ describe('paths, bodies and the envelope', () => {
   });
 });
 
-describe('leaky bucket', () => {
-  it('answers 503 QUERY_LIMIT_EXCEEDED over the burst; the SDK retries until the bucket drains', async () => {
-    sb = await startSandbox({ limits: { drainPerSec: 20, burst: 3 } });
+describe('leaky bucket (on a clock the test moves)', () => {
+  const profile = (token: string) => fetch(`${sb!.base}/rest/profile?auth=${token}`);
+
+  it('admits the burst of 50, answers the 51st 503 QUERY_LIMIT_EXCEEDED, and one more every 500 ms at 2/s', async () => {
+    const clock = new ManualClock();
+    sb = await startSandbox({ limits: { drainPerSec: 2, burst: 50 }, clock });
     const token = sb.token();
-    const statuses = await Promise.all(Array.from({ length: 6 }, () => fetch(`${sb!.base}/rest/profile?auth=${token}`).then((r) => r.status)));
-    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
-    expect(statuses.filter((s) => s === 503)).toHaveLength(3);
-    const over = await fetch(`${sb.base}/rest/profile?auth=${token}`);
+    const burst = await Promise.all(Array.from({ length: 50 }, () => profile(token).then((r) => r.status)));
+    expect(burst).toEqual(Array(50).fill(200));
+    const over = await profile(token);
     expect(over.status).toBe(503);
     expect(await over.json()).toEqual({ error: 'QUERY_LIMIT_EXCEEDED', error_description: 'Too many requests' });
 
-    // a batch counts once
-    await new Promise((r) => setTimeout(r, 200));
+    await clock.advance(499);
+    expect((await profile(token)).status).toBe(503);
+    await clock.advance(1);
+    expect((await profile(token)).status).toBe(200);
+    expect((await profile(token)).status).toBe(503);
+    expect(sb.stats).toMatchObject({ requests: 51, throttled: 3 });
+
+    // Drained for good after 25 s: the whole burst again.
+    await clock.advance(25_000);
+    expect(await Promise.all(Array.from({ length: 51 }, () => profile(token).then((r) => r.status)))).toEqual([...Array(50).fill(200), 503]);
+  });
+
+  it('of concurrent requests over the burst exactly the burst passes; a batch counts once', async () => {
+    const clock = new ManualClock();
+    sb = await startSandbox({ limits: { drainPerSec: 20, burst: 3 }, clock });
+    const token = sb.token();
+    const statuses = await Promise.all(Array.from({ length: 6 }, () => profile(token).then((r) => r.status)));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(3);
+
+    await clock.advance(1_000);
     const batch = await sb.call('batch', { cmd: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, 'profile'])) });
     expect(batch.status).toBe(200);
+    expect(Object.keys((batch.body.result as { result: Record<string, unknown> }).result)).toHaveLength(10);
+    expect((await profile(token)).status).toBe(200);
+    expect((await profile(token)).status).toBe(200);
+    expect((await profile(token)).status).toBe(503);
+  });
 
-    // fill the bucket again; the SDK's retry gets through once it drains
-    await Promise.all(Array.from({ length: 4 }, () => fetch(`${sb!.base}/rest/profile?auth=${token}`)));
-    const profile = await sdkResult<{ ID: string }>(sb.client(), 'profile');
-    expect(profile.ID).toBe('1');
+  it('the SDK retries a 503 and gets through once the bucket has drained', async () => {
+    const clock = new ManualClock();
+    sb = await startSandbox({ limits: { drainPerSec: 2, burst: 3 }, clock });
+    const token = sb.token();
+    await Promise.all(Array.from({ length: 3 }, () => profile(token)));
+    const throttled = sb.answered(503);
+    const call = sdkResult<{ ID: string }>(sb.client(), 'profile');
+    await throttled;
+    // The SDK waits (on its own timer) before it retries; by then the bucket has room for one.
+    await clock.advance(500);
+    expect((await call).ID).toBe('1');
+    expect(sb.stats).toMatchObject({ requests: 4, throttled: 1 });
+  });
+});
+
+describe('token lifetimes (on a clock the test moves)', () => {
+  const refresh = (refreshToken: string) =>
+    fetch(`${sb!.base}/oauth/token/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', client_id: CLIENT_ID, client_secret: CLIENT_SECRET, refresh_token: refreshToken }),
+    });
+
+  it('an access token works until its lifetime is over, then answers 401 expired_token; a refresh starts a new lifetime', async () => {
+    const clock = new ManualClock();
+    sb = await startSandbox({ clock, tokenLifetimeSec: 60 });
+    const pair = sb.portal.issueTokens(CLIENT_ID, 1);
+    expect(pair).toMatchObject({ expires: Math.floor(clock.now() / 1000) + 60, expiresIn: 60 });
+    await clock.advance(59_999);
+    expect((await fetch(`${sb.base}/rest/profile?auth=${pair.accessToken}`)).status).toBe(200);
+    await clock.advance(1);
+    const expired = await fetch(`${sb.base}/rest/profile?auth=${pair.accessToken}`);
+    expect(expired.status).toBe(401);
+    expect(await expired.json()).toEqual({ error: 'expired_token', error_description: 'The access token provided has expired.' });
+
+    const renewed = await refresh(pair.refreshToken);
+    expect(renewed.status).toBe(200);
+    const fresh = (await renewed.json()) as { access_token: string; expires: number; expires_in: number };
+    expect(fresh).toMatchObject({ expires: Math.floor(clock.now() / 1000) + 60, expires_in: 60 });
+    await clock.advance(59_999);
+    expect((await fetch(`${sb.base}/rest/profile?auth=${fresh.access_token}`)).status).toBe(200);
+    await clock.advance(1);
+    expect((await fetch(`${sb.base}/rest/profile?auth=${fresh.access_token}`)).status).toBe(401);
+  });
+
+  it('a refresh token is good for 180 days', async () => {
+    const clock = new ManualClock();
+    sb = await startSandbox({ clock });
+    const early = sb.portal.issueTokens(CLIENT_ID, 1);
+    const late = sb.portal.issueTokens(CLIENT_ID, 1);
+    await clock.advance(180 * 86_400_000 - 1);
+    expect((await refresh(early.refreshToken)).status).toBe(200);
+    await clock.advance(1);
+    const spent = await refresh(late.refreshToken);
+    expect(spent.status).toBe(400);
+    expect(((await spent.json()) as { error: string }).error).toBe('invalid_grant');
   });
 });
 
@@ -187,6 +267,31 @@ describe('OAuth', () => {
 });
 
 describe('persistence', () => {
+  it('writes the state 100 ms (on its clock) after a change, once for many changes', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sandbox-state-'));
+    const file = path.join(dir, 'portal.json');
+    const clock = new ManualClock();
+    const portal = createPortal({ stateFile: file, domain: 'debounce.test', clock });
+    try {
+      await clock.advance(99);
+      expect(existsSync(file)).toBe(false);
+      await clock.advance(1);
+      expect(existsSync(file)).toBe(true);
+      const saved = () => JSON.parse(readFileSync(file, 'utf8')) as { entities: { contact: { rows: Record<string, unknown> } } };
+      const first = portal.addEntity('contact', { NAME: 'Ирина' }, { userId: 1 });
+      const second = portal.addEntity('contact', { NAME: 'Олег' }, { userId: 1 });
+      expect(clock.pending).toBe(1);
+      await clock.advance(99);
+      expect(Object.keys(saved().entities.contact.rows)).toEqual([]);
+      await clock.advance(1);
+      expect(Object.keys(saved().entities.contact.rows)).toEqual([String(first), String(second)]);
+      expect(clock.pending).toBe(0);
+    } finally {
+      portal.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps entities, user fields, bindings and tokens across close + createPortal; the configured domain wins', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'sandbox-state-'));
     const file = path.join(dir, 'portal.json');

@@ -1,6 +1,7 @@
 /**
- * Builds Sarafan for HTTP tests the way main.ts does — real store (in-memory PGlite), real
- * gateway over b24jssdk, real logger — with msw playing the portal and the OAuth server.
+ * Builds Sarafan for HTTP tests the way main.ts does — real store (embedded PGlite started from
+ * the migrated template, or PostgreSQL), real gateway over b24jssdk, real logger — with msw
+ * playing the portal and the OAuth server.
  */
 import { setupServer } from 'msw/node';
 import { createApp } from '../../server/app.js';
@@ -8,6 +9,7 @@ import { composeDeps, type ServerDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
 import { openStore } from '../../src/store/open-store.js';
+import { openTestStore } from './test-store.js';
 import type { Clock, Store } from '../../src/handlers/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
 
@@ -28,7 +30,7 @@ export interface Harness {
 export async function createHarness(opts: { databaseUrl?: string; clock?: Clock } = {}): Promise<Harness> {
   const { log, logs } = captureLogs();
   const secretKey = 'test-secret-key-0123456789abcdef0123456789';
-  const store = await openStore(opts.databaseUrl ? { databaseUrl: opts.databaseUrl, secretKey } : { memory: true, secretKey });
+  const store = opts.databaseUrl ? await openStore({ databaseUrl: opts.databaseUrl, secretKey }) : await openTestStore(secretKey);
   const portal = new MswPortal();
   const msw = setupServer(...portal.handlers());
   // Only requests to the app under test (supertest on loopback) pass; any other unexpected

@@ -10,7 +10,7 @@ import { createApp } from '../../server/app.js';
 import { composeDeps } from '../../server/compose.js';
 import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { captureLogs } from './capture-logs.js';
-import { openStore } from '../../src/store/open-store.js';
+import { openTestStore } from './test-store.js';
 import type { Deps, Installation } from '../../src/handlers/ports.js';
 import type { Sandbox } from '../../sandbox/server.js';
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, installSarafan, startSarafanSandbox } from '../../server/demo/sandbox-demo.js';
@@ -50,7 +50,7 @@ export async function startLive(opts: LiveOptions = {}): Promise<Live> {
     ...(opts.tokenLifetimeSec ? { tokenLifetimeSec: opts.tokenLifetimeSec } : {}),
     log: (msg, extra) => logs.push(JSON.stringify({ sandbox: msg, ...extra })),
   });
-  const store = await openStore({ memory: true, secretKey: 'live-test-secret-key-0123456789abcdef' });
+  const store = await openTestStore('live-test-secret-key-0123456789abcdef');
   const deps = composeDeps({
     store,
     log,
