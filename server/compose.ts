@@ -1,9 +1,10 @@
 /**
  * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
- * b24jssdk, the OAuth server, the registration reconciler.
+ * b24jssdk, the OAuth server, the registration reconciler, the history reader.
  */
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
+import { createCrmHistory } from '../src/bitrix/crm-history.js';
 import { createPortalGateways } from '../src/bitrix/gateway.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
@@ -41,6 +42,7 @@ export function composeDeps(o: ComposeOptions): Deps {
     gateways,
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
+    crmHistory: createCrmHistory(gateways, clock),
     clock,
     log: o.log,
     appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),

@@ -5,6 +5,7 @@
  * are recovered after `staleAfterMs`.
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
+import { backfillHistory } from '../../src/handlers/backfill-history.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import type { Deps, Job } from '../../src/handlers/ports.js';
 
@@ -61,7 +62,14 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
 
   async function runJobs(jobs: Job[]): Promise<void> {
     const crm = jobs.filter((j) => j.kind === 'crm.change');
-    const other = jobs.filter((j) => j.kind !== 'crm.change');
+    const other = jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'backfill.crm');
+    // The history first: the changes of this run may need to know who was a customer before the install.
+    for (const job of jobs.filter((j) => j.kind === 'backfill.crm')) {
+      await guard([job], async () => {
+        await backfillHistory(deps, job.portalId);
+        await deps.store.jobs.complete([job.id], deps.clock.now());
+      });
+    }
     if (crm.length) await runCrm(crm);
     for (const job of other) {
       await guard([job], async () => {
