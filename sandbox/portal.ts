@@ -323,6 +323,18 @@ export class SandboxPortal implements Portal {
     return this.state.entities[kind];
   }
 
+  /** Ids of each table in ascending order (the `>ID` walk's index); rebuilt after a delete. */
+  private readonly idIndex = new Map<EntityKind, number[]>();
+
+  private sortedIds(kind: EntityKind): number[] {
+    let ids = this.idIndex.get(kind);
+    if (!ids) {
+      ids = Object.keys(this.table(kind).rows).map(Number).sort((a, b) => a - b);
+      this.idIndex.set(kind, ids);
+    }
+    return ids;
+  }
+
   private nextMultifieldId = (): number => this.state.nextMultifieldId++;
 
   /** Writes `fields` into `row` (standard fields, multifields, existing user fields). */
@@ -462,6 +474,9 @@ export class SandboxPortal implements Portal {
     this.derive(kind, row, actor, stageKey !== null, now);
     t.rows[String(id)] = row;
     t.nextId = id + 1;
+    const ids = this.idIndex.get(kind);
+    if (ids && (ids.at(-1) ?? 0) < id) ids.push(id);
+    else this.idIndex.delete(kind);
     this.changed();
     const note: ChangeNote = { kind: 'add', entity: kind, id, actor: { ...actor } };
     if (stageKey) note.enteredStage = String(row[stageKey]);
@@ -502,6 +517,7 @@ export class SandboxPortal implements Portal {
     const t = this.table(kind);
     if (!t.rows[String(id)]) throw new PortalError('', 'Not found');
     delete t.rows[String(id)];
+    this.idIndex.delete(kind);
     if (kind === 'contact') {
       // Links to a deleted contact disappear (no change notes, like Bitrix24's silent unbind).
       const cid = String(id);
@@ -540,7 +556,7 @@ export class SandboxPortal implements Portal {
         if (Array.isArray(v) && v.length) out[n] = structuredClone(v);
         continue;
       }
-      out[n] = v === undefined ? null : structuredClone(v);
+      out[n] = v === undefined ? null : v !== null && typeof v === 'object' ? structuredClone(v) : v;
     }
     return out;
   }
@@ -569,12 +585,12 @@ export class SandboxPortal implements Portal {
       // The `>ID` walk of big lists (reference §3.3), as an indexed database answers it: stop at
       // the 50th match instead of filtering and sorting the whole table for every page.
       const after = isNumeric(filter['>ID']) ? Number(filter['>ID']) : -Infinity;
+      const ids = this.sortedIds(kind);
+      const table = this.table(kind).rows;
       const rows: Row[] = [];
-      // Integer-like keys iterate in ascending numeric order: this is ID order.
-      for (const r of Object.values(this.table(kind).rows)) {
-        if (Number(r.ID) <= after || !matchesFilter(r, filter)) continue;
-        rows.push(r);
-        if (rows.length === PAGE) break;
+      for (let i = firstAbove(ids, after); i < ids.length && rows.length < PAGE; i++) {
+        const r = table[String(ids[i])]!;
+        if (matchesFilter(r, filter)) rows.push(r);
       }
       return { rows: rows.map((r) => this.present(kind, r, query.select)), total: 0 };
     }
@@ -972,4 +988,16 @@ export function createPortal(opts: CreatePortalOptions): SandboxPortal {
 function byIdAscending(order: Record<string, string> | undefined): boolean {
   const keys = Object.entries(order ?? {});
   return keys.length === 0 || (keys.length === 1 && keys[0]![0].toUpperCase() === 'ID' && String(keys[0]![1]).toUpperCase() !== 'DESC');
+}
+
+/** Index of the first id above `after` in ascending `ids`. */
+function firstAbove(ids: number[], after: number): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
