@@ -420,8 +420,16 @@ function equal(a: unknown, b: unknown): boolean {
   return norm(a) === norm(b);
 }
 
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
 function compare(a: unknown, b: unknown): number {
   if (isNumeric(a) && isNumeric(b)) return Number(a) - Number(b);
+  // Date-times compare as instants, whatever offset a filter value was sent with (reference §3.1).
+  if (typeof a === 'string' && typeof b === 'string' && DATE_TIME.test(a) && DATE_TIME.test(b)) {
+    const x = parseDateInput(a, false);
+    const y = parseDateInput(b, false);
+    if (x !== null && y !== null) return Date.parse(x) - Date.parse(y);
+  }
   return norm(a) < norm(b) ? -1 : norm(a) > norm(b) ? 1 : 0;
 }
 

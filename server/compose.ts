@@ -1,9 +1,11 @@
 /**
  * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
- * b24jssdk, the OAuth server, the registration reconciler, the history reader.
+ * b24jssdk, the CRM change scanner, the history reader, the OAuth server, the registration
+ * reconciler.
  */
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
+import { createCrmScanner } from '../src/bitrix/crm-changes.js';
 import { createCrmHistory } from '../src/bitrix/crm-history.js';
 import { createPortalGateways } from '../src/bitrix/gateway.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
@@ -40,6 +42,7 @@ export function composeDeps(o: ComposeOptions): Deps {
   return {
     store: o.store,
     gateways,
+    crmScanner: createCrmScanner(gateways),
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
     crmHistory: createCrmHistory(gateways, clock),

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { validateDetailed } from 'node-cron';
 import { z } from 'zod';
 
 /**
@@ -28,6 +29,8 @@ interface BaseConfig {
   readonly allowInsecurePortals: boolean;
   readonly role: Role;
   readonly logLevel: LogLevel;
+  /** node-cron schedule (5 or 6 fields) of the periodic reconciliation (SPEC 6). */
+  readonly reconcileCron: string;
 }
 
 /** No Bitrix24 credentials: the sandbox portal runs. The caller derives and persists a secret key when none is set. */
@@ -132,6 +135,17 @@ const oneOf =
   (v) =>
     allowed.includes(v.toLowerCase()) ? null : `expected one of ${allowed.join(', ')}, got ${shown(v)}`;
 
+export const DEFAULT_RECONCILE_CRON = '*/5 * * * *';
+
+const isCron: Check = (v) => {
+  const fields = v.split(/\s+/).length;
+  if (fields !== 5 && fields !== 6) {
+    return `expected a node-cron schedule of 5 fields (minute hour day month weekday) or 6 (seconds first), got ${fields} in ${shown(v)}`;
+  }
+  const { valid, errors } = validateDetailed(v);
+  return valid ? null : `not a valid node-cron schedule ${shown(v)}: ${errors.map((e) => e.message).join('; ')}`;
+};
+
 function withoutTrailingSlash(url: string): string {
   return new URL(url).href.replace(/\/+$/, '');
 }
@@ -150,6 +164,7 @@ const EnvSchema = z
     SANDBOX_PORT: envVar(isPort),
     SARAFAN_ROLE: envVar(oneOf(ROLES)),
     LOG_LEVEL: envVar(oneOf(LOG_LEVELS)),
+    SARAFAN_RECONCILE_CRON: envVar(isCron),
   })
   .superRefine(
     (env, ctx) => {
@@ -186,6 +201,7 @@ const EnvSchema = z
       allowInsecurePortals: ['true', '1'].includes((env.B24_ALLOW_INSECURE_PORTALS ?? 'false').toLowerCase()),
       role: (env.SARAFAN_ROLE?.toLowerCase() ?? 'all') as Role,
       logLevel: (env.LOG_LEVEL?.toLowerCase() ?? 'info') as LogLevel,
+      reconcileCron: env.SARAFAN_RECONCILE_CRON?.replace(/\s+/g, ' ') ?? DEFAULT_RECONCILE_CRON,
     };
     if (env.B24_CLIENT_ID !== undefined && env.B24_CLIENT_SECRET !== undefined && env.SARAFAN_SECRET_KEY !== undefined) {
       return {

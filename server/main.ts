@@ -1,6 +1,7 @@
 /**
- * The process: config → logger → store → gateway → createApp → listen, plus the queue worker
- * (SARAFAN_ROLE), and a graceful shutdown of HTTP, worker and store on SIGTERM/SIGINT.
+ * The process: config → logger → store → gateway → createApp → listen, plus the queue worker and
+ * the schedules (SARAFAN_ROLE), and a graceful shutdown of HTTP, schedules, worker and store on
+ * SIGTERM/SIGINT.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { startSandbox, type Sandbox } from '../sandbox/server.js';
 import { createApp } from './app.js';
 import { composeDeps } from './compose.js';
 import { ConfigError, loadConfig, type Config, type SandboxConfig } from './config.js';
+import { createScheduler } from './jobs/scheduler.js';
 import { createWorker } from './jobs/worker.js';
 import { createLogger } from './logger.js';
 
@@ -66,8 +68,14 @@ async function main(): Promise<void> {
       console.error(`Sarafan is running at ${config.appBaseUrl}`);
     });
   }
-  const worker = config.role !== 'web' ? createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}` }) : null;
+  const worker =
+    config.role !== 'web'
+      ? // The embedded store has one process (its lock file): whatever it finds running, a dead process left.
+        createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}`, exclusive: store.driver === 'pglite' })
+      : null;
   worker?.start();
+  const scheduler = config.role !== 'web' ? createScheduler(deps, { 'reconcile.crm': config.reconcileCron }) : null;
+  scheduler?.start();
 
   let sandbox: Sandbox | null = null;
   if (config.sandboxMode && server) {
@@ -84,6 +92,7 @@ async function main(): Promise<void> {
     timer.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await sandbox?.close();
+    await scheduler?.stop();
     await worker?.stop();
     await store.close();
     log.info({}, 'server.stopped');

@@ -1,13 +1,34 @@
 /**
  * The durable queue's worker loop: claims jobs of one portal at a time (so a burst of events
  * becomes one `batch` read and one `batch` write), runs them, and retries failures with
- * exponential backoff until they are dead-lettered. Jobs left `running` by a killed process
- * are recovered after `staleAfterMs`.
+ * exponential backoff until they are dead-lettered.
+ *
+ * Work a dead process held resumes as soon as a live worker runs (SPEC 6): a claimed job is
+ * leased — the worker renews the lease while a run holds it — and any live worker puts jobs
+ * whose lease ran out back in the queue at its next claim. On the embedded store no other
+ * process can exist (its lock file), so with `exclusive` every job found running at start-up
+ * is an orphan and is recovered before the first claim, without waiting for the lease.
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
 import { backfillHistory } from '../../src/handlers/backfill-history.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
-import type { Deps, Job } from '../../src/handlers/ports.js';
+import { matureHolds } from '../../src/handlers/mature-holds.js';
+import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
+import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
+import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
+
+type SingleKind = Exclude<JobKind, 'crm.change'>;
+
+/** The timers of the lease renewal (tests inject their own and fire them by hand). */
+export interface WorkerTimers {
+  setInterval(fn: () => Promise<void>, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const systemTimers: WorkerTimers = {
+  setInterval: (fn, ms) => setInterval(() => void fn(), ms),
+  clearInterval: (handle) => clearInterval(handle as ReturnType<typeof setInterval>),
+};
 
 export interface WorkerOptions {
   workerId: string;
@@ -19,8 +40,15 @@ export interface WorkerOptions {
    * rather than many small ones; default 1 000 ms. A lone event still starts within idleMs.
    */
   lingerMs?: number;
-  staleAfterMs?: number;
+  /**
+   * How long a claimed job stays this worker's without a renewal; default 30 s. A run renews
+   * the lease of its jobs every leaseMs / 3; expired leases are recovered before every claim.
+   */
+  leaseMs?: number;
+  /** This process is the store's only user (the embedded store): recover every running job at start. */
+  exclusive?: boolean;
   maxAttempts?: number;
+  timers?: WorkerTimers;
 }
 
 export interface Worker {
@@ -40,45 +68,81 @@ export function createWorker(deps: Deps, opts: WorkerOptions): Worker {
   const batchSize = opts.batchSize ?? 500;
   const idleMs = opts.idleMs ?? 250;
   const lingerMs = opts.lingerMs ?? 1_000;
-  const staleAfterMs = opts.staleAfterMs ?? 5 * 60_000;
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const renewEveryMs = Math.max(1, Math.floor(leaseMs / 3));
   const maxAttempts = opts.maxAttempts ?? 8;
+  const timers = opts.timers ?? systemTimers;
   let running = false;
   let loop: Promise<void> | null = null;
   let wake: (() => void) | null = null;
-  let lastRecovery = 0;
+  let orphansRecovered = !opts.exclusive;
+
+  async function recover(now: Date): Promise<void> {
+    if (!orphansRecovered) {
+      const recovered = await deps.store.jobs.recoverStale(null, now);
+      orphansRecovered = true;
+      if (recovered) deps.log.warn({ recovered }, 'queue.recovered_orphans');
+      return;
+    }
+    const recovered = await deps.store.jobs.recoverStale(new Date(now.getTime() - leaseMs), now);
+    if (recovered) deps.log.warn({ recovered }, 'queue.recovered_expired_leases');
+  }
+
+  let renewing: Promise<void> | null = null;
+  function renewLease(): Promise<void> {
+    renewing ??= deps.store.jobs
+      .renew(opts.workerId, deps.clock.now())
+      .then(
+        () => undefined,
+        (e: unknown) => deps.log.warn({ error: e instanceof Error ? e.message : String(e) }, 'queue.lease_renewal_failed'),
+      )
+      .finally(() => {
+        renewing = null;
+      });
+    return renewing;
+  }
 
   async function runOnce(): Promise<number> {
     const now = deps.clock.now();
-    if (now.getTime() - lastRecovery > staleAfterMs / 2) {
-      lastRecovery = now.getTime();
-      const recovered = await deps.store.jobs.recoverStale(new Date(now.getTime() - staleAfterMs), now);
-      if (recovered) deps.log.warn({ recovered }, 'queue.recovered_stale');
-    }
+    await recover(now);
     const jobs = await deps.store.jobs.claim(opts.workerId, batchSize, now);
     if (!jobs.length) return 0;
-    await runJobs(jobs);
+    const renewal = timers.setInterval(renewLease, renewEveryMs);
+    try {
+      await runJobs(jobs);
+    } finally {
+      timers.clearInterval(renewal);
+      await renewing;
+    }
     return jobs.length;
   }
 
   async function runJobs(jobs: Job[]): Promise<void> {
     const crm = jobs.filter((j) => j.kind === 'crm.change');
-    const other = jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'backfill.crm');
     // The history first: the changes of this run may need to know who was a customer before the install.
-    for (const job of jobs.filter((j) => j.kind === 'backfill.crm')) {
-      await guard([job], async () => {
-        await backfillHistory(deps, job.portalId);
-        await deps.store.jobs.complete([job.id], deps.clock.now());
-      });
-    }
+    for (const job of jobs.filter((j) => j.kind === 'backfill.crm')) await runSingle(job);
     if (crm.length) await runCrm(crm);
-    for (const job of other) {
-      await guard([job], async () => {
-        const installation = await deps.store.installations.get(job.portalId);
-        if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
-        await deps.store.jobs.complete([job.id], deps.clock.now());
-      });
-    }
+    for (const job of jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'backfill.crm')) await runSingle(job);
   }
+
+  async function runSingle(job: Job): Promise<void> {
+    await guard([job], async () => {
+      await single[job.kind as SingleKind](job);
+      await deps.store.jobs.complete([job.id], deps.clock.now());
+    });
+  }
+
+  /** Every other kind runs one job at a time. */
+  const single: Record<SingleKind, (job: Job) => Promise<unknown>> = {
+    'backfill.crm': (job) => backfillHistory(deps, job.portalId),
+    'app.reconcile': async (job) => {
+      const installation = await deps.store.installations.get(job.portalId);
+      if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);
+    },
+    'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
+    'holds.mature': (job) => matureHolds(deps, job.portalId),
+    'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
+  };
 
   async function runCrm(jobs: Job[]): Promise<void> {
     const portalId = jobs[0]!.portalId;

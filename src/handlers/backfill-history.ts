@@ -10,6 +10,7 @@
  * Limits: a failed read fails the job (the queue retries it from the start); the history is a
  * snapshot — a deal lost after the backfill stays in it (the deals table follows it from then on).
  */
+import { crmChangeJob } from './crm-change-job.js';
 import { personKey, type Deps } from './ports.js';
 
 export interface BackfillReport {
@@ -37,7 +38,7 @@ export async function backfillHistory(deps: Deps, portalId: number): Promise<Bac
       const now = deps.clock.now();
       await Promise.all(
         fresh.slice(from, from + ENQUEUE_WAVE).map((p) =>
-          deps.store.jobs.enqueue({ portalId, kind: 'crm.change', key: personKey(p), payload: { entity: p.entity, id: p.id, deleted: false } }, now),
+          deps.store.jobs.enqueue(crmChangeJob(portalId, p.entity, p.id), now),
         ),
       );
     }

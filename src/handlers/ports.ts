@@ -66,6 +66,8 @@ export interface RegistrationReport {
 export interface InstallationRepo {
   findByMemberId(memberId: string): Promise<Installation | null>;
   get(id: number): Promise<Installation | null>;
+  /** Ids of the installations in these states, ascending (scheduled work fans out over them). */
+  listIds(statuses: InstallationStatus[]): Promise<number[]>;
   /**
    * Insert or update from OAuth-verified data. A new or previously uninstalled portal becomes
    * `new`; an `active` one stays `active`. Tokens are encrypted at rest. `applicationToken`
@@ -80,7 +82,7 @@ export interface InstallationRepo {
   saveRegistration(id: number, report: RegistrationReport): Promise<void>;
   /**
    * → uninstalled; tokens are wiped. With `clean`, every portal-owned row (members, codes,
-   * referrals, ledger, program versions, deals, history, projections, jobs) is deleted too.
+   * referrals, ledger, program versions, deals, history, projections, jobs, watermarks) is deleted too.
    */
   markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
 }
@@ -227,6 +229,8 @@ export interface LedgerRepo {
   forDeal(portalId: number, dealId: number): Promise<LedgerEntry[]>;
   /** Every entry of these deals, oldest first. */
   forDeals(portalId: number, dealIds: number[]): Promise<LedgerEntry[]>;
+  /** Members with entries held when written that became available in (after, upTo], ascending. */
+  maturing(portalId: number, after: Date, upTo: Date): Promise<number[]>;
   /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
   balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
@@ -334,7 +338,15 @@ export interface CrmHistory {
 // Durable job queue
 // ---------------------------------------------------------------------------------------------
 
-export type JobKind = 'crm.change' | 'app.reconcile' | 'backfill.crm';
+/**
+ * `crm.change`: one entity to re-read (events, reconciliation, hold maturation);
+ * `app.reconcile`: the registration of SPEC 4; `backfill.crm`: the portal's history, read on
+ * install; the scheduled ones (SPEC 6), one per portal and tick: `reconcile.crm` (list what
+ * changed since the watermark), `holds.mature` (re-project members whose held rewards became
+ * available), `queue.purge` (delete old done jobs).
+ */
+export type JobKind = 'crm.change' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
+export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
 export interface NewJob {
@@ -375,9 +387,53 @@ export interface JobQueue {
   complete(ids: number[], now: Date): Promise<void>;
   /** Back to queued at `retryAt`, or `dead` (dead-letter) when retryAt is null. */
   fail(id: number, error: string, retryAt: Date | null, now: Date): Promise<void>;
-  /** Running jobs locked before `lockedBefore` (a killed worker) go back to queued. */
-  recoverStale(lockedBefore: Date, now: Date): Promise<number>;
+  /**
+   * Renew the lease of the running jobs `workerId` holds (their lock time becomes `now`), so
+   * that no other worker takes them for a dead one's. Returns how many it holds.
+   */
+  renew(workerId: string, now: Date): Promise<number>;
+  /**
+   * Running jobs locked before `lockedBefore` (their worker stopped renewing: it died) go back
+   * to queued; `null` recovers every running job (the embedded store at start-up, where no
+   * other process can hold one). A job whose key has a newer queued job merges into it.
+   */
+  recoverStale(lockedBefore: Date | null, now: Date): Promise<number>;
   depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
+  /** Delete the portal's done jobs last touched before `olderThan` (dead ones are kept); returns how many. */
+  purgeDone(portalId: number, olderThan: Date): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled work (SPEC 6): ticks claimed for the cluster, per-portal watermarks
+// ---------------------------------------------------------------------------------------------
+
+export interface ScheduleRepo {
+  /**
+   * Claim the tick `tickAt` of schedule `name` for the whole cluster: true for exactly one
+   * caller however many instances ask (the others get false). Forgets ticks older than a week.
+   */
+  claimTick(name: ScheduledJobKind, tickAt: Date, now: Date): Promise<boolean>;
+}
+
+/** `reconcile.<entity>`: the DATE_MODIFY to list changes from; `holds.mature`: matured up to. */
+export type WatermarkName = `reconcile.${CrmEntity}` | 'holds.mature';
+
+export interface Watermark {
+  name: WatermarkName;
+  mark: Date;
+  /** When the work that set it last completed. */
+  updatedAt: Date;
+}
+
+export interface WatermarkRepo {
+  get(portalId: number, names: WatermarkName[]): Promise<Map<WatermarkName, Watermark>>;
+  /** Insert or move the mark forward (a smaller mark leaves it where it is); `updatedAt` becomes `now`. */
+  save(portalId: number, name: WatermarkName, mark: Date, now: Date): Promise<void>;
+  /**
+   * Seconds since each active portal's last completed reconciliation (the oldest of its entity
+   * marks; since the install while it has none), by portal id.
+   */
+  reconcileLag(now: Date): Promise<Map<number, number>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,6 +450,8 @@ export interface Repos {
   projections: ProjectionRepo;
   history: HistoryRepo;
   jobs: JobQueue;
+  schedule: ScheduleRepo;
+  watermarks: WatermarkRepo;
 }
 
 export interface TxRepos extends Repos {
@@ -431,6 +489,30 @@ export interface PortalGateway {
   batch(commands: BatchCommand[]): Promise<BatchOutcome[]>;
   /** Every row of a list method, paged with `start=-1` and `>ID` filters. */
   list<T = Record<string, unknown>>(method: string, params: Record<string, unknown>, opts?: { idKey?: string; itemsKey?: string }): Promise<T[]>;
+}
+
+/** An entity the portal lists as modified; `modifiedAt` null when its DATE_MODIFY was unreadable. */
+export interface ChangedEntity {
+  id: number;
+  modifiedAt: Date | null;
+}
+
+export interface ChangedEntities {
+  /** Ascending ids. */
+  entities: ChangedEntity[];
+  /** More may follow the last id: ask again with it as `afterId`. */
+  more: boolean;
+  /** The portal's own clock when it began listing; null when its answer did not say. */
+  listedAt: Date | null;
+}
+
+/** What changed in a portal's CRM (the periodic reconciliation of SPEC 6). */
+export interface CrmScanner {
+  /**
+   * Entities of one kind modified at or after `since` with ids above `afterId`, in id order:
+   * as many as one request lists.
+   */
+  changedSince(installation: Installation, entity: CrmEntity, since: Date, afterId: number): Promise<ChangedEntities>;
 }
 
 export interface PortalUser {
@@ -496,6 +578,7 @@ export interface Registrar {
 export interface Deps {
   store: Store;
   gateways: PortalGateways;
+  crmScanner: CrmScanner;
   oauth: OAuthServer;
   registrar: Registrar;
   crmHistory: CrmHistory;

@@ -9,6 +9,7 @@
  * when a refresh token came with it, else by the portal at its stored endpoint (`profile`).
  */
 import { AppError } from './errors.js';
+import { crmChangeJob } from './crm-change-job.js';
 import { positiveId } from './crm-entities.js';
 import { activateIfReady, requireAdminGrant } from './install-app.js';
 import { currentProgram } from './program-versions.js';
@@ -62,15 +63,7 @@ export async function receiveEvent(deps: Deps, ev: InboundEvent): Promise<EventR
   if (entityId === null) {
     throw new AppError('bad_request', 'Invalid event: data.FIELDS.ID', [{ path: 'data.FIELDS.ID', message: 'expected a positive integer' }]);
   }
-  const queued = await deps.store.jobs.enqueue(
-    {
-      portalId: installation.id,
-      kind: 'crm.change',
-      key: `${target.entity}:${entityId}`,
-      payload: { entity: target.entity, id: entityId, deleted: target.deleted, event: name },
-    },
-    deps.clock.now(),
-  );
+  const queued = await deps.store.jobs.enqueue(crmChangeJob(installation.id, target.entity, entityId, target.deleted, { event: name }), deps.clock.now());
   return { status: queued ? 'queued' : 'coalesced' };
 }
 

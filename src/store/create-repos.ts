@@ -6,22 +6,20 @@ import type { Db } from './db.js';
 import { createDealRepo } from './deal-repo.js';
 import { createHistoryRepo } from './history-repo.js';
 import { createInstallationRepo, withMemberCache } from './installation-repo.js';
-import { createJobQueue, type SqlJobQueue } from './job-queue.js';
+import { createJobQueue } from './job-queue.js';
 import { createLedgerRepo } from './ledger-repo.js';
 import { createMemberRepo } from './member-repo.js';
 import { createProgramRepo } from './program-repo.js';
 import { createProjectionRepo } from './projection-repo.js';
 import { createReferralRepo } from './referral-repo.js';
-
-export interface SqlRepos extends Repos {
-  jobs: SqlJobQueue;
-}
+import { createScheduleRepo } from './schedule-repo.js';
+import { createWatermarkRepo } from './watermark-repo.js';
 
 /**
  * `root` repositories (not bound to a transaction) also cache installation look-ups and
  * group-commit enqueues — both for the event hot path; inside a transaction neither applies.
  */
-export function createRepos(db: Db, cipher: TokenCipher, root = false): SqlRepos {
+export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
   const installations = createInstallationRepo(db, cipher);
   return {
     installations: root ? withMemberCache(installations) : installations,
@@ -33,6 +31,8 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): SqlRepos
     projections: createProjectionRepo(db),
     history: createHistoryRepo(db),
     jobs: createJobQueue(db, { groupCommit: root }),
+    schedule: createScheduleRepo(db),
+    watermarks: createWatermarkRepo(db),
   };
 }
 

@@ -3,7 +3,7 @@
  * reinstall takes an uninstalled portal back to new. Tokens (OAuth pair and application_token)
  * are stored only as AES-GCM envelopes.
  */
-import { and, eq, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
 import type { Installation, InstallationRepo, PortalTokens, RegistrationReport, VerifiedInstall } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
@@ -18,6 +18,7 @@ import {
   programVersions,
   referralCodes,
   referrals,
+  watermarks,
 } from './schema.js';
 
 type Row = typeof installations.$inferSelect;
@@ -61,6 +62,12 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     findByMemberId: (memberId) => one(eq(installations.memberId, memberId)),
 
     get: (id) => one(eq(installations.id, id)),
+
+    async listIds(statuses) {
+      if (!statuses.length) return [];
+      const rows = await db.select({ id: installations.id }).from(installations).where(inArray(installations.status, statuses)).orderBy(asc(installations.id));
+      return rows.map((r) => r.id);
+    },
 
     async upsertVerified(input: VerifiedInstall, now: Date) {
       const tokens = encryptTokens(input.tokens);
@@ -139,6 +146,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(programVersions).where(eq(programVersions.portalId, id));
         await tx.delete(crmProjections).where(eq(crmProjections.portalId, id));
         await tx.delete(jobs).where(eq(jobs.portalId, id));
+        await tx.delete(watermarks).where(eq(watermarks.portalId, id));
       });
     },
   };
@@ -172,6 +180,7 @@ export function withMemberCache(repo: InstallationRepo, ttlMs = 2_000, maxEntrie
       return value;
     },
     get: (id) => repo.get(id),
+    listIds: (statuses) => repo.listIds(statuses),
     upsertVerified: clearing(repo.upsertVerified),
     saveTokens: clearing(repo.saveTokens),
     setApplicationToken: clearing(repo.setApplicationToken),

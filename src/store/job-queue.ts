@@ -12,11 +12,6 @@ import type { Job, JobQueue, JobStatus, NewJob } from '../handlers/ports.js';
 import { retryOnUniqueViolation, tsParam, type Db } from './db.js';
 import { jobs } from './schema.js';
 
-export interface SqlJobQueue extends JobQueue {
-  /** Delete done jobs last touched before `olderThan`; returns how many. */
-  purgeDone(olderThan: Date): Promise<number>;
-}
-
 type Row = typeof jobs.$inferSelect;
 
 const MAX_ERROR_LENGTH = 4000;
@@ -40,7 +35,7 @@ const toJob = (row: Row): Job => ({
 const sibling = (status: JobStatus) =>
   sql`EXISTS (SELECT 1 FROM jobs s WHERE s.status = ${status} AND s.portal_id = ${jobs.portalId} AND s.kind = ${jobs.kind} AND s.key = ${jobs.key} AND s.id <> ${jobs.id})`;
 
-export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): SqlJobQueue {
+export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): JobQueue {
   /** One multi-row INSERT; per job, whether it was inserted (false = coalesced). */
   async function insertMany(batch: { job: NewJob; now: Date }[]): Promise<boolean[]> {
     const seen = new Set<string>();
@@ -164,13 +159,26 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
       );
     },
 
+    async renew(workerId, now) {
+      const rows = await db
+        .update(jobs)
+        .set({ lockedAt: now })
+        .where(and(eq(jobs.status, 'running'), eq(jobs.lockedBy, workerId)))
+        .returning({ id: jobs.id });
+      return rows.length;
+    },
+
     async recoverStale(lockedBefore, now) {
+      const expired = and(eq(jobs.status, 'running'), lockedBefore === null ? undefined : lt(jobs.lockedAt, lockedBefore));
+      // Workers look before every claim: the usual answer (nothing expired) costs one plain read.
+      const [any] = await db.select({ id: jobs.id }).from(jobs).where(expired).limit(1);
+      if (!any) return 0;
       return retryOnUniqueViolation(() =>
         db.transaction(async (tx) => {
           const stale = await tx
             .select({ id: jobs.id })
             .from(jobs)
-            .where(and(eq(jobs.status, 'running'), lt(jobs.lockedAt, lockedBefore)))
+            .where(expired)
             .for('update', { skipLocked: true });
           if (stale.length === 0) return 0;
           const ids = stale.map((s) => s.id);
@@ -197,10 +205,10 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Sq
       return depth;
     },
 
-    async purgeDone(olderThan) {
+    async purgeDone(portalId, olderThan) {
       const rows = await db
         .delete(jobs)
-        .where(and(eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
+        .where(and(eq(jobs.portalId, portalId), eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
         .returning({ id: jobs.id });
       return rows.length;
     },

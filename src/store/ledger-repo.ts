@@ -95,6 +95,23 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       return rows.map(toEntry);
     },
 
+    async maturing(portalId, after, upTo) {
+      const rows = await db
+        .selectDistinct({ memberId: ledgerEntries.memberId })
+        .from(ledgerEntries)
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            gt(ledgerEntries.availableAt, after),
+            lte(ledgerEntries.availableAt, upTo),
+            // An entry available when it was written was projected then.
+            gt(ledgerEntries.availableAt, ledgerEntries.createdAt),
+          ),
+        )
+        .orderBy(asc(ledgerEntries.memberId));
+      return rows.map((r) => r.memberId);
+    },
+
     async balances(portalId, memberIds, now) {
       const result = new Map<number, Balance>(memberIds.map((id) => [id, { available: 0, pending: 0 }]));
       if (memberIds.length === 0) return result;

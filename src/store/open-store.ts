@@ -20,7 +20,6 @@ import { createRepos, createTxRepos } from './create-repos.js';
 import { createTokenCipher } from './crypto.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { Db } from './db.js';
-import type { SqlJobQueue } from './job-queue.js';
 import * as schema from './schema.js';
 
 export interface OpenStoreOptions {
@@ -37,7 +36,6 @@ export interface OpenStoreOptions {
 
 /** The Store port plus what only the process layer and the tests may use. */
 export interface SqlStore extends Store {
-  readonly jobs: SqlJobQueue;
   readonly driver: 'postgres' | 'pglite';
   /**
    * Raw SQL for tests and diagnostics. It bypasses tenant isolation and the ledger's rules:

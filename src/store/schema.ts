@@ -36,6 +36,7 @@ import type {
   ReferralStatus,
   RegistrationReport,
   RejectReason,
+  WatermarkName,
 } from '../handlers/ports.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -175,6 +176,8 @@ export const ledgerEntries = pgTable(
     uniqueIndex('ledger_entries_idempotency_uq').on(t.portalId, t.idempotencyKey),
     index('ledger_entries_member_idx').on(t.portalId, t.memberId, t.availableAt),
     index('ledger_entries_deal_idx').on(t.portalId, t.dealId),
+    // Hold maturation looks for entries that became available in a time window.
+    index('ledger_entries_available_idx').on(t.portalId, t.availableAt),
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
     check('ledger_entries_level_check', sql`level >= 0`),
   ],
@@ -268,4 +271,36 @@ export const jobs = pgTable(
     index('jobs_claim_idx').on(t.status, t.runAt),
     check('jobs_status_check', sql`status IN ('queued', 'running', 'done', 'dead')`),
   ],
+);
+
+/**
+ * How far each portal's periodic work has got (SPEC 6): per CRM entity, the DATE_MODIFY from
+ * which the next reconciliation lists changes; for holds, the time up to which matured ledger
+ * entries were projected. A mark never moves backwards; `updated_at` is when the work last
+ * completed (the reconciliation lag).
+ */
+export const watermarks = pgTable(
+  'watermarks',
+  {
+    portalId: portalId(),
+    name: text('name').$type<WatermarkName>().notNull(),
+    mark: at('mark').notNull(),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'watermarks_pk', columns: [t.portalId, t.name] })],
+);
+
+/**
+ * Scheduled ticks claimed for the whole cluster (SPEC 6): the instance whose insert of
+ * (name, tick_at) wins enqueues that tick's jobs; the others find the row and do nothing. The
+ * one table no portal owns: a tick belongs to the cluster.
+ */
+export const scheduleTicks = pgTable(
+  'schedule_ticks',
+  {
+    name: text('name').notNull(),
+    tickAt: at('tick_at').notNull(),
+    claimedAt: at('claimed_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'schedule_ticks_pk', columns: [t.name, t.tickAt] })],
 );

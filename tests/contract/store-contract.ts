@@ -170,7 +170,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
       });
 
       it('clean uninstall deletes every row of that portal and only of that portal', async () => {
-        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'history_deals', 'crm_projections', 'jobs'];
+        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'history_deals', 'crm_projections', 'jobs', 'watermarks'];
         const fill = async (portal: Installation) => {
           const referrer = await store.members.ensure(portal.id, 'contact', 1, NOW);
           await store.members.enroll(portal.id, referrer.id, 'CLEAN1', NOW);
@@ -185,6 +185,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
           await store.history.saveWins(portal.id, [{ dealId: 3, contactId: 2, leadId: null, categoryId: 0, amount: 1, currency: 'RUB', wonAt: NOW, createdAt: null }]);
           await store.projections.save(portal.id, 'deal', 7, { UF_CRM_SARAFAN_BONUS: 100 }, NOW);
           await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
+          await store.watermarks.save(portal.id, 'reconcile.deal', NOW, NOW);
         };
         const a = await newPortal({ applicationToken: 'app-A' });
         const b = await newPortal();
@@ -488,6 +489,24 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.ledger.balances(portal.id, [], NOW)).toEqual(new Map());
       });
 
+      it('finds the members whose held entries became available in a window', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const [a, b, c, d] = await Promise.all([1, 2, 3, 4].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const elsewhere = await store.members.ensure(other.id, 'contact', 1, NOW);
+        await store.ledger.append([
+          entry(portal.id, a!.id, 'a-held', { availableAt: at(60) }),
+          entry(portal.id, a!.id, 'a-held-2', { availableAt: at(90) }),
+          entry(portal.id, b!.id, 'b-held', { availableAt: at(120) }), // boundary: in (60, 120]
+          entry(portal.id, c!.id, 'c-at-once', { availableAt: at(90), createdAt: at(90) }), // never pending
+          entry(portal.id, d!.id, 'd-later', { availableAt: at(121) }),
+          entry(other.id, elsewhere.id, 'other', { availableAt: at(90) }),
+        ]);
+        expect(await store.ledger.maturing(portal.id, at(60), at(120))).toEqual([a!.id, b!.id].sort((x, y) => x - y));
+        expect(await store.ledger.maturing(portal.id, at(0), at(60))).toEqual([a!.id]);
+        expect(await store.ledger.maturing(portal.id, at(121), at(1000))).toEqual([]);
+      });
+
       it('concurrent appends of one key from parallel transactions store one row', async () => {
         const portal = await newPortal();
         const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
@@ -786,6 +805,41 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.jobs.recoverStale(at(5), at(13))).toBe(0);
       });
 
+      it('a renewed lease keeps a live worker\'s jobs; only its own running jobs are renewed', async () => {
+        const portal = await newPortal();
+        for (const key of ['deal:1', 'deal:2', 'deal:3']) await store.jobs.enqueue(job(portal.id, key), NOW);
+        const mine = await store.jobs.claim('w-live', 2, NOW);
+        const [theirs] = await store.jobs.claim('w-dead', 1, NOW);
+        expect(await store.jobs.renew('w-live', at(10))).toBe(2);
+        expect(await store.jobs.renew('w-nobody', at(10))).toBe(0);
+        // Leases of 5 minutes: the live worker renewed at 10, the dead one's ran out.
+        expect(await store.jobs.recoverStale(at(5), at(11))).toBe(1);
+        const rows = await store.rawQuery<{ id: number | string; status: string; locked_by: string | null }>(
+          'SELECT id, status, locked_by FROM jobs WHERE portal_id = $1 ORDER BY id',
+          [portal.id],
+        );
+        expect(rows.map((r) => [Number(r.id), r.status, r.locked_by])).toEqual([
+          [mine[0]!.id, 'running', 'w-live'],
+          [mine[1]!.id, 'running', 'w-live'],
+          [theirs!.id, 'queued', null],
+        ]);
+        // A completed job is no longer renewed.
+        await store.jobs.complete([mine[0]!.id], at(12));
+        expect(await store.jobs.renew('w-live', at(13))).toBe(1);
+      });
+
+      it('recovers every running job when told that no other process can hold one', async () => {
+        const portal = await newPortal();
+        for (const key of ['deal:1', 'deal:2', 'deal:3']) await store.jobs.enqueue(job(portal.id, key), NOW);
+        await store.jobs.claim('w-killed', 2, NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:1'), at(1)); // a newer change of a running key
+        expect(await store.jobs.recoverStale(null, at(1))).toBe(2);
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 3, running: 0, dead: 0 });
+        expect(await count('jobs', portal.id)).toBe(3); // deal:1 merged into its newer job
+        const claimed = await store.jobs.claim('w-new', 10, at(2));
+        expect(claimed.map((j) => j.key).sort()).toEqual(['deal:1', 'deal:2', 'deal:3']);
+      });
+
       it('a recovered job merges into a newer queued job of its key', async () => {
         const portal = await newPortal();
         await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
@@ -796,17 +850,104 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await count('jobs', portal.id)).toBe(1);
       });
 
-      it('completes jobs and purges old done ones', async () => {
+      it('completes jobs and purges the portal\'s old done ones, never dead or other portals\' ones', async () => {
         const portal = await newPortal();
+        const other = await newPortal();
         await store.jobs.enqueue(job(portal.id, 'deal:1'), NOW);
         await store.jobs.enqueue(job(portal.id, 'deal:2'), NOW);
+        await store.jobs.enqueue(job(portal.id, 'deal:3'), NOW);
         const claimed = await store.jobs.claim('w1', 5, NOW);
-        await store.jobs.complete(claimed.map((j) => j.id), at(1));
-        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 0 });
-        expect(await count('jobs', portal.id)).toBe(2);
-        expect(await store.jobs.purgeDone(at(1))).toBe(0);
-        expect(await store.jobs.purgeDone(at(2))).toBe(2);
-        expect(await count('jobs', portal.id)).toBe(0);
+        await store.jobs.complete(claimed.slice(0, 2).map((j) => j.id), at(1));
+        await store.jobs.fail(claimed[2]!.id, 'gave up', null, at(1));
+        await store.jobs.enqueue(job(other.id, 'deal:1'), NOW);
+        await store.jobs.complete((await store.jobs.claim('w1', 5, NOW)).map((j) => j.id), at(1));
+        expect(await store.jobs.depth(portal.id)).toEqual({ queued: 0, running: 0, dead: 1 });
+        expect(await count('jobs', portal.id)).toBe(3);
+        expect(await store.jobs.purgeDone(portal.id, at(1))).toBe(0);
+        expect(await store.jobs.purgeDone(portal.id, at(2))).toBe(2);
+        expect(await store.rawQuery('SELECT status FROM jobs WHERE portal_id = $1', [portal.id])).toEqual([{ status: 'dead' }]);
+        expect(await count('jobs', other.id)).toBe(1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('scheduled work', () => {
+      it('lists installation ids by state', async () => {
+        const fresh = await newPortal();
+        const active = await newPortal();
+        await store.installations.activate(active.id, NOW);
+        const gone = await newPortal();
+        await store.installations.markUninstalled(gone.id, NOW, false);
+        const activeIds = await store.installations.listIds(['active']);
+        expect(activeIds).toContain(active.id);
+        expect(activeIds).not.toContain(fresh.id);
+        expect(activeIds).not.toContain(gone.id);
+        const all = await store.installations.listIds(['new', 'active', 'uninstalled']);
+        expect(all).toEqual(expect.arrayContaining([fresh.id, active.id, gone.id]));
+        expect(all).toEqual([...all].sort((a, b) => a - b));
+        expect(await store.installations.listIds([])).toEqual([]);
+      });
+
+      it('a tick is claimed once for the cluster, however many ask at once', async () => {
+        const tick = new Date(NOW.getTime() + Math.floor(Math.random() * 1e9) * 1000);
+        const answers = await Promise.all(Array.from({ length: 8 }, () => store.schedule.claimTick('reconcile.crm', tick, NOW)));
+        expect(answers.filter(Boolean)).toHaveLength(1);
+        expect(await store.schedule.claimTick('reconcile.crm', tick, NOW)).toBe(false);
+        // Another schedule, or the next tick, is another claim.
+        expect(await store.schedule.claimTick('holds.mature', tick, NOW)).toBe(true);
+        expect(await store.schedule.claimTick('reconcile.crm', new Date(tick.getTime() + 1000), NOW)).toBe(true);
+      });
+
+      it('a tick claimed in a rolled-back transaction can be claimed again', async () => {
+        const tick = new Date(NOW.getTime() + Math.floor(Math.random() * 1e9) * 1000);
+        await expect(
+          store.transaction(async (tx) => {
+            expect(await tx.schedule.claimTick('queue.purge', tick, NOW)).toBe(true);
+            throw new Error('crashed before the jobs were queued');
+          }),
+        ).rejects.toThrow('crashed');
+        expect(await store.schedule.claimTick('queue.purge', tick, NOW)).toBe(true);
+      });
+
+      it('forgets ticks older than a week', async () => {
+        const tick = new Date(Date.UTC(2030, 0, 1) + Math.floor(Math.random() * 1e6) * 60_000);
+        await store.schedule.claimTick('holds.mature', tick, NOW);
+        await store.schedule.claimTick('holds.mature', new Date(tick.getTime() + 8 * 24 * 3600_000), NOW);
+        expect(await store.schedule.claimTick('holds.mature', tick, NOW)).toBe(true);
+      });
+
+      it('keeps watermarks per portal, only ever moving them forward', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        expect(await store.watermarks.get(portal.id, ['reconcile.deal'])).toEqual(new Map());
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(10), at(11));
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(5), at(12)); // behind: stays, but the run completed
+        await store.watermarks.save(portal.id, 'holds.mature', at(7), at(12));
+        await store.watermarks.save(other.id, 'reconcile.deal', at(100), at(100));
+        const marks = await store.watermarks.get(portal.id, ['reconcile.deal', 'reconcile.contact', 'holds.mature']);
+        expect(marks).toEqual(
+          new Map([
+            ['reconcile.deal', { name: 'reconcile.deal', mark: at(10), updatedAt: at(12) }],
+            ['holds.mature', { name: 'holds.mature', mark: at(7), updatedAt: at(12) }],
+          ]),
+        );
+        await store.watermarks.save(portal.id, 'reconcile.deal', at(20), at(21));
+        expect((await store.watermarks.get(portal.id, ['reconcile.deal'])).get('reconcile.deal')?.mark).toEqual(at(20));
+      });
+
+      it('reports each active portal\'s reconciliation lag: since its least recent reconciled entity, else its install', async () => {
+        const reconciled = await newPortal();
+        await store.installations.activate(reconciled.id, at(1));
+        const never = await newPortal();
+        await store.installations.activate(never.id, at(2));
+        const inactive = await newPortal();
+        await store.watermarks.save(reconciled.id, 'reconcile.deal', at(0), at(50));
+        await store.watermarks.save(reconciled.id, 'reconcile.contact', at(0), at(40));
+        await store.watermarks.save(reconciled.id, 'holds.mature', at(0), at(10)); // not a reconciliation
+        const lag = await store.watermarks.reconcileLag(at(60));
+        expect(lag.get(reconciled.id)).toBe(20 * 60);
+        expect(lag.get(never.id)).toBe(58 * 60);
+        expect(lag.has(inactive.id)).toBe(false);
       });
     });
 

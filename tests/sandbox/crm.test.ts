@@ -59,6 +59,18 @@ describe('lists', () => {
     expect(items.getData()).toHaveLength(120);
   });
 
+  it('filters date-times as instants, whatever offset the filter value carries', async () => {
+    const id = sb.portal.addEntity('deal', { TITLE: 'Дата' }, { userId: 1 });
+    const modified = String(sb.portal.getEntity('deal', id)!.DATE_MODIFY); // the portal's zone, +03:00
+    const instant = Date.parse(modified);
+    const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}+00:00`;
+    const ids = async (filter: Record<string, unknown>) =>
+      ((await sb.call('crm.deal.list', { filter: { ...filter, ID: id }, select: ['ID'] })).body.result as Rows).map((r) => Number(r.ID));
+    expect(await ids({ '>=DATE_MODIFY': utc(instant) })).toEqual([id]);
+    expect(await ids({ '>=DATE_MODIFY': utc(instant + 1000) })).toEqual([]);
+    expect(await ids({ '<DATE_MODIFY': `${new Date(instant + 1000).toISOString().slice(0, 19)}Z` })).toEqual([id]);
+  });
+
   it('filters with prefixes, orders and selects', async () => {
     const list = async (params: Record<string, unknown>): Promise<Rows> => sdkResult<Rows>(b24, 'crm.contact.list', params);
     expect((await list({ filter: { '>=ID': 118 }, select: ['ID'] })).map((r) => r.ID)).toEqual(['118', '119', '120']);

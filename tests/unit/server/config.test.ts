@@ -37,6 +37,7 @@ describe('loadConfig', () => {
       allowInsecurePortals: true,
       role: 'all',
       logLevel: 'info',
+      reconcileCron: '*/5 * * * *',
       sandboxMode: true,
       sandboxPort: 3001,
       b24ClientId: null,
@@ -187,6 +188,25 @@ describe('loadConfig', () => {
     expect(configError({ APP_BASE_URL: 'https://user:pass@sarafan.example.com' }).message).not.toContain('pass');
     expect(configError({ APP_BASE_URL: 'https://sarafan.example.com/?x=1' }).problems[0]?.key).toBe('APP_BASE_URL');
     expect(configError({ APP_BASE_URL: '/relative' }).problems[0]?.key).toBe('APP_BASE_URL');
+  });
+
+  it('reads SARAFAN_RECONCILE_CRON as a node-cron schedule of 5 or 6 fields', () => {
+    expect(loadConfig({ SARAFAN_RECONCILE_CRON: '*/10 * * * *' }).reconcileCron).toBe('*/10 * * * *');
+    // Tests reconcile every few seconds: a 6-field schedule starts with seconds.
+    expect(loadConfig({ SARAFAN_RECONCILE_CRON: ' */2  * * * * * ' }).reconcileCron).toBe('*/2 * * * * *');
+    expect(loadConfig({ ...production, SARAFAN_RECONCILE_CRON: '0 * * * *' }).reconcileCron).toBe('0 * * * *');
+  });
+
+  it.each([
+    ['* * *', /SARAFAN_RECONCILE_CRON: expected a node-cron schedule of 5 fields .* or 6 .*, got 3 in '\* \* \*'/],
+    ['*/5 * * * * * *', /SARAFAN_RECONCILE_CRON: expected .* got 7/],
+    ['@hourly', /SARAFAN_RECONCILE_CRON: expected .* got 1 in '@hourly'/],
+    ['61 * * * *', /SARAFAN_RECONCILE_CRON: not a valid node-cron schedule '61 \* \* \* \*': 61 is a invalid expression for minute/],
+    ['every five minutes', /SARAFAN_RECONCILE_CRON: expected .* got 3/],
+  ])('rejects SARAFAN_RECONCILE_CRON=%s, naming the key', (value, message) => {
+    const error = configError({ SARAFAN_RECONCILE_CRON: value, PORT: 'x' });
+    expect(error.problems.map((p) => p.key).sort()).toEqual(['PORT', 'SARAFAN_RECONCILE_CRON']);
+    expect(error.message).toMatch(message);
   });
 
   it('reads process.env by default', () => {
