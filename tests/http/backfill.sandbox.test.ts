@@ -12,6 +12,8 @@ import type { Actor, EntityKind, Row } from '../../sandbox/types.js';
 import { startLive, type Live } from '../support/live.js';
 
 const manager: Actor = { userId: 2 };
+/** A failure guard only: starting Sarafan's store and the sandbox takes long on a busy machine. */
+const GUARD_MS = 240_000;
 let live: Live | null = null;
 
 afterEach(async () => {
@@ -93,7 +95,7 @@ describe('backfill on install', () => {
     expect(people.map((j) => j.key).sort()).toEqual([`contact:${boris}`, `contact:${olga}`, `lead:${lead}`].sort());
     expect(people.every((j) => j.status === 'done')).toBe(true);
     expect(people.find((j) => j.key === `contact:${boris}`)?.payload).toEqual({ entity: 'contact', id: boris, deleted: false });
-  });
+  }, GUARD_MS);
 
   it('reads 10 000 won deals in at most 5 REST requests', async () => {
     live = await startLive({ install: false, limits: false });
@@ -119,5 +121,5 @@ describe('backfill on install', () => {
       .filter(([, n]) => n > 0);
     expect(added).toEqual([['batch:crm.contact.list+crm.deal.list+crm.lead.list', expect.any(Number)], ['batch:crm.deal.list', expect.any(Number)]]);
     expect(live.sandbox.stats.throttled).toBe(0);
-  });
+  }, GUARD_MS);
 });
