@@ -1,11 +1,12 @@
 /**
  * The one place adapters are chosen (STYLE.md practice 5): the store, the gateway over
- * b24jssdk, the CRM port and change scanner, the OAuth server, the registration reconciler, and this
- * composition's metrics.
+ * b24jssdk, the CRM port, change scanner and history reader, the OAuth server, the registration
+ * reconciler, and this composition's metrics.
  */
 import { randomBytes } from 'node:crypto';
 import { buildManifest } from '../install/manifest.js';
 import { createCrmScanner } from '../src/bitrix/crm-changes.js';
+import { createCrmHistory } from '../src/bitrix/crm-history.js';
 import { createPortalGateways } from '../src/bitrix/gateway.js';
 import { createCrmPorts } from '../src/bitrix/crm.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
@@ -60,6 +61,7 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     crmScanner: createCrmScanner(gateways),
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
+    crmHistory: createCrmHistory(gateways, clock),
     clock,
     log: o.log,
     appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),

@@ -10,6 +10,7 @@
  * is an orphan and is recovered before the first claim, without waiting for the lease.
  */
 import { processCrmChanges, type CrmChange } from '../../src/handlers/process-crm-changes.js';
+import { backfillHistory } from '../../src/handlers/backfill-history.js';
 import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import { writeProjections } from '../../src/handlers/write-projections.js';
 import { PortalCallError } from '../../src/handlers/errors.js';
@@ -121,20 +122,24 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
   async function runJobs(jobs: Job[]): Promise<void> {
     const crm = jobs.filter((j) => j.kind === 'crm.change');
     const project = jobs.filter((j) => j.kind === 'crm.project');
-    const other = jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'crm.project');
+    // The history first: the changes of this run may need to know who was a customer before the install.
+    for (const job of jobs.filter((j) => j.kind === 'backfill.crm')) await runSingle(job);
     if (crm.length) await runCrm(crm);
     if (project.length) await runProject(project);
-    for (const job of other) {
-      await guard([job], async () => {
-        await single[job.kind as SingleKind](job);
-        await deps.store.jobs.complete([job.id], deps.clock.now());
-        deps.metrics?.jobsDone(job.kind, 1);
-      });
-    }
+    for (const job of jobs.filter((j) => j.kind !== 'crm.change' && j.kind !== 'crm.project' && j.kind !== 'backfill.crm')) await runSingle(job);
+  }
+
+  async function runSingle(job: Job): Promise<void> {
+    await guard([job], async () => {
+      await single[job.kind as SingleKind](job);
+      await deps.store.jobs.complete([job.id], deps.clock.now());
+      deps.metrics?.jobsDone(job.kind, 1);
+    });
   }
 
   /** Every other kind runs one job at a time. */
   const single: Record<SingleKind, (job: Job) => Promise<unknown>> = {
+    'backfill.crm': (job) => backfillHistory(deps, job.portalId),
     'app.reconcile': async (job) => {
       const installation = await deps.store.installations.get(job.portalId);
       if (installation && installation.status !== 'uninstalled' && installation.tokens) await reconcileInstallation(deps, installation);

@@ -82,11 +82,15 @@ export async function reconcileInstallation(deps: Deps, installation: Installati
   return report;
 }
 
-/** new → active when registration succeeded and the application token is known. */
+/**
+ * new → active when registration succeeded and the application token is known. The history
+ * backfill (SPEC 6) is queued first, so an installation never becomes active without it.
+ */
 export async function activateIfReady(deps: Deps, portalId: number): Promise<void> {
   const inst = await deps.store.installations.get(portalId);
   if (!inst || inst.status !== 'new') return;
   if (!inst.applicationToken || !inst.registration || inst.registration.failed.length) return;
+  await deps.store.jobs.enqueue({ portalId, kind: 'backfill.crm', key: 'history', payload: {} }, deps.clock.now());
   await deps.store.installations.activate(portalId, deps.clock.now());
   deps.log.info({ memberId: inst.memberId, portalId }, 'install.finished');
 }

@@ -82,7 +82,7 @@ export interface InstallationRepo {
   saveRegistration(id: number, report: RegistrationReport): Promise<void>;
   /**
    * → uninstalled; tokens are wiped. With `clean`, every portal-owned row (members, codes,
-   * referrals, ledger, program versions, deals, projections, jobs, watermarks) is deleted too.
+   * referrals, ledger, program versions, deals, history, projections, jobs, watermarks) is deleted too.
    */
   markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
 }
@@ -314,17 +314,62 @@ export interface ProjectionRepo {
 export const projectionKey = (entity: CrmEntity, entityId: number): string => `${entity}:${entityId}`;
 
 // ---------------------------------------------------------------------------------------------
+// The portal's history before the install (SPEC 6: backfill)
+// ---------------------------------------------------------------------------------------------
+
+/** A deal the portal had won when Sarafan read its history. */
+export interface HistoricalWin {
+  dealId: number;
+  /** The client: the deal's contact and/or the lead it came from (either may be absent). */
+  contactId: number | null;
+  leadId: number | null;
+  categoryId: number;
+  amount: number; // minor units, deal currency
+  currency: string;
+  /** When it was won, as well as the portal tells (last stage change, else close date, else last change). */
+  wonAt: Date;
+  createdAt: Date | null;
+}
+
+/** Key used in HistoryRepo.firstWonAt results: `${entity}:${id}`. */
+export const personKey = (p: PersonRef): string => `${p.entity}:${p.id}`;
+
+export interface HistoryRepo {
+  /** Insert, or refresh by (portal, deal): a second backfill rewrites what it reads again. */
+  saveWins(portalId: number, wins: HistoricalWin[]): Promise<void>;
+  /**
+   * The earliest recorded win of each person — a contact is the deal's contact, a lead the lead
+   * the deal came from — keyed by personKey; people with no recorded win are absent.
+   */
+  firstWonAt(portalId: number, people: PersonRef[]): Promise<Map<string, Date>>;
+}
+
+/** One answer of the portal while its history is read: deals in ascending id order. */
+export interface HistoryPage {
+  wins: HistoricalWin[];
+  /** Contacts and leads carrying a Sarafan field (a code or a referrer's code); may repeat. */
+  people: PersonRef[];
+}
+
+/** The portal's history that Sarafan needs, read in as few requests as the portal allows (SPEC 11). */
+export interface CrmHistory {
+  /** Hands every page to `onPage`, one after another; rejects (PortalCallError) when the portal fails. */
+  read(installation: Installation, onPage: (page: HistoryPage) => Promise<void>): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Durable job queue
 // ---------------------------------------------------------------------------------------------
 
 /**
  * `crm.change`: one entity to re-read (events, reconciliation, hold maturation);
  * `crm.project`: the CRM fields a committed change owes (payload: members, deals);
- * `app.reconcile`: the registration of SPEC 4; the scheduled ones (SPEC 6), one per portal and
- * tick: `reconcile.crm` (list what changed since the watermark), `holds.mature` (re-project
- * members whose held rewards became available), `queue.purge` (delete old done jobs).
+ * `app.reconcile`: the registration of SPEC 4; `backfill.crm`: the portal's history, read on
+ * install; the scheduled ones (SPEC 6), one per portal and tick: `reconcile.crm` (list what
+ * changed since the watermark), `holds.mature` (re-project members whose held rewards became
+ * available), `queue.purge` (delete old done jobs).
  */
-export type JobKind = 'crm.change' | 'crm.project' | 'app.reconcile' | ScheduledJobKind;
+export type JobKind = 'crm.change' | 'crm.project' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
 export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
@@ -439,6 +484,7 @@ export interface Repos {
   ledger: LedgerRepo;
   deals: DealRepo;
   projections: ProjectionRepo;
+  history: HistoryRepo;
   jobs: JobQueue;
   schedule: ScheduleRepo;
   watermarks: WatermarkRepo;
@@ -612,6 +658,7 @@ export interface Deps {
   crmScanner: CrmScanner;
   oauth: OAuthServer;
   registrar: Registrar;
+  crmHistory: CrmHistory;
   clock: Clock;
   log: Log;
   /** APP_BASE_URL without a trailing slash: every URL given to a portal is built from it. */

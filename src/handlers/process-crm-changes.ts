@@ -310,9 +310,15 @@ async function attribute(
   if (!newReferees.length) return;
   for (const [id, referral] of await store.referrals.activeForMany(portalId, newReferees.map((m) => m.id))) actives.set(id, referral);
   const referrerIds = [...new Set(resolved.map((r) => r.referrer?.id).filter((id): id is number => id !== undefined))];
-  const [chains, refereeDeals] = await Promise.all([
+  // "Already a customer" counts the wins Sarafan saw and those of the history read on install.
+  const refereePeople = newReferees.flatMap((m) => [
+    ...(m.contactId !== null ? [{ entity: 'contact' as const, id: m.contactId }] : []),
+    ...(m.leadId !== null ? [{ entity: 'lead' as const, id: m.leadId }] : []),
+  ]);
+  const [chains, refereeDeals, history] = await Promise.all([
     store.referrals.chains(portalId, referrerIds, MAX_CHAIN),
     store.deals.forClients(portalId, newReferees.map((m) => m.id)),
+    store.history.firstWonAt(portalId, refereePeople),
   ]);
   // Parent links as stored, plus the ones recorded in this batch, for the cycle check.
   const parentOf = new Map<number, number>();
@@ -323,10 +329,14 @@ async function attribute(
     return out;
   };
   const firstWon = new Map<number, Date>();
-  for (const d of refereeDeals) {
-    if (d.clientMemberId === null || !d.firstWonAt) continue;
-    const seen = firstWon.get(d.clientMemberId);
-    if (!seen || d.firstWonAt < seen) firstWon.set(d.clientMemberId, d.firstWonAt);
+  const won = (memberId: number, at: Date | null | undefined) => {
+    const seen = firstWon.get(memberId);
+    if (at && (!seen || at < seen)) firstWon.set(memberId, at);
+  };
+  for (const d of refereeDeals) if (d.clientMemberId !== null) won(d.clientMemberId, d.firstWonAt);
+  for (const m of newReferees) {
+    if (m.contactId !== null) won(m.id, history.get(`contact:${m.contactId}`));
+    if (m.leadId !== null) won(m.id, history.get(`lead:${m.leadId}`));
   }
 
   for (const { claim, referrer, code } of resolved) {

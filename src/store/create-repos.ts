@@ -4,6 +4,7 @@ import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
 import { createDealRepo } from './deal-repo.js';
+import { createHistoryRepo } from './history-repo.js';
 import { createInstallationRepo, withMemberCache } from './installation-repo.js';
 import { createJobQueue } from './job-queue.js';
 import { createLedgerRepo } from './ledger-repo.js';
@@ -28,6 +29,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     ledger: createLedgerRepo(db),
     deals: createDealRepo(db),
     projections: createProjectionRepo(db),
+    history: createHistoryRepo(db),
     jobs: createJobQueue(db, { groupCommit: root }),
     schedule: createScheduleRepo(db),
     watermarks: createWatermarkRepo(db),

@@ -4,7 +4,7 @@
  * whose process is gone is taken over.
  */
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Log } from '../handlers/ports.js';
 
 export interface DataDirLock {
@@ -14,6 +14,13 @@ export interface DataDirLock {
 
 /** A lock file still being written (no pid yet) is respected for this long. */
 const FRESH_MS = 10_000;
+
+/**
+ * Lock files this process holds. A lock naming this process's pid that is not among them was
+ * left by an earlier process that had the same pid: a container restarted after a SIGKILL or an
+ * OOM kill runs Sarafan under the pid its previous incarnation had (often 1).
+ */
+const heldHere = new Set<string>();
 
 function isAlive(pid: number): boolean {
   try {
@@ -78,9 +85,11 @@ export function acquireDataDirLock(dataDir: string, log?: Log): DataDirLock {
       } finally {
         closeSync(fd);
       }
+      heldHere.add(resolve(path));
       return {
         path,
         release() {
+          heldHere.delete(resolve(path));
           if (readHolder(path)?.pid === process.pid) unlinkSync(path);
         },
       };
@@ -89,7 +98,8 @@ export function acquireDataDirLock(dataDir: string, log?: Log): DataDirLock {
     }
     const holder = readHolder(path);
     if (holder === null) continue; // released meanwhile
-    if (holder.pid !== null && isAlive(holder.pid)) {
+    const stale = holder.pid === process.pid ? !heldHere.has(resolve(path)) : holder.pid !== null && !isAlive(holder.pid);
+    if (holder.pid !== null && !stale) {
       throw new Error(
         `data directory ${dataDir} is in use by process ${holder.pid} (lock file ${path}); ` +
           'stop that process, or delete the lock file if that process is not Sarafan',

@@ -10,6 +10,7 @@ import type { Db } from './db.js';
 import {
   crmProjections,
   deals,
+  historyDeals,
   installations,
   jobs,
   ledgerEntries,
@@ -137,6 +138,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         if (!clean) return;
         // Children before parents (composite foreign keys). The only DELETE of ledger rows in code.
         await tx.delete(deals).where(eq(deals.portalId, id));
+        await tx.delete(historyDeals).where(eq(historyDeals.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));

@@ -223,6 +223,30 @@ export const crmProjections = pgTable(
   (t) => [primaryKey({ name: 'crm_projections_pk', columns: [t.portalId, t.entity, t.entityId] })],
 );
 
+/**
+ * Deals the portal had won when Sarafan read its history (the install's backfill): "already a
+ * customer" looks up a person's earliest win here, and analytics read the time before the install.
+ */
+export const historyDeals = pgTable(
+  'history_deals',
+  {
+    portalId: portalId(),
+    dealId: integer('deal_id').notNull(),
+    contactId: integer('contact_id'),
+    leadId: integer('lead_id'),
+    categoryId: integer('category_id').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    currency: text('currency').notNull(),
+    wonAt: at('won_at').notNull(),
+    createdAt: at('created_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'history_deals_pk', columns: [t.portalId, t.dealId] }),
+    index('history_deals_contact_idx').on(t.portalId, t.contactId, t.wonAt).where(sql`contact_id IS NOT NULL`),
+    index('history_deals_lead_idx').on(t.portalId, t.leadId, t.wonAt).where(sql`lead_id IS NOT NULL`),
+  ],
+);
+
 export const jobs = pgTable(
   'jobs',
   {

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/handlers/errors.js';
-import type { Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
+import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
@@ -184,7 +184,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
       });
 
       it('clean uninstall deletes every row of that portal and only of that portal', async () => {
-        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'crm_projections', 'jobs', 'watermarks'];
+        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'history_deals', 'crm_projections', 'jobs', 'watermarks'];
         const fill = async (portal: Installation) => {
           const referrer = await store.members.ensure(portal.id, 'contact', 1, NOW);
           await store.members.enroll(portal.id, referrer.id, 'CLEAN1', NOW);
@@ -196,6 +196,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
             portalId: portal.id, dealId: 7, clientMemberId: referee.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S',
             amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: ref.id, updatedAt: NOW,
           });
+          await store.history.saveWins(portal.id, [{ dealId: 3, contactId: 2, leadId: null, categoryId: 0, amount: 1, currency: 'RUB', wonAt: NOW, createdAt: null }]);
           await store.projections.save(portal.id, 'deal', 7, { reward: 100 }, NOW);
           await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
           await store.watermarks.save(portal.id, 'reconcile.deal', NOW, NOW);
@@ -596,6 +597,59 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         ]);
         expect(got).toEqual(new Map<string, unknown>([['deal:1', { reward: 1, code: 'three', tier: null }], ['contact:1', { balance: 4 }]]));
         expect(await store.projections.getMany(portal.id, [])).toEqual(new Map());
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('history before the install', () => {
+      const win = (dealId: number, over: Partial<HistoricalWin> = {}): HistoricalWin => ({
+        dealId, contactId: null, leadId: null, categoryId: 0, amount: 100_00, currency: 'RUB', wonAt: NOW, createdAt: at(-600), ...over,
+      });
+
+      it('records wins by deal, a second reading replacing the first', async () => {
+        const portal = await newPortal();
+        await store.history.saveWins(portal.id, [win(1, { contactId: 7 }), win(2, { leadId: 3, categoryId: 2, amount: 123_456_789_012, currency: 'USD', createdAt: null })]);
+        await store.history.saveWins(portal.id, [win(1, { contactId: 8, amount: 5, wonAt: at(5) }), win(1, { contactId: 9, amount: 6, wonAt: at(6) })]);
+        await store.history.saveWins(portal.id, []);
+        const rows = await store.rawQuery<Record<string, unknown>>(
+          'SELECT deal_id, contact_id, lead_id, category_id, amount, currency, won_at, created_at FROM history_deals WHERE portal_id = $1 ORDER BY deal_id',
+          [portal.id],
+        );
+        expect(rows.map((r) => ({ ...r, amount: Number(r.amount), won_at: new Date(r.won_at as string).toISOString(), created_at: r.created_at && new Date(r.created_at as string).toISOString() }))).toEqual([
+          { deal_id: 1, contact_id: 9, lead_id: null, category_id: 0, amount: 6, currency: 'RUB', won_at: at(6).toISOString(), created_at: at(-600).toISOString() },
+          { deal_id: 2, contact_id: null, lead_id: 3, category_id: 2, amount: 123_456_789_012, currency: 'USD', won_at: NOW.toISOString(), created_at: null },
+        ]);
+      });
+
+      it('answers the earliest win of each person, by contact and by lead, within the portal', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        await store.history.saveWins(portal.id, [
+          win(10, { contactId: 1, wonAt: at(30) }),
+          win(11, { contactId: 1, wonAt: at(-30) }),
+          win(12, { contactId: 2, leadId: 5, wonAt: at(10) }),
+          win(13, { leadId: 5, wonAt: at(20) }),
+          win(14, { leadId: 6, wonAt: at(1) }),
+        ]);
+        await store.history.saveWins(other.id, [win(10, { contactId: 3, wonAt: at(-99) }), win(20, { contactId: 1, wonAt: at(-99) })]);
+        const first = await store.history.firstWonAt(portal.id, [
+          { entity: 'contact', id: 1 },
+          { entity: 'contact', id: 1 },
+          { entity: 'contact', id: 2 },
+          { entity: 'contact', id: 3 },
+          { entity: 'contact', id: 5 },
+          { entity: 'lead', id: 5 },
+          { entity: 'lead', id: 1 },
+        ]);
+        expect(first).toEqual(
+          new Map([
+            ['contact:1', at(-30)],
+            ['contact:2', at(10)],
+            ['lead:5', at(10)],
+          ]),
+        );
+        expect(await store.history.firstWonAt(portal.id, [])).toEqual(new Map());
+        expect(await store.history.firstWonAt(other.id, [{ entity: 'contact', id: 1 }])).toEqual(new Map([['contact:1', at(-99)]]));
       });
     });
 

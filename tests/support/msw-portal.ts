@@ -205,6 +205,7 @@ export class MswPortal {
       const method = q < 0 ? line : line.slice(0, q);
       const p = q < 0 ? {} : (qs.parse(line.slice(q + 1), { depth: 10 }) as Row);
       call.commands.push({ key, method, params: p });
+      resolveReferences(p, result);
       const r = this.exec(method, p);
       if ('error' in r) errors[key] = { error: r.error, error_description: r.description };
       else result[key] = r.result;
@@ -232,9 +233,28 @@ export class MswPortal {
           // What Sarafan asks: rows by id (`@ID`), every field (`*` + `UF_*`), no COUNT.
           const filter = (p.filter ?? {}) as Row;
           const ids = filter['@ID'];
-          if (!Array.isArray(ids) || Object.keys(filter).length !== 1) return { error: '', description: `unsupported filter ${JSON.stringify(filter)}`, status: 400 };
-          const wanted = new Set(ids.map(Number));
-          return { result: [...this.entities[entity].values()].filter((r) => wanted.has(Number(r.ID))) };
+          if (Array.isArray(ids) && Object.keys(filter).length === 1) {
+            const wanted = new Set(ids.map(Number));
+            return { result: [...this.entities[entity].values()].filter((r) => wanted.has(Number(r.ID))) };
+          }
+          // The install's history walk: `>ID` paging, equality and "not empty" (`!FIELD: ''`).
+          if (!('>ID' in filter) || Object.keys(filter).some((k) => k !== '>ID' && !/^!?[A-Z_]+$/.test(k))) {
+            return { error: '', description: `unsupported filter ${JSON.stringify(filter)}`, status: 400 };
+          }
+          const after = Number(filter['>ID']);
+          if (!Number.isFinite(after)) return { error: '', description: `unresolved >ID ${String(filter['>ID'])}`, status: 400 };
+          const select = Array.isArray(p.select) ? (p.select as string[]) : null;
+          const rows = [...this.entities[entity].values()]
+            .filter((r) => Number(r.ID) > after)
+            .filter((r) =>
+              Object.entries(filter).every(([k, want]) =>
+                k === '>ID' ? true : k.startsWith('!') ? ![null, undefined, ''].includes(r[k.slice(1)] as string) : String(r[k] ?? '') === String(want),
+              ),
+            )
+            .sort((a, b) => Number(a.ID) - Number(b.ID))
+            .slice(0, 50)
+            .map((r) => (select ? Object.fromEntries(select.map((f) => [f, r[f] ?? null])) : r));
+          return { result: rows };
         }
         case 'update': {
           const row = this.entities[entity].get(id);
@@ -293,5 +313,19 @@ export class MswPortal {
       }
     }
     return { error: 'ERROR_METHOD_NOT_FOUND', description: `Method not found: ${method}`, status: 404 };
+  }
+}
+
+/** `$result[key][n][FIELD]` references to earlier commands' results (reference §3.4); a missing row stays as text. */
+function resolveReferences(params: Row, results: Row): void {
+  for (const [k, v] of Object.entries(params)) {
+    if (v && typeof v === 'object') resolveReferences(v as Row, results);
+    else if (typeof v === 'string') {
+      const m = /^\$result\[([^\]]+)\]((?:\[[^\]]*\])*)$/.exec(v);
+      if (!m) continue;
+      let at: unknown = results[m[1]!];
+      for (const step of m[2]!.matchAll(/\[([^\]]*)\]/g)) at = at && typeof at === 'object' ? (at as Row)[step[1]!] : undefined;
+      if (at !== undefined && at !== null) params[k] = at;
+    }
   }
 }
