@@ -100,8 +100,9 @@ describe('reconciliation catches what the portal never delivered', () => {
 });
 
 describe('the cost of a reconciliation', () => {
-  it('N changed deals cost ceil(N / 2 500) list requests, and each is queued once', async () => {
-    const n = 5_100;
+  // CPU-bound set-up (thousands of deals in the sandbox): a generous timeout, no timing asserted.
+  it('N changed deals cost ceil(N / 2 500) list requests, and each is queued once', { timeout: 180_000 }, async () => {
+    const n = 2_600;
     live.sandbox.outbound.setFaults({ drop: n });
     for (let i = 0; i < n; i++) add('deal', { TITLE: `Сделка ${i}`, STAGE_ID: 'NEW', OPPORTUNITY: 1 });
     live.sandbox.outbound.setFaults({ drop: 0 });
