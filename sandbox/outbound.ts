@@ -281,18 +281,38 @@ export class Outbound {
     return true;
   }
 
+  /**
+   * One POST under one deadline for the answer and its body. The deadline settles the delivery by
+   * itself: Node's fetch can leave `res.text()` pending forever when its signal aborts while the
+   * body is being read (nodejs/node#56917), and a delivery that never settles keeps idle() — and
+   * every caller waiting for a quiet portal — waiting forever.
+   */
   private async postForm(url: string, form: Row | string): Promise<{ status: number; body: string }> {
-    try {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error('The operation was aborted due to timeout');
+        controller.abort(error);
+        reject(error);
+      }, this.opts.timeoutMs ?? 10_000);
+    });
+    const answer = (async () => {
       const res = await this.fetchImpl(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'Bitrix24 Webhook Engine (sandbox)' },
         body: typeof form === 'string' ? form : qs.stringify(form),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        signal: controller.signal,
         redirect: 'manual',
       });
       return { status: res.status, body: await res.text() };
+    })();
+    try {
+      return await Promise.race([answer, deadline]);
     } catch (e) {
       return { status: 0, body: e instanceof Error ? e.message : String(e) };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
