@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:http';
-import { createApp } from '../server/app.js';
+import { createApp, LISTEN_BACKLOG } from '../server/app.js';
 import { composeDeps } from '../server/compose.js';
 import { createWorker } from '../server/jobs/worker.js';
 import { createLogger } from '../server/logger.js';
@@ -111,7 +111,7 @@ if (process.env.BENCH_SETUP_LIMITS === 'off') {
   deps = { ...deps, gateways, crm: createCrmPorts(gateways) };
 }
 const server = createServer(createApp({ ...deps, ready: () => store.ready() }));
-await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+await new Promise<void>((resolve) => server.listen({ port, host: '127.0.0.1', backlog: Number(process.env.BENCH_BACKLOG ?? LISTEN_BACKLOG) }, resolve));
 const worker = createWorker(deps, { workerId: `bench-${process.pid}-${randomBytes(3).toString('hex')}` });
 worker.start();
 

@@ -10,7 +10,7 @@ import { openStore } from '../src/store/open-store.js';
 import { SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sarafanApp } from '../sandbox/apps.js';
 import { seedDemo } from '../sandbox/seed.js';
 import { startSandbox, type Sandbox } from '../sandbox/server.js';
-import { createApp } from './app.js';
+import { createApp, LISTEN_BACKLOG } from './app.js';
 import { composeDeps } from './compose.js';
 import { ConfigError, loadConfig, type Config, type SandboxConfig } from './config.js';
 import { createWorker } from './jobs/worker.js';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   let server: Server | null = null;
   if (config.role !== 'worker') {
     const app = createApp({ ...deps, ready: () => store.ready() });
-    server = app.listen(config.port, () => {
+    server = app.listen({ port: config.port, backlog: LISTEN_BACKLOG }, () => {
       log.info({ port: config.port, url: config.appBaseUrl, store: config.databaseUrl ? 'postgres' : 'pglite', sandbox: config.sandboxMode }, 'server.listening');
       console.error(`Sarafan is running at ${config.appBaseUrl}`);
     });
