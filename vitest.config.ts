@@ -20,7 +20,7 @@ export default defineConfig({
       // Chromium, Sarafan and the sandbox in one process: one file at a time, after the others
       // (a project of one worker runs in vitest's sequential group, last).
       // Its waits are for events, with a 90 s hang guard each (tests/e2e): the test may take longer.
-      { test: { ...common, name: 'e2e', include: ['tests/e2e/**/*.test.ts'], maxWorkers: 1, globalSetup: pgliteTemplate, testTimeout: 180_000, hookTimeout: 180_000 } },
+      { test: { ...common, name: 'e2e', include: ['tests/e2e/**/*.test.ts', 'tests/process/**/*.test.ts'], maxWorkers: 1, globalSetup: pgliteTemplate, testTimeout: 180_000, hookTimeout: 180_000 } },
     ],
   },
 });

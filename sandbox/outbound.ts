@@ -286,23 +286,39 @@ export class Outbound {
     return true;
   }
 
+  /**
+   * One POST under one deadline for the answer and its body. The deadline settles the delivery by
+   * itself: Node's fetch can leave `res.text()` pending forever when its signal aborts while the
+   * body is being read (nodejs/node#56917), and a delivery that never settles keeps idle() — and
+   * every caller waiting for a quiet portal — waiting forever.
+   */
   private async postForm(url: string, form: Row | string): Promise<{ status: number; body: string }> {
-    const aborter = new AbortController();
-    // What AbortSignal.timeout would abort with, but on the sandbox's clock.
-    const timer = this.clock.setTimer(this.opts.timeoutMs ?? 10_000, () => aborter.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')));
-    try {
+    const controller = new AbortController();
+    let timer: { cancel(): void } | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      // What AbortSignal.timeout would abort with, but on the sandbox's clock.
+      timer = this.clock.setTimer(this.opts.timeoutMs ?? 10_000, () => {
+        const error = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+        controller.abort(error);
+        reject(error);
+      });
+    });
+    const answer = (async () => {
       const res = await this.fetchImpl(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'Bitrix24 Webhook Engine (sandbox)' },
         body: typeof form === 'string' ? form : qs.stringify(form),
-        signal: aborter.signal,
+        signal: controller.signal,
         redirect: 'manual',
       });
       return { status: res.status, body: await res.text() };
+    })();
+    try {
+      return await Promise.race([answer, deadline]);
     } catch (e) {
       return { status: 0, body: e instanceof Error ? e.message : String(e) };
     } finally {
-      timer.cancel();
+      timer?.cancel();
     }
   }
 

@@ -25,6 +25,14 @@ export interface AppDeps extends Deps {
   portalUrl?: string;
 }
 
+/**
+ * The listen backlog (connections the kernel holds until the process accepts them), capped by
+ * net.core.somaxconn. Bitrix24 delivers a bulk change as one burst of concurrent POSTs; with
+ * Node's default of 511, the connections beyond it are dropped and retried by TCP after 1 s,
+ * 3 s, 7 s — past the portal's patience for slow handlers, which then loses the event.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 const require = createRequire(import.meta.url);
 const sdkBundle = path.join(path.dirname(require.resolve('@bitrix24/b24jssdk/package.json')), 'dist/umd/index.min.js');
 

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { openStore } from '../src/store/open-store.js';
-import { createApp } from './app.js';
+import { createApp, LISTEN_BACKLOG } from './app.js';
 import { composeDeps } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createScheduler } from './jobs/scheduler.js';
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   let server: Server | null = null;
   if (config.role !== 'worker') {
     const app = createApp({ ...deps, ready: () => store.ready(), portalUrl: config.sandboxMode ? `http://localhost:${config.sandboxPort}/` : undefined });
-    server = app.listen(config.port, () => {
+    server = app.listen({ port: config.port, backlog: LISTEN_BACKLOG }, () => {
       log.info({ port: config.port, url: config.appBaseUrl, store: config.databaseUrl ? 'postgres' : 'pglite', sandbox: config.sandboxMode }, 'server.listening');
     });
   }

@@ -79,18 +79,34 @@ export function createOAuthServer(opts: OAuthServerOptions): OAuthServer {
       client_secret: opts.clientSecret,
       refresh_token: refreshToken,
     });
-    let response: Response;
+    let status: number;
     let payload: unknown;
-    try {
-      response = await fetchImpl(tokenUrl, {
+    // One deadline for the answer and its body, which settles the refresh by itself: Node's fetch
+    // can leave `response.text()` pending forever when its signal aborts mid-body
+    // (nodejs/node#56917), and a refresh that never ends stalls every call to the portal.
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const error = new DOMException('The OAuth server did not answer in time', 'TimeoutError');
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    const answer = (async () => {
+      const response = await fetchImpl(tokenUrl, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
         body,
         // A redirect would carry the client secret to another URL: never follow one.
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: controller.signal,
       });
-      const text = await response.text();
+      return { status: response.status, text: await response.text() };
+    })();
+    try {
+      const { status: answered, text } = await Promise.race([answer, deadline]);
+      status = answered;
       try {
         payload = text ? JSON.parse(text) : null;
       } catch {
@@ -101,14 +117,16 @@ export function createOAuthServer(opts: OAuthServerOptions): OAuthServer {
       throw new AppError('portal_unavailable', timedOut ? 'The OAuth server did not answer in time' : 'The OAuth server could not be reached', [], {
         cause: e,
       });
+    } finally {
+      clearTimeout(timer);
     }
 
     const errorCode = payload && typeof payload === 'object' && 'error' in payload ? (payload as { error: unknown }).error : undefined;
-    if (response.status >= 500 || (response.status >= 300 && response.status < 400)) {
-      throw new AppError('portal_unavailable', `The OAuth server answered HTTP ${response.status}`);
+    if (status >= 500 || (status >= 300 && status < 400)) {
+      throw new AppError('portal_unavailable', `The OAuth server answered HTTP ${status}`);
     }
-    if (response.status >= 400 || (errorCode !== undefined && errorCode !== null && errorCode !== '')) {
-      const code = errorCode === undefined ? `http_${response.status}` : safeCode(errorCode, refreshToken);
+    if (status >= 400 || (errorCode !== undefined && errorCode !== null && errorCode !== '')) {
+      const code = errorCode === undefined ? `http_${status}` : safeCode(errorCode, refreshToken);
       throw new AppError('install_unverified', `The OAuth server did not confirm the install: ${code}`);
     }
     const parsed = grantSchema.safeParse(payload);

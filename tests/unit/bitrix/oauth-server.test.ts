@@ -131,6 +131,19 @@ describe('createOAuthServer.refresh', () => {
     expect((await failure(oauth().refresh(REFRESH))).code).toBe('portal_unavailable');
   });
 
+  it('the timeout covers the answer’s body: a body that never ends fails the refresh in time', async () => {
+    // Node's fetch can leave response.text() pending forever when aborted mid-body (nodejs/node#56917).
+    let sent = 0;
+    const endlessBody = (async () => {
+      sent++;
+      return { status: 200, text: () => new Promise<string>(() => {}) } as unknown as Response;
+    }) as typeof fetch;
+    const err = await failure(oauth({ timeoutMs: 20, fetchImpl: endlessBody }).refresh(REFRESH));
+    expect(sent).toBe(1);
+    expect(err.code).toBe('portal_unavailable');
+    expect(err.message).toMatch(/in time/);
+  });
+
   it('refuses a non-public client endpoint unless allowInsecure', async () => {
     server.use(http.post(TOKEN_URL, () => HttpResponse.json({ ...grant, client_endpoint: 'http://127.0.0.1:3000/rest/' })));
     expect((await failure(oauth().refresh(REFRESH))).code).toBe('insecure_portal');
