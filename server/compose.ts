@@ -42,7 +42,19 @@ export const systemClock: Clock = { now: () => new Date() };
 
 export function composeDeps(o: ComposeOptions): ServerDeps {
   const clock = o.clock ?? systemClock;
-  const metrics = createMetrics({ jobs: o.store.jobs, clock, log: o.log, ...(o.reconcileLag ? { reconcileLag: o.reconcileLag } : {}) });
+  // Seconds since each active portal's last completed reconciliation, labelled by its (hashed) member id.
+  const reconcileLag: ReconcileLag =
+    o.reconcileLag ??
+    (async () => {
+      const lags = await o.store.watermarks.reconcileLag(clock.now());
+      const out: { portal: string; seconds: number }[] = [];
+      for (const [portalId, seconds] of lags) {
+        const installation = await o.store.installations.get(portalId);
+        if (installation) out.push({ portal: installation.memberId, seconds });
+      }
+      return out;
+    });
+  const metrics = createMetrics({ jobs: o.store.jobs, clock, log: o.log, reconcileLag });
   const gateways = createPortalGateways({
     installations: o.store.installations,
     clientId: o.clientId,
