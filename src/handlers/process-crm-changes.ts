@@ -119,15 +119,17 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   const shown = new Map<string, Projection>();
   for (const change of unique) {
     const answer = change.deleted ? ({ status: 'not_found' } as const) : change.entity === 'deal' ? read.deals.get(change.id)! : read.people.get(projectionKey(change.entity, change.id))!;
+    // What is read is processed as one batch below: a failure there fails the whole run.
     if (answer.status === 'found') {
       shown.set(projectionKey(change.entity, change.id), answer.record.shown);
       if (change.entity === 'deal') deals.push({ id: change.id, facts: answer.record as CrmDeal });
       else people.push(answer.record as CrmPerson);
+      outcomes.push({ entity: change.entity, id: change.id, ok: true });
     } else if (answer.status === 'not_found') {
       // Deleted (or never visible to the installer): a deal is then treated as deleted so its
       // rewards are reversed; a person has nothing to contribute.
       if (change.entity === 'deal') deals.push({ id: change.id, facts: null });
-      else outcomes.push({ entity: change.entity, id: change.id, ok: true });
+      outcomes.push({ entity: change.entity, id: change.id, ok: true });
     } else {
       outcomes.push({ entity: change.entity, id: change.id, ok: false, error: answer.error });
     }
@@ -176,10 +178,6 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
 
   const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index));
   for (const id of settled.touchedMembers) touchedMembers.add(id);
-  for (const d of deals) outcomes.push({ entity: 'deal', id: d.id, ok: true });
-  for (const p of people) {
-    if (!outcomes.some((o) => o.entity === p.entity && o.id === p.id)) outcomes.push({ entity: p.entity, id: p.id, ok: true });
-  }
 
   // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
   try {
