@@ -2,52 +2,16 @@
  * The JSON API for the frame UI (SPEC 3), authenticated per request with the user's Bitrix24
  * access token and the portal's member_id (verified on the portal's stored endpoint).
  */
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { parseOrThrow } from '../../src/bitrix/payloads.js';
-import { authenticateUser, requireAdmin, type ApiCaller } from '../../src/handlers/authenticate-user.js';
+import { requireAdmin } from '../../src/handlers/authenticate-user.js';
 import { getProgram, updateProgram } from '../../src/handlers/manage-program.js';
 import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
-import { AppError } from '../../src/handlers/errors.js';
 import type { Deps } from '../../src/handlers/ports.js';
-
-declare module 'express-serve-static-core' {
-  interface Locals {
-    caller?: ApiCaller;
-  }
-}
-
-function apiAuth(deps: Deps) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const header = req.get('authorization') ?? '';
-    const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    const memberId = req.get('x-sarafan-portal')?.trim();
-    if (!token || !memberId) {
-      throw new AppError('unauthorized', 'Authorization: Bearer <token> and X-Sarafan-Portal are required');
-    }
-    res.locals.caller = await authenticateUser(deps, memberId, token);
-    next();
-  };
-}
-
-function caller(res: Response): ApiCaller {
-  const c = res.locals.caller;
-  if (!c) throw new AppError('unauthorized', 'Not authenticated');
-  return c;
-}
-
-/** A Bitrix24 entity id in a path or query: digits only, a positive safe integer. */
-const positiveId = z
-  .string()
-  .regex(/^\d{1,15}$/, 'must be a positive integer')
-  .transform(Number)
-  .refine((n) => n > 0 && Number.isSafeInteger(n), 'must be a positive integer');
-
-const memberParams = z.object({
-  entity: z.enum(['contact', 'lead'], { error: 'must be contact or lead' }),
-  id: positiveId,
-});
+import { apiAuth, caller } from '../middleware/api-auth.js';
+import { dealParams, memberParams, positiveId } from './api-params.js';
 
 const ledgerQuery = z.object({
   limit: z
@@ -58,8 +22,6 @@ const ledgerQuery = z.object({
     .optional(),
   before: positiveId.optional(),
 });
-
-const dealParams = z.object({ id: positiveId });
 
 export function apiRoutes(deps: Deps): Router {
   const router = Router();
