@@ -231,10 +231,28 @@ export interface NewLedgerEntry {
   causedBy: string;
   comment: string | null;
   createdAt: Date;
+  /** The conversion that priced it, when its deal was in another currency (migration 0004). */
+  fx?: FxUsed | null;
+  /** Clamp policy: what a negative entry did not take back because the bonus was spent (≥ 0). */
+  shortfall?: number;
+  /** Monthly referrer cap: what the slot's desired amount was held back by, as of this entry (≥ 0). */
+  capped?: number;
 }
 
 export interface LedgerEntry extends NewLedgerEntry {
   id: number;
+  fx: FxUsed | null;
+  shortfall: number;
+  capped: number;
+}
+
+/** A deal amount converted into the program currency: `amount` in `currency` minor units × `rate`. */
+export interface FxUsed {
+  currency: string;
+  /** Decimal text: one unit of `currency` in program currency units. */
+  rate: string;
+  /** The deal amount in `currency`, minor units. */
+  amount: number;
 }
 
 export interface Balance {
@@ -255,6 +273,13 @@ export interface LedgerRepo {
   maturing(portalId: number, after: Date, upTo: Date): Promise<number[]>;
   /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
   balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
+  /**
+   * Net referral credits each referrer holds from deals first won within [from, to) (a calendar
+   * month), leaving out `excludeDealIds`; keyed `${memberId}:${from ISO}`. One query.
+   */
+  referralNetInMonths(portalId: number, months: { memberId: number; from: Date; to: Date }[], excludeDealIds: number[]): Promise<Map<string, number>>;
+  /** Every 'coupon' entry of these members, oldest first. */
+  couponEntries(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
 }
 
@@ -281,6 +306,10 @@ export interface DealState {
   /** The referral (if any) this deal is attributed to. */
   referralId: number | null;
   updatedAt: Date;
+  /** Currency the conversion was fixed for on first win (migration 0004); null/absent: none. */
+  fxCurrency?: string | null;
+  /** Decimal text: one unit of fxCurrency in the program currency, fixed with it. */
+  fxRate?: string | null;
 }
 
 export interface DealRepo {
@@ -355,6 +384,56 @@ export interface HistoryPage {
 export interface CrmHistory {
   /** Hands every page to `onPage`, one after another; rejects (PortalCallError) when the portal fails. */
   read(installation: Installation, onPage: (page: HistoryPage) => Promise<void>): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portal settings Sarafan reads (time zone, currency rates) and milestone coupons
+// ---------------------------------------------------------------------------------------------
+
+/** One row of the portal's currency list: `amountCnt` units of `currency` cost `amount` base units. */
+export interface CurrencyRate {
+  currency: string;
+  /** Decimal text as the portal gives it, e.g. "90.0000". */
+  amount: string;
+  amountCnt: number;
+  base: boolean;
+}
+
+export interface PortalSettings {
+  /** The portal's UTC offset in minutes (its server time zone; Moscow +180). */
+  utcOffsetMinutes: number;
+  currencies: CurrencyRate[];
+  readAt: Date;
+}
+
+export interface PortalSettingsRepo {
+  get(portalId: number): Promise<PortalSettings | null>;
+  save(portalId: number, settings: PortalSettings): Promise<void>;
+}
+
+export type CouponStatus = 'issued' | 'reversed';
+
+export interface Coupon {
+  portalId: number;
+  id: number;
+  memberId: number;
+  /** 1 for the first `everyReferrals` qualified referrals, 2 for the next, … */
+  milestone: number;
+  code: string;
+  value: number; // minor units
+  status: CouponStatus;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CouponRepo {
+  forMembers(portalId: number, memberIds: number[]): Promise<Coupon[]>;
+  /**
+   * Insert new coupons; a proposal whose code (or member milestone) is taken is not inserted and
+   * is listed in `taken` so the caller proposes another code.
+   */
+  issueMany(portalId: number, proposals: { memberId: number; milestone: number; code: string; value: number }[], now: Date): Promise<{ issued: Coupon[]; taken: { memberId: number; milestone: number }[] }>;
+  setStatus(portalId: number, ids: number[], status: CouponStatus, now: Date): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,6 +567,8 @@ export interface Repos {
   jobs: JobQueue;
   schedule: ScheduleRepo;
   watermarks: WatermarkRepo;
+  portalSettings: PortalSettingsRepo;
+  coupons: CouponRepo;
 }
 
 export interface TxRepos extends Repos {
@@ -554,8 +635,15 @@ export interface CrmWrite {
 }
 
 export interface CrmPort {
-  /** Deals and people by id, in as few requests as the portal allows. People keyed by `${entity}:${id}`. */
-  read(q: { deals: number[]; people: PersonRef[] }): Promise<{ deals: Map<number, CrmRead<CrmDeal>>; people: Map<string, CrmRead<CrmPerson>> }>;
+  /**
+   * Deals and people by id, in as few requests as the portal allows. People keyed by `${entity}:${id}`.
+   * With `settings`, the portal's time zone and currency rates are read in the same requests.
+   */
+  read(q: { deals: number[]; people: PersonRef[]; settings?: boolean }): Promise<{
+    deals: Map<number, CrmRead<CrmDeal>>;
+    people: Map<string, CrmRead<CrmPerson>>;
+    settings?: CrmRead<Omit<PortalSettings, 'readAt'>>;
+  }>;
   /** Absolute values of Sarafan's computed fields; outcomes in input order. */
   writeProjections(writes: CrmWrite[]): Promise<CrmOutcome[]>;
   /** Timeline comments on deals, contacts or leads; outcomes in input order. */

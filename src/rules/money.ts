@@ -1,5 +1,8 @@
 /**
- * Money in minor units (kopecks). Decimal inputs are parsed from their decimal text rather than
+ * Money in minor units (kopecks). Rounding, defined once here: every result that falls between
+ * two minor units — a percent reward, a converted amount, a decimal parsed with more than two
+ * places — is computed exactly (BigInt over the decimal digits) and rounded ONCE, half away from
+ * zero (10 % of 0.05 = 0.005 → 0.01; −0.005 → −0.01). Decimal inputs are parsed from their decimal text rather than
  * multiplied as floats: 1.005 * 100 is 100.49999999999999 in IEEE doubles, and a ledger must not
  * lose a kopeck to that.
  */
@@ -99,5 +102,48 @@ export function percentOf(amountMinor: number, percent: number): number {
   if ((magnitude % PERCENT_DENOMINATOR) * 2n >= PERCENT_DENOMINATOR) quotient += 1n;
   const result = toSafeNumber(negative ? -quotient : quotient);
   if (result === null) throw new RangeError(`${percent} % of ${amountMinor} does not fit a safe integer`);
+  return result;
+}
+
+/** Decimal places a conversion rate is kept with (and recorded on the ledger). */
+export const RATE_PLACES = 10;
+
+/**
+ * `numerator / denominator` of two decimal texts as a rate with RATE_PLACES decimals, rounded
+ * half away from zero; null when either is not a positive decimal.
+ */
+export function divideRates(numerator: string, denominator: string): string | null {
+  const n = parseDecimal(numerator);
+  const d = parseDecimal(denominator);
+  if (!n || !d || n.negative || d.negative || n.digits === 0n || d.digits === 0n) return null;
+  // n/d = (n.digits / d.digits) × 10^(d.scale − n.scale); scale the numerator so the quotient has RATE_PLACES decimals.
+  const shift = RATE_PLACES + n.scale * -1 + d.scale;
+  if (Math.abs(shift) > MAX_TEXT + RATE_PLACES) return null;
+  const num = shift >= 0 ? n.digits * 10n ** BigInt(shift) : n.digits;
+  const den = shift >= 0 ? d.digits : d.digits * 10n ** BigInt(-shift);
+  let q = num / den;
+  if ((num % den) * 2n >= den) q += 1n;
+  if (q === 0n) return null;
+  const text = q.toString().padStart(RATE_PLACES + 1, '0');
+  return `${text.slice(0, -RATE_PLACES)}.${text.slice(-RATE_PLACES)}`;
+}
+
+/**
+ * An amount in minor units of one currency × a rate (decimal text: one unit of it in the other
+ * currency), in minor units of the other, rounded half away from zero — the same rule as
+ * percentOf, applied once to the exact product.
+ */
+export function convertMinor(amountMinor: number, rate: string): number {
+  if (!Number.isSafeInteger(amountMinor)) throw new RangeError(`Amount must be an integer in minor units, got ${amountMinor}`);
+  const r = parseDecimal(rate);
+  if (!r || r.negative || r.scale < 0) throw new RangeError(`Rate must be a non-negative decimal, got ${rate}`);
+  const product = BigInt(amountMinor) * r.digits;
+  const divisor = 10n ** BigInt(r.scale);
+  const negative = product < 0n;
+  const magnitude = negative ? -product : product;
+  let quotient = magnitude / divisor;
+  if ((magnitude % divisor) * 2n >= divisor) quotient += 1n;
+  const result = toSafeNumber(negative ? -quotient : quotient);
+  if (result === null) throw new RangeError(`${amountMinor} × ${rate} does not fit a safe integer`);
   return result;
 }

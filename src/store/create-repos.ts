@@ -3,12 +3,14 @@ import { sql } from 'drizzle-orm';
 import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
+import { createCouponRepo } from './coupon-repo.js';
 import { createDealRepo } from './deal-repo.js';
 import { createHistoryRepo } from './history-repo.js';
 import { createInstallationRepo, withMemberCache } from './installation-repo.js';
 import { createJobQueue } from './job-queue.js';
 import { createLedgerRepo } from './ledger-repo.js';
 import { createMemberRepo } from './member-repo.js';
+import { createPortalSettingsRepo } from './portal-settings-repo.js';
 import { createProgramRepo } from './program-repo.js';
 import { createProjectionRepo } from './projection-repo.js';
 import { createReferralRepo } from './referral-repo.js';
@@ -33,6 +35,8 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     jobs: createJobQueue(db, { groupCommit: root }),
     schedule: createScheduleRepo(db),
     watermarks: createWatermarkRepo(db),
+    portalSettings: createPortalSettingsRepo(db),
+    coupons: createCouponRepo(db),
   };
 }
 

@@ -21,6 +21,8 @@ const toDeal = (row: Row): DealState => ({
   programVersion: row.programVersion,
   referralId: row.referralId,
   updatedAt: row.updatedAt,
+  fxCurrency: row.fxCurrency,
+  fxRate: row.fxRate,
 });
 
 export function createDealRepo(db: Db): DealRepo {
@@ -72,6 +74,8 @@ export function createDealRepo(db: Db): DealRepo {
             programVersion: sql`excluded.program_version`,
             referralId: sql`excluded.referral_id`,
             updatedAt: sql`excluded.updated_at`,
+            fxCurrency: sql`excluded.fx_currency`,
+            fxRate: sql`excluded.fx_rate`,
           },
         });
     },

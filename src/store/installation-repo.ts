@@ -8,6 +8,7 @@ import type { Installation, InstallationRepo, PortalTokens, RegistrationReport, 
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
 import {
+  coupons,
   crmProjections,
   deals,
   historyDeals,
@@ -15,6 +16,7 @@ import {
   jobs,
   ledgerEntries,
   members,
+  portalSettings,
   programVersions,
   referralCodes,
   referrals,
@@ -139,6 +141,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         // Children before parents (composite foreign keys). The only DELETE of ledger rows in code.
         await tx.delete(deals).where(eq(deals.portalId, id));
         await tx.delete(historyDeals).where(eq(historyDeals.portalId, id));
+        await tx.delete(coupons).where(eq(coupons.portalId, id));
+        await tx.delete(portalSettings).where(eq(portalSettings.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));

@@ -5,7 +5,7 @@
  */
 import { and, asc, desc, eq, gt, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
-import type { Db } from './db.js';
+import { rowsOf, type Db } from './db.js';
 import { ledgerEntries } from './schema.js';
 
 type Row = typeof ledgerEntries.$inferSelect;
@@ -26,6 +26,9 @@ const toEntry = (row: Row): LedgerEntry => ({
   causedBy: row.causedBy,
   comment: row.comment,
   createdAt: row.createdAt,
+  fx: row.fxCurrency !== null && row.fxRate !== null && row.fxAmount !== null ? { currency: row.fxCurrency, rate: row.fxRate, amount: row.fxAmount } : null,
+  shortfall: row.shortfall,
+  capped: row.capped,
 });
 
 const slot = (portalId: number, key: string) => `${portalId}\u0000${key}`;
@@ -55,6 +58,11 @@ export function createLedgerRepo(db: Db): LedgerRepo {
             causedBy: e.causedBy,
             comment: e.comment,
             createdAt: e.createdAt,
+            fxCurrency: e.fx?.currency ?? null,
+            fxRate: e.fx?.rate ?? null,
+            fxAmount: e.fx?.amount ?? null,
+            shortfall: e.shortfall ?? 0,
+            capped: e.capped ?? 0,
           })),
         )
         .onConflictDoNothing({ target: [ledgerEntries.portalId, ledgerEntries.idempotencyKey] })
@@ -127,6 +135,40 @@ export function createLedgerRepo(db: Db): LedgerRepo {
         .groupBy(ledgerEntries.memberId);
       for (const row of rows) result.set(row.memberId, { available: row.available, pending: row.pending });
       return result;
+    },
+
+    async referralNetInMonths(portalId, months, excludeDealIds) {
+      const result = new Map<string, number>();
+      if (!months.length) return result;
+      const key = (memberId: number, from: Date) => `${memberId}:${from.toISOString()}`;
+      for (const m of months) result.set(key(m.memberId, m.from), 0);
+      // The month of a referral credit is the month its deal was first won, so a reversal booked
+      // next month still gives room back to the month the credit used.
+      const wanted = sql.join(
+        months.map((m) => sql`(${m.memberId}::bigint, ${m.from.toISOString()}::timestamptz, ${m.to.toISOString()}::timestamptz)`),
+        sql`, `,
+      );
+      const excluded = excludeDealIds.length ? sql`AND l.deal_id <> ALL(${`{${excludeDealIds.join(',')}}`}::int[])` : sql``;
+      const netRows = await db.execute(sql`
+        SELECT w.member_id, w.month_from, coalesce(sum(l.amount), 0) AS net
+        FROM (VALUES ${wanted}) AS w(member_id, month_from, month_to)
+        JOIN ${ledgerEntries} l ON l.portal_id = ${portalId} AND l.member_id = w.member_id AND l.reason = 'referral'
+        JOIN deals d ON d.portal_id = l.portal_id AND d.deal_id = l.deal_id
+          AND d.first_won_at >= w.month_from AND d.first_won_at < w.month_to
+        WHERE true ${excluded}
+        GROUP BY w.member_id, w.month_from`);
+      for (const row of rowsOf<{ member_id: string | number; month_from: Date | string; net: string | number }>(netRows)) result.set(key(Number(row.member_id), new Date(row.month_from)), Number(row.net));
+      return result;
+    },
+
+    async couponEntries(portalId, memberIds) {
+      if (!memberIds.length) return [];
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds), eq(ledgerEntries.reason, 'coupon')))
+        .orderBy(asc(ledgerEntries.id));
+      return rows.map(toEntry);
     },
 
     async forMember(portalId, memberId, opts) {

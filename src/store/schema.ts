@@ -25,7 +25,9 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
 import type {
+  CouponStatus,
   CrmEntity,
+  CurrencyRate,
   InstallationStatus,
   JobKind,
   JobStatus,
@@ -169,6 +171,13 @@ export const ledgerEntries = pgTable(
     causedBy: text('caused_by').notNull(),
     comment: text('comment'),
     createdAt: at('created_at').notNull(),
+    // Migration 0004: the conversion that priced the entry, and what the clamp policy and the
+    // referrer's monthly cap held back.
+    fxCurrency: text('fx_currency'),
+    fxRate: text('fx_rate'),
+    fxAmount: bigint('fx_amount', { mode: 'number' }),
+    shortfall: bigint('shortfall', { mode: 'number' }).notNull().default(0),
+    capped: bigint('capped', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     primaryKey({ name: 'ledger_entries_pk', columns: [t.portalId, t.id] }),
@@ -180,6 +189,7 @@ export const ledgerEntries = pgTable(
     index('ledger_entries_available_idx').on(t.portalId, t.availableAt),
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
     check('ledger_entries_level_check', sql`level >= 0`),
+    check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
   ],
 );
 
@@ -200,6 +210,9 @@ export const deals = pgTable(
     programVersion: integer('program_version'),
     referralId: bigint('referral_id', { mode: 'number' }),
     updatedAt: at('updated_at').notNull(),
+    // Migration 0004: the conversion fixed on first win (currency it converts from, decimal rate).
+    fxCurrency: text('fx_currency'),
+    fxRate: text('fx_rate'),
   },
   (t) => [
     primaryKey({ name: 'deals_pk', columns: [t.portalId, t.dealId] }),
@@ -303,4 +316,48 @@ export const scheduleTicks = pgTable(
     claimedAt: at('claimed_at').notNull(),
   },
   (t) => [primaryKey({ name: 'schedule_ticks_pk', columns: [t.name, t.tickAt] })],
+);
+
+/**
+ * What Sarafan last read of a portal's settings (migration 0004): its UTC offset (from
+ * `server.time`, for calendar months in the portal's zone) and its currency rates
+ * (`crm.currency.list`). Re-read once `read_at` is a day old.
+ */
+export const portalSettings = pgTable(
+  'portal_settings',
+  {
+    portalId: portalId(),
+    utcOffsetMinutes: integer('utc_offset_minutes').notNull(),
+    currencies: jsonb('currencies').$type<CurrencyRate[]>().notNull(),
+    readAt: at('read_at').notNull(),
+  },
+  (t) => [primaryKey({ name: 'portal_settings_pk', columns: [t.portalId] })],
+);
+
+/**
+ * Milestone coupons (SPEC 5.1 `coupons`): one row per (member, milestone), issued when the
+ * member's qualified referrals reach milestone × everyReferrals, reversed when they drop below.
+ * The money is in the ledger (reason 'coupon'); this row carries the code and its status.
+ */
+export const coupons = pgTable(
+  'coupons',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    milestone: integer('milestone').notNull(),
+    code: text('code').notNull(),
+    value: bigint('value', { mode: 'number' }).notNull(),
+    status: text('status').$type<CouponStatus>().notNull(),
+    createdAt: at('created_at').notNull(),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'coupons_pk', columns: [t.portalId, t.id] }),
+    foreignKey({ name: 'coupons_member_fk', columns: [t.portalId, t.memberId], foreignColumns: [members.portalId, members.id] }),
+    uniqueIndex('coupons_code_uq').on(t.portalId, t.code),
+    uniqueIndex('coupons_milestone_uq').on(t.portalId, t.memberId, t.milestone),
+    check('coupons_status_check', sql`status IN ('issued', 'reversed')`),
+    check('coupons_milestone_check', sql`milestone >= 1`),
+  ],
 );

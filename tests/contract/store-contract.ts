@@ -1072,6 +1072,117 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('program keys (migration 0004)', () => {
+      it('keeps the conversion, shortfall and cap of a ledger entry, and the rate fixed on a deal', async () => {
+        const portal = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const fx = { currency: 'USD', rate: '90.0000000000', amount: 1000_00 };
+        const { inserted } = await store.ledger.append([
+          entry(portal.id, member.id, 'fx1', { amount: 9000_00, fx, capped: 250_00 }),
+          entry(portal.id, member.id, 'fx2', { amount: -100, kind: 'reversal', shortfall: 8999_00 }),
+          entry(portal.id, member.id, 'plain'),
+        ]);
+        expect(inserted.map((e) => [e.fx, e.shortfall, e.capped])).toEqual([
+          [fx, 0, 250_00],
+          [null, 8999_00, 0],
+          [null, 0, 0],
+        ]);
+        expect((await store.ledger.forDeal(portal.id, 1)).map((e) => [e.idempotencyKey, e.fx?.rate ?? null, e.shortfall, e.capped])).toEqual([
+          ['fx1', '90.0000000000', 0, 250_00],
+          ['fx2', null, 8999_00, 0],
+          ['plain', null, 0, 0],
+        ]);
+        // Negative hold-backs are refused: the CHECK guards them.
+        await expect(store.ledger.append([entry(portal.id, member.id, 'bad', { shortfall: -1 })])).rejects.toThrow();
+
+        const deal = {
+          portalId: portal.id, dealId: 5, clientMemberId: member.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S' as const,
+          amount: 1000_00, currency: 'USD', won: true, deleted: false, firstWonAt: NOW, programVersion: 1, referralId: null, updatedAt: NOW,
+          fxCurrency: 'USD', fxRate: '90.0000000000',
+        };
+        await store.deals.upsertMany([deal]);
+        expect(await store.deals.get(portal.id, 5)).toMatchObject({ fxCurrency: 'USD', fxRate: '90.0000000000' });
+        await store.deals.upsertMany([{ ...deal, fxCurrency: null, fxRate: null, currency: 'RUB' }]);
+        expect(await store.deals.get(portal.id, 5)).toMatchObject({ fxCurrency: null, fxRate: null });
+      });
+
+      it('sums a referrer’s referral credits per month of the deals’ first win, leaving out given deals', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const [referrer, client] = await store.members.ensureMany(portal.id, [1, 2].map((id) => ({ entity: 'contact' as const, id })), NOW).then((ms) => ms.sort((x, y) => x.contactId! - y.contactId!));
+        const jan = { from: new Date('2025-12-31T21:00:00Z'), to: new Date('2026-01-31T21:00:00Z') };
+        const feb = { from: jan.to, to: new Date('2026-02-28T21:00:00Z') };
+        const deal = (dealId: number, firstWonAt: Date) => ({
+          portalId: portal.id, dealId, clientMemberId: client!.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S' as const,
+          amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt, programVersion: 1, referralId: null, updatedAt: NOW,
+        });
+        // Deal 1 at 23:30 Moscow time on 31 January, deal 2 at 00:30 on 1 February, deal 3 mid-February.
+        await store.deals.upsertMany([deal(1, new Date('2026-01-31T20:30:00Z')), deal(2, new Date('2026-01-31T21:30:00Z')), deal(3, new Date('2026-02-10T10:00:00Z'))]);
+        await store.ledger.append([
+          entry(portal.id, referrer!.id, 'd1', { dealId: 1, amount: 300 }),
+          entry(portal.id, referrer!.id, 'd2', { dealId: 2, amount: 500 }),
+          entry(portal.id, referrer!.id, 'd3', { dealId: 3, amount: 700 }),
+          // A reversal written in March still gives back room in February, the month of its deal.
+          entry(portal.id, referrer!.id, 'd3r', { dealId: 3, amount: -700, kind: 'reversal', createdAt: new Date('2026-03-05T00:00:00Z') }),
+          entry(portal.id, referrer!.id, 'd2w', { dealId: 2, amount: 40, reason: 'welcome', level: 0 }),
+        ]);
+        const months = [{ memberId: referrer!.id, ...jan }, { memberId: referrer!.id, ...feb }, { memberId: client!.id, ...feb }];
+        const key = (memberId: number, from: Date) => `${memberId}:${from.toISOString()}`;
+        expect(await store.ledger.referralNetInMonths(portal.id, months, [])).toEqual(
+          new Map([[key(referrer!.id, jan.from), 300], [key(referrer!.id, feb.from), 500], [key(client!.id, feb.from), 0]]),
+        );
+        expect((await store.ledger.referralNetInMonths(portal.id, months, [2])).get(key(referrer!.id, feb.from))).toBe(0);
+        expect(await store.ledger.referralNetInMonths(portal.id, [], [])).toEqual(new Map());
+        // Another portal's ledger is never counted.
+        expect((await store.ledger.referralNetInMonths(other.id, months, [])).get(key(referrer!.id, jan.from))).toBe(0);
+      });
+
+      it('caches a portal’s settings, one row per portal', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        expect(await store.portalSettings.get(portal.id)).toBeNull();
+        const currencies = [{ currency: 'RUB', amount: '1.0000', amountCnt: 1, base: true }, { currency: 'USD', amount: '90.0000', amountCnt: 1, base: false }];
+        await store.portalSettings.save(portal.id, { utcOffsetMinutes: 180, currencies, readAt: NOW });
+        await store.portalSettings.save(portal.id, { utcOffsetMinutes: 180, currencies: currencies.slice(0, 1), readAt: at(60) });
+        expect(await store.portalSettings.get(portal.id)).toEqual({ utcOffsetMinutes: 180, currencies: currencies.slice(0, 1), readAt: at(60) });
+        expect(await store.portalSettings.get(other.id)).toBeNull();
+        expect(await count('portal_settings', portal.id)).toBe(1);
+      });
+
+      it('issues coupons with codes unique per portal, one per member milestone, and changes their status', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const [a, b] = await store.members.ensureMany(portal.id, [1, 2].map((id) => ({ entity: 'contact' as const, id })), NOW).then((ms) => ms.sort((x, y) => x.contactId! - y.contactId!));
+        const [c] = await store.members.ensureMany(other.id, [{ entity: 'contact', id: 1 }], NOW);
+        const first = await store.coupons.issueMany(portal.id, [{ memberId: a!.id, milestone: 1, code: 'CPN1111', value: 500_00 }, { memberId: b!.id, milestone: 1, code: 'CPN2222', value: 500_00 }], NOW);
+        expect(first.taken).toEqual([]);
+        expect(first.issued.map((x) => [x.memberId, x.milestone, x.code, x.value, x.status])).toEqual([
+          [a!.id, 1, 'CPN1111', 500_00, 'issued'],
+          [b!.id, 1, 'CPN2222', 500_00, 'issued'],
+        ]);
+        // A taken code, and a milestone already issued, are reported, not inserted.
+        const second = await store.coupons.issueMany(portal.id, [{ memberId: a!.id, milestone: 2, code: 'CPN2222', value: 1 }, { memberId: b!.id, milestone: 1, code: 'CPN3333', value: 1 }], NOW);
+        expect(second).toEqual({ issued: [], taken: [{ memberId: a!.id, milestone: 2 }, { memberId: b!.id, milestone: 1 }] });
+        // Codes are unique per portal only.
+        expect((await store.coupons.issueMany(other.id, [{ memberId: c!.id, milestone: 1, code: 'CPN1111', value: 1 }], NOW)).issued).toHaveLength(1);
+
+        await store.coupons.setStatus(portal.id, [first.issued[0]!.id], 'reversed', at(5));
+        await store.coupons.setStatus(other.id, [first.issued[1]!.id], 'reversed', at(5)); // another portal's id: nothing
+        expect((await store.coupons.forMembers(portal.id, [a!.id, b!.id])).map((x) => [x.code, x.status, x.updatedAt])).toEqual([
+          ['CPN1111', 'reversed', at(5)],
+          ['CPN2222', 'issued', NOW],
+        ]);
+
+        await store.ledger.append([entry(portal.id, a!.id, 'cp1', { reason: 'coupon', dealId: null, level: 1, amount: 500_00 }), entry(portal.id, a!.id, 'r1')]);
+        expect((await store.ledger.couponEntries(portal.id, [a!.id, b!.id])).map((e) => [e.idempotencyKey, e.level])).toEqual([['cp1', 1]]);
+
+        await store.installations.markUninstalled(portal.id, NOW, true);
+        expect(await count('coupons', portal.id)).toBe(0);
+        expect(await count('coupons', other.id)).toBe(1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('transactions', () => {
       it('rolls back everything on a throw', async () => {
         const portal = await newPortal();

@@ -22,6 +22,7 @@ const plan = (amount: number, kind: PlannedEntry['kind'], n: number, availableAt
   amount,
   kind,
   availableAt,
+  capped: 0,
   idempotencyKey: `deal:${DEAL}:referral:1:7:${n}`,
   ...o,
 });
