@@ -1,7 +1,8 @@
 /**
- * Non-CRM methods: identity (profile, user.current, app.info), app options, events,
+ * Non-CRM methods: identity (profile, user.current, app.info), server.time, app options, events,
  * placements, robots (bizproc.*) and notifications (im.notify.*).
  */
+import { isoDateTime } from '../crm.js';
 import { PortalError } from '../types.js';
 import type { Row, RobotRegistration } from '../types.js';
 import { asList, asRow, isObject, param, positiveId, yes, type CallContext, type MethodTable } from './registry.js';
@@ -219,6 +220,8 @@ export const coreMethods: MethodTable = {
         .map((u) => ({ ID: String(u.ID), ACTIVE: true, NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, UF_DEPARTMENT: [1] }));
     },
   },
+  // The portal's server time, in its zone (the sandbox portal is in Moscow, +03:00).
+  'server.time': { handler: (_p, ctx) => isoDateTime(ctx.now()) },
   'app.info': {
     handler: (_p, ctx) => {
       const app = requireApp(ctx);

@@ -14,10 +14,12 @@ import type {
   CrmPort,
   CrmPorts,
   CrmRead,
+  CurrencyRate,
   PersonEntity,
   PersonRef,
+  PortalSettings,
 } from '../handlers/ports.js';
-import type { BatchOutcome, PortalGateway, PortalGatewayFactory } from './portal-gateway.js';
+import type { BatchCommand, BatchOutcome, PortalGateway, PortalGatewayFactory } from './portal-gateway.js';
 import { F, parseCrmRef, shownProjection, toWire, wireText } from './crm-fields.js';
 
 export { positiveId };
@@ -65,15 +67,27 @@ const LIST_PAGE = 50;
  * "Access denied". Outcomes are in the order of `refs`, shaped as `get` answers.
  */
 export async function readEntities(gateway: Pick<PortalGateway, 'batch'>, refs: { entity: CrmEntity; id: number }[]): Promise<BatchOutcome[]> {
-  if (!refs.length) return [];
+  return (await readEntitiesWith(gateway, refs, [])).entities;
+}
+
+/** readEntities plus `extra` commands sent in the same first batch request(s); their outcomes in order. */
+async function readEntitiesWith(
+  gateway: Pick<PortalGateway, 'batch'>,
+  refs: { entity: CrmEntity; id: number }[],
+  extra: BatchCommand[],
+): Promise<{ entities: BatchOutcome[]; extra: BatchOutcome[] }> {
+  if (!refs.length && !extra.length) return { entities: [], extra: [] };
   const lists: { entity: CrmEntity; ids: number[] }[] = [];
   for (const entity of new Set(refs.map((r) => r.entity))) {
     const ids = [...new Set(refs.filter((r) => r.entity === entity).map((r) => r.id))];
     for (let i = 0; i < ids.length; i += LIST_PAGE) lists.push({ entity, ids: ids.slice(i, i + LIST_PAGE) });
   }
-  const answers = await gateway.batch(
-    lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: ['*', 'UF_*'], start: -1 } })),
-  );
+  const sent = await gateway.batch([
+    ...lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: ['*', 'UF_*'], start: -1 } })),
+    ...extra,
+  ]);
+  const answers = sent.slice(0, lists.length);
+  const extraAnswers = sent.slice(lists.length);
   const found = new Map<string, BatchOutcome>();
   lists.forEach((l, i) => {
     const answer = answers[i]!;
@@ -94,7 +108,35 @@ export async function readEntities(gateway: Pick<PortalGateway, 'batch'>, refs: 
     const gets = await gateway.batch(missing.map((r) => ({ method: `crm.${r.entity}.get`, params: { id: r.id } })));
     missing.forEach((r, i) => found.set(`${r.entity}:${r.id}`, gets[i]!));
   }
-  return refs.map((r) => found.get(`${r.entity}:${r.id}`)!);
+  return { entities: refs.map((r) => found.get(`${r.entity}:${r.id}`)!), extra: extraAnswers };
+}
+
+/**
+ * The settings commands: `server.time` answers in the portal's server time zone
+ * (`2024-08-05T12:02:13+03:00`), which is the zone the portal's dates are stored in (reference
+ * §3: "values are stored in server time zone"), so its offset is the portal's; `crm.currency.list`
+ * gives each currency's AMOUNT base units per AMOUNT_CNT units.
+ */
+const SETTINGS_COMMANDS: BatchCommand[] = [{ method: 'server.time' }, { method: 'crm.currency.list', params: { order: { SORT: 'ASC' } } }];
+
+const OFFSET = /([+-])(\d{2}):?(\d{2})$/;
+
+export function parseSettings(time: BatchOutcome, currencies: BatchOutcome): CrmRead<Omit<PortalSettings, 'readAt'>> {
+  if (!time.ok) return { status: 'failed', error: `${time.error}: ${time.description}` };
+  if (!currencies.ok) return { status: 'failed', error: `${currencies.error}: ${currencies.description}` };
+  const m = typeof time.result === 'string' ? OFFSET.exec(time.result) : null;
+  if (!m) return { status: 'failed', error: `server.time answered no UTC offset: ${JSON.stringify(time.result)}` };
+  const utcOffsetMinutes = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+  const rows: CurrencyRate[] = [];
+  for (const raw of Array.isArray(currencies.result) ? (currencies.result as Record<string, unknown>[]) : []) {
+    const currency = wireText(raw?.CURRENCY)?.toUpperCase();
+    const amount = wireText(raw?.AMOUNT);
+    const amountCnt = Number(wireText(raw?.AMOUNT_CNT) ?? '1');
+    // A row without a usable rate is left out: a deal in that currency is then not priced (logged).
+    if (!currency || !amount || !/^\d+(\.\d+)?$/.test(amount) || !Number.isInteger(amountCnt) || amountCnt <= 0) continue;
+    rows.push({ currency, amount, amountCnt, base: wireText(raw?.BASE) === 'Y' });
+  }
+  return { status: 'found', record: { utcOffsetMinutes, currencies: rows } };
 }
 
 /** Legacy methods answer a missing entity with an empty error code and "Not found" (reference §5.2). */
@@ -112,16 +154,16 @@ const toOutcome = (o: BatchOutcome): CrmOutcome => (o.ok ? { ok: true } : { ok: 
 
 export function createCrm(gateway: Pick<PortalGateway, 'batch'>): CrmPort {
   return {
-    async read({ deals, people }) {
+    async read({ deals, people, settings }) {
       const refs: { entity: CrmEntity; id: number }[] = [...deals.map((id) => ({ entity: 'deal' as const, id })), ...people];
-      const answers = await readEntities(gateway, refs);
+      const { entities: answers, extra } = await readEntitiesWith(gateway, refs, settings ? SETTINGS_COMMANDS : []);
       const dealReads = new Map<number, CrmRead<CrmDeal>>();
       const peopleReads = new Map<string, CrmRead<CrmPerson>>();
       refs.forEach((ref, i) => {
         if (ref.entity === 'deal') dealReads.set(ref.id, toRead(answers[i]!, (raw) => parseDeal(ref.id, raw)));
         else peopleReads.set(`${ref.entity}:${ref.id}`, toRead(answers[i]!, (raw) => parsePerson(ref.entity as PersonEntity, ref.id, raw)));
       });
-      return { deals: dealReads, people: peopleReads };
+      return { deals: dealReads, people: peopleReads, ...(settings ? { settings: parseSettings(extra[0]!, extra[1]!) } : {}) };
     },
 
     async writeProjections(writes) {

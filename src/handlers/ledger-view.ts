@@ -21,6 +21,12 @@ export interface LedgerItem {
   /** ISO time the amount becomes (or became) available. */
   availableAt: string;
   comment: string | null;
+  /** Decimal: what the referrer's monthly cap held back from this slot (0 when nothing). */
+  capped: number;
+  /** Decimal: what a clamped reversal could not take back because the bonus was spent. */
+  shortfall: number;
+  /** The conversion that priced it: the deal's currency, rate and amount (decimal), or null. */
+  fx: { currency: string; rate: string; amount: number } | null;
 }
 
 /** The CRM card a member shows on: its contact, else its lead. */
@@ -56,5 +62,8 @@ export async function ledgerItems(
     level: e.level,
     availableAt: e.availableAt.toISOString(),
     comment: e.comment,
+    capped: fromMinor(e.capped),
+    shortfall: fromMinor(e.shortfall),
+    fx: e.fx ? { currency: e.fx.currency, rate: e.fx.rate, amount: fromMinor(e.fx.amount) } : null,
   }));
 }

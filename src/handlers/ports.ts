@@ -278,6 +278,11 @@ export interface LedgerRepo {
    * month), leaving out `excludeDealIds`; keyed `${memberId}:${from ISO}`. One query.
    */
   referralNetInMonths(portalId: number, months: { memberId: number; from: Date; to: Date }[], excludeDealIds: number[]): Promise<Map<string, number>>;
+  /**
+   * Deals first won within one of these referrer months whose referral slot for that referrer
+   * was last written with a cap hold-back (capped > 0): they gain when room is freed. Ascending ids.
+   */
+  cappedDeals(portalId: number, months: { memberId: number; from: Date; to: Date }[]): Promise<number[]>;
   /** Every 'coupon' entry of these members, oldest first. */
   couponEntries(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;

@@ -16,15 +16,25 @@
  *
  * Duplicated, reordered and concurrent events are harmless: settling is a pure function of the
  * state loaded under the lock, and idempotency keys make two workers planning from one snapshot
- * write once. Known limits: deals in a currency other than the program's are not priced yet
- * (logged); deals without a contact or lead have no referee and pay nothing.
+ * write once. Program keys applied on the way (SPEC 5.1): a deal in another currency is converted
+ * with the portal's rates (rate fixed on first win, recorded on the entries); referral rewards
+ * meet the referrer's monthly cap in the portal's time zone (the part over it recorded as
+ * `capped`); reversals follow the overspend policy (clamp records a `shortfall`). The portal's
+ * zone and rates are read through the CRM port with the batch and cached per portal for a day.
+ * Known limits: deals without a contact or lead have no referee and pay nothing; tiers by won
+ * amount add deal amounts as they are, in their own currencies.
  */
 import { checkReferral, type PersonRef } from '../rules/attribute-referral.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
 import { membersToEnroll } from '../rules/enroll-members.js';
 import type { Projection } from '../rules/project-to-crm.js';
-import { priceDeal } from '../rules/price-deal.js';
+import { capReferrerMonth, monthOf, type CappedEntry } from '../rules/cap-referrer-month.js';
+import { clampOverspend } from '../rules/clamp-overspend.js';
+import { convertDealAmount } from '../rules/convert-currency.js';
+import { toMinor } from '../rules/money.js';
+import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
+import { crmChangeJob } from './crm-change-job.js';
 import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
@@ -32,12 +42,15 @@ import {
   type CrmDeal,
   type CrmEntity,
   type CrmPerson,
+  type CrmRead,
   type DealState,
   type Deps,
+  type FxUsed,
   type Installation,
   type LedgerEntry,
   type Member,
   type NewLedgerEntry,
+  type PortalSettings,
   type Referral,
   type ReferralSource,
   type TxRepos,
@@ -109,10 +122,16 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   // ---- 1. read and load -----------------------------------------------------------------------
   const unique = dedupe(changes);
   const toRead = unique.filter((c) => !c.deleted);
+  // The portal's time zone and rates (cached a day per portal) ride along in the same batch when
+  // the program in force needs the zone, or the portal's cache has gone stale.
+  const settings = new SettingsCache(await store.portalSettings.get(portalId), now);
+  const readDeals = toRead.filter((c) => c.entity === 'deal').map((c) => c.id);
   const read = await crm.read({
-    deals: toRead.filter((c) => c.entity === 'deal').map((c) => c.id),
+    deals: readDeals,
     people: toRead.filter((c) => c.entity !== 'deal').map((c) => ({ entity: c.entity as PersonRef['entity'], id: c.id })),
+    settings: readDeals.length > 0 && settings.wantedWith(current.program),
   });
+  await settings.take(deps, portalId, read.settings);
   const outcomes: ChangeOutcome[] = [];
   const deals: DealInput[] = [];
   const people: CrmPerson[] = [];
@@ -151,8 +170,11 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
     if (member && actives.has(member.id)) continue;
     newWinClients.set(refKey(facts.client), facts.client);
   }
-  if (newWinClients.size) {
-    const extra = await crm.read({ deals: [], people: [...newWinClients.values()] });
+  // A won deal in another currency needs today's rates unless its rate is fixed already.
+  const needRates = !settings.fresh && deals.some(({ id, facts }) => facts?.semantic === 'S' && facts.currency && facts.currency !== current.program.currency && previous.get(id)?.fxCurrency !== facts.currency);
+  if (newWinClients.size || needRates) {
+    const extra = await crm.read({ deals: [], people: [...newWinClients.values()], settings: needRates });
+    await settings.take(deps, portalId, extra.settings);
     for (const answer of extra.people.values()) {
       if (answer.status !== 'found') continue; // a client we cannot read has no code to contribute
       shown.set(refKey(answer.record), answer.record.shown);
@@ -176,7 +198,7 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   const needClient = deals.filter((d) => d.facts?.client && !index.get(d.facts.client) && (d.facts.semantic === 'S' || d.facts.refCode !== null || d.facts.referrer !== null));
   if (needClient.length) index.add(await store.members.ensureMany(portalId, needClient.map((d) => d.facts!.client!), now));
 
-  const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index));
+  const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index, settings.value));
   for (const id of settled.touchedMembers) touchedMembers.add(id);
 
   // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
@@ -408,6 +430,7 @@ async function settleDeals(
   deals: DealInput[],
   previousOutside: Map<number, DealState>,
   index: MemberIndex,
+  settings: PortalSettings | null,
 ): Promise<Settled> {
   const portalId = installation.id;
   const clientOf = (d: DealInput): number | null => (d.facts ? (index.get(d.facts.client)?.id ?? null) : (previousOutside.get(d.id)?.clientMemberId ?? null));
@@ -444,6 +467,8 @@ async function settleDeals(
       programVersion: prev?.programVersion ?? (won ? current.version : null),
       referralId: prev?.referralId ?? null,
       updatedAt: now,
+      fxCurrency: prev?.fxCurrency ?? null,
+      fxRate: prev?.fxRate ?? null,
     };
   });
   const clientIds = [...clients];
@@ -470,43 +495,70 @@ async function settleDeals(
   }
   const depth = Math.max(...[...programs.values()].map((p) => p.program.referral.levels.length), 0);
   const referredClients = clientIds.filter((id) => referrals.has(id));
-  const [chains, existing] = await Promise.all([
-    tx.referrals.chains(portalId, referredClients, depth),
-    tx.ledger.forDeals(portalId, [...toSettle.keys()]),
-  ]);
-  const existingOf = new Map<number, LedgerEntry[]>([...toSettle.keys()].map((id) => [id, []]));
-  for (const e of existing) if (e.dealId !== null) existingOf.get(e.dealId)?.push(e);
+  const chains = await tx.referrals.chains(portalId, referredClients, depth);
 
-  const planned: { deal: DealState; version: number; entry: PlannedEntry }[] = [];
-  for (const deal of toSettle.values()) {
+  // Price every deal to settle: the desired state, before the monthly cap.
+  const refixed = new Set<number>();
+  const priced = [...toSettle.values()].map((deal) => {
     const loaded = deal.programVersion ? programs.get(deal.programVersion)! : current;
-    const { program } = loaded;
-    const client = deal.clientMemberId;
-    const referral = client !== null ? (referrals.get(client) ?? null) : null;
-    let desired: ReturnType<typeof priceDeal> = [];
-    if (deal.won && !deal.deleted && deal.currency !== program.currency) {
-      deps.log.warn({ portalId, dealId: deal.dealId, currency: deal.currency }, 'reward.currency_not_supported');
-    } else {
-      desired = priceDeal({
-        program,
-        deal: { dealId: deal.dealId, amount: deal.amount, categoryId: deal.categoryId, won: deal.won && !deal.deleted, wonAt: deal.firstWonAt ?? now },
-        clientMemberId: client,
-        clientDeals: client !== null ? clientDealsOf(dealsOf.get(client) ?? []) : [],
-        referral: referral && client !== null ? { createdAt: referral.createdAt, chain: (chains.get(client) ?? []).slice(0, program.referral.levels.length) } : null,
-        now,
-      });
+    const one = priceOne(deps, portalId, deal, loaded, settings, now, dealsOf, referrals, chains);
+    if (one.fixRate && (deal.fxCurrency !== one.fixRate.currency || deal.fxRate !== one.fixRate.rate)) {
+      deal.fxCurrency = one.fixRate.currency;
+      deal.fxRate = one.fixRate.rate;
+      refixed.add(deal.dealId);
     }
-    for (const entry of settleDeal({ dealId: deal.dealId, desired, existing: existingOf.get(deal.dealId) ?? [], now })) {
-      planned.push({ deal, version: loaded.version, entry });
+    return { deal, loaded, desired: one.desired, fx: one.fx };
+  });
+
+  // The monthly cap (src/rules/cap-referrer-month.ts) needs the referrers' other credits of each
+  // month: locked per referrer first, so two runs for two clients of one referrer take turns.
+  // The deals' own entries are safe under the client locks; the months they touch include those
+  // of referrers who are paid now and of those whose credit may be taken back.
+  const settleIds = [...toSettle.keys()];
+  const existing = await tx.ledger.forDeals(portalId, settleIds);
+  const existingOf = new Map<number, LedgerEntry[]>(settleIds.map((id) => [id, []]));
+  for (const e of existing) if (e.dealId !== null) existingOf.get(e.dealId)?.push(e);
+  const months = capMonths(priced, existingOf, settings);
+  if (months.length) await tx.lockMany(portalId, [...new Set(months.map((m) => `cap:${m.memberId}`))]);
+  const usedByOthers = months.length ? await tx.ledger.referralNetInMonths(portalId, months, settleIds) : new Map<string, number>();
+
+  // Deals of the run meet the cap in the order they were first won, each after the ones before.
+  const byFirstWin = [...priced].sort((a, b) => (a.deal.firstWonAt?.getTime() ?? 0) - (b.deal.firstWonAt?.getTime() ?? 0) || a.deal.dealId - b.deal.dealId);
+  const planned: { deal: DealState; version: number; fx: FxUsed | null; entry: PlannedEntry }[] = [];
+  for (const { deal, loaded, desired, fx } of byFirstWin) {
+    const cap = loaded.program.referral.capPerReferrerMonth === null ? null : toMinor(loaded.program.referral.capPerReferrerMonth);
+    let capped: CappedEntry[] = desired.map((d) => ({ ...d, capped: 0 }));
+    if (cap !== null && !settings && desired.some((d) => d.reason === 'referral')) {
+      // Without the portal's zone the month is unknown: paying uncapped could overpay, so the run
+      // fails and its job is retried once the portal answers.
+      throw new Error('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
+    }
+    if (cap !== null && settings && deal.firstWonAt) {
+      const month = monthOf(deal.firstWonAt, settings.utcOffsetMinutes);
+      const used = new Map(desired.map((d) => [d.memberId, usedByOthers.get(monthKey(d.memberId, month.from)) ?? 0]));
+      capped = capReferrerMonth(desired, cap, used);
+      for (const c of capped) if (c.reason === 'referral') usedByOthers.set(monthKey(c.memberId, month.from), (used.get(c.memberId) ?? 0) + c.amount);
+    }
+    for (const entry of settleDeal({ dealId: deal.dealId, desired: capped, existing: existingOf.get(deal.dealId) ?? [], now })) {
+      planned.push({ deal, version: loaded.version, fx, entry });
     }
   }
 
-  await tx.deals.upsertMany(states);
+  // The overspend policy in force when a reversal is written: clamp meets what members hold.
+  const negative = [...new Set(planned.filter((p) => p.entry.amount < 0).map((p) => p.entry.memberId))];
+  const held = new Map<number, number>();
+  if (current.program.overspend === 'clamp' && negative.length) {
+    for (const [id, b] of await tx.ledger.balances(portalId, negative, now)) held.set(id, b.available + b.pending);
+  }
+  const clamped = clampOverspend(current.program.overspend, planned.map((p) => ({ memberId: p.entry.memberId, amount: p.entry.amount })), held);
+
+  // Deals outside the batch are written back only when their conversion was fixed just now.
+  await tx.deals.upsertMany([...states, ...[...toSettle.values()].filter((d) => !batchIds.has(d.dealId) && refixed.has(d.dealId))]);
   const { inserted } = await tx.ledger.append(
-    planned.map(({ deal, version, entry: p }): NewLedgerEntry => ({
+    planned.map(({ deal, version, fx, entry: p }, i): NewLedgerEntry => ({
       portalId,
       memberId: p.memberId,
-      amount: p.amount,
+      amount: clamped[i]!.amount,
       reason: p.reason,
       kind: p.kind,
       dealId: deal.dealId,
@@ -518,8 +570,12 @@ async function settleDeals(
       causedBy: `deal:${deal.dealId}`,
       comment: null,
       createdAt: now,
+      fx,
+      shortfall: clamped[i]!.shortfall,
+      capped: p.capped,
     })),
   );
+  await requeueCappedDeals(deps, tx, portalId, now, inserted, months, settings);
   const touchedMembers = new Set<number>(clientIds);
   const touchedDeals = new Set<number>(batchIds);
   for (const entry of inserted) {
@@ -566,3 +622,130 @@ async function settleDeals(
 
 /** How long the durable projection job waits for the run that enqueued it to write inline. */
 export const PROJECTION_GRACE_MS = 30_000;
+
+const monthKey = (memberId: number, from: Date): string => `${memberId}:${from.toISOString()}`;
+
+/**
+ * What one deal pays if it is won now, in the program currency of the version that priced it:
+ * a deal in another currency is converted with the rate fixed on its first win, else with the
+ * portal's rates of today (then fixed). A deal that cannot be converted pays nothing (logged).
+ */
+function priceOne(
+  deps: Deps,
+  portalId: number,
+  deal: DealState,
+  loaded: LoadedProgram,
+  settings: PortalSettings | null,
+  now: Date,
+  dealsOf: Map<number, DealState[]>,
+  referrals: Map<number, Referral>,
+  chains: Map<number, number[]>,
+): { desired: DesiredEntry[]; fx: FxUsed | null; fixRate: { currency: string; rate: string } | null } {
+  const { program } = loaded;
+  const won = deal.won && !deal.deleted;
+  let amount = deal.amount;
+  let fx: FxUsed | null = null;
+  let fixRate: { currency: string; rate: string } | null = null;
+  if (deal.currency !== program.currency) {
+    const fixed = deal.fxCurrency && deal.fxRate ? { currency: deal.fxCurrency, rate: deal.fxRate } : null;
+    const converted = convertDealAmount({ amount: deal.amount, from: deal.currency, to: program.currency, rates: settings?.currencies ?? null, fixed });
+    if (!converted.ok) {
+      if (won) deps.log.warn({ portalId, dealId: deal.dealId, currency: deal.currency, programCurrency: program.currency }, 'reward.currency_not_converted');
+      return { desired: [], fx: null, fixRate: null };
+    }
+    amount = converted.amount;
+    fx = { currency: deal.currency, rate: converted.rate, amount: deal.amount };
+    if (won) fixRate = { currency: deal.currency, rate: converted.rate };
+  }
+  const client = deal.clientMemberId;
+  const referral = client !== null ? (referrals.get(client) ?? null) : null;
+  const desired = priceDeal({
+    program,
+    deal: { dealId: deal.dealId, amount, categoryId: deal.categoryId, won, wonAt: deal.firstWonAt ?? now },
+    clientMemberId: client,
+    clientDeals: client !== null ? clientDealsOf(dealsOf.get(client) ?? []) : [],
+    referral: referral && client !== null ? { createdAt: referral.createdAt, chain: (chains.get(client) ?? []).slice(0, program.referral.levels.length) } : null,
+    now,
+  });
+  return { desired, fx, fixRate };
+}
+
+/** The (referrer, month) pairs the monthly cap has to look at for these priced deals. */
+function capMonths(
+  priced: { deal: DealState; loaded: LoadedProgram; desired: DesiredEntry[] }[],
+  existingOf: Map<number, LedgerEntry[]>,
+  settings: PortalSettings | null,
+): { memberId: number; from: Date; to: Date }[] {
+  if (!settings) return [];
+  const out = new Map<string, { memberId: number; from: Date; to: Date }>();
+  for (const { deal, loaded, desired } of priced) {
+    if (loaded.program.referral.capPerReferrerMonth === null || !deal.firstWonAt) continue;
+    const month = monthOf(deal.firstWonAt, settings.utcOffsetMinutes);
+    const referrers = [...desired.filter((d) => d.reason === 'referral'), ...(existingOf.get(deal.dealId) ?? []).filter((e) => e.reason === 'referral')].map((e) => e.memberId);
+    for (const memberId of referrers) out.set(monthKey(memberId, month.from), { memberId, ...month });
+  }
+  return [...out.values()];
+}
+
+/**
+ * A run that lowered a referrer's credits in a capped month freed room there: the referrer's
+ * deals of that month still held back by the cap are queued to be settled again (durable jobs in
+ * this transaction), so the freed room reaches them whichever event comes next.
+ */
+async function requeueCappedDeals(
+  deps: Deps,
+  tx: TxRepos,
+  portalId: number,
+  now: Date,
+  inserted: LedgerEntry[],
+  months: { memberId: number; from: Date; to: Date }[],
+  settings: PortalSettings | null,
+): Promise<void> {
+  if (!settings || !months.length) return;
+  const lowered = new Set(inserted.filter((e) => e.reason === 'referral' && e.amount < 0).map((e) => e.memberId));
+  const freed = months.filter((m) => lowered.has(m.memberId));
+  if (!freed.length) return;
+  const settledNow = new Set(inserted.map((e) => e.dealId));
+  for (const dealId of await tx.ledger.cappedDeals(portalId, freed)) {
+    if (settledNow.has(dealId)) continue;
+    await tx.jobs.enqueue(crmChangeJob(portalId, 'deal', dealId), now);
+    deps.log.info({ portalId, dealId }, 'reward.cap_room_freed');
+  }
+}
+
+const SETTINGS_TTL_MS = 86_400_000;
+
+/**
+ * The portal's settings as cached in the store: re-read through the CRM port once a day (by the
+ * injected clock). A failed read keeps the stale copy; with none, a capped program cannot tell
+ * months apart and a foreign-currency deal cannot be converted, so both wait (logged).
+ */
+class SettingsCache {
+  constructor(
+    private cached: PortalSettings | null,
+    private readonly now: Date,
+  ) {}
+
+  get value(): PortalSettings | null {
+    return this.cached;
+  }
+
+  get fresh(): boolean {
+    return this.cached !== null && this.now.getTime() - this.cached.readAt.getTime() < SETTINGS_TTL_MS;
+  }
+
+  /** Read them with the batch when stale and either the program has a monthly cap or they were needed before. */
+  wantedWith(program: LoadedProgram['program']): boolean {
+    return !this.fresh && (program.referral.capPerReferrerMonth !== null || this.cached !== null);
+  }
+
+  async take(deps: Deps, portalId: number, answer: CrmRead<Omit<PortalSettings, 'readAt'>> | undefined): Promise<void> {
+    if (!answer) return;
+    if (answer.status !== 'found') {
+      deps.log.warn({ portalId, error: answer.status === 'failed' ? answer.error : 'not_found', stale: this.cached !== null }, 'portal.settings_unread');
+      return;
+    }
+    this.cached = { ...answer.record, readAt: this.now };
+    await deps.store.portalSettings.save(portalId, this.cached);
+  }
+}

@@ -161,6 +161,26 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       return result;
     },
 
+    async cappedDeals(portalId, months) {
+      if (!months.length) return [];
+      const wanted = sql.join(
+        months.map((m) => sql`(${m.memberId}::bigint, ${m.from.toISOString()}::timestamptz, ${m.to.toISOString()}::timestamptz)`),
+        sql`, `,
+      );
+      const found = await db.execute(sql`
+        SELECT DISTINCT deal_id FROM (
+          SELECT DISTINCT ON (l.member_id, l.deal_id, l.level) l.deal_id, l.capped
+          FROM (VALUES ${wanted}) AS w(member_id, month_from, month_to)
+          JOIN ${ledgerEntries} l ON l.portal_id = ${portalId} AND l.member_id = w.member_id AND l.reason = 'referral'
+          JOIN deals d ON d.portal_id = l.portal_id AND d.deal_id = l.deal_id
+            AND d.first_won_at >= w.month_from AND d.first_won_at < w.month_to
+          ORDER BY l.member_id, l.deal_id, l.level, l.id DESC
+        ) AS latest
+        WHERE capped > 0
+        ORDER BY deal_id`);
+      return rowsOf<{ deal_id: number | string }>(found).map((r) => Number(r.deal_id));
+    },
+
     async couponEntries(portalId, memberIds) {
       if (!memberIds.length) return [];
       const rows = await db

@@ -44,6 +44,14 @@ export class MswPortal {
   /** User access tokens the portal knows (for `profile`). */
   readonly users = new Map<string, { ID: string; ADMIN: boolean; NAME: string }>();
   private nextId = 1;
+  /** What `server.time` answers with: the portal's zone (Moscow unless a test says otherwise). */
+  utcOffset = '+03:00';
+  /** `crm.currency.list`: RUB base, as a Russian portal ships. */
+  currencies: Row[] = [
+    { CURRENCY: 'RUB', AMOUNT_CNT: '1', AMOUNT: '1.0000', SORT: '100', BASE: 'Y' },
+    { CURRENCY: 'USD', AMOUNT_CNT: '1', AMOUNT: '90.0000', SORT: '200', BASE: 'N' },
+    { CURRENCY: 'EUR', AMOUNT_CNT: '1', AMOUNT: '100.0000', SORT: '300', BASE: 'N' },
+  ];
 
   constructor(opts: { domain?: string; memberId?: string } = {}) {
     this.domain = opts.domain ?? 'acme.bitrix24.ru';
@@ -282,6 +290,14 @@ export class MswPortal {
       }
     }
     switch (method) {
+      case 'server.time': {
+        const sign = this.utcOffset.startsWith('-') ? -1 : 1;
+        const [h, m] = this.utcOffset.slice(1).split(':').map(Number);
+        const local = new Date(Date.now() + sign * (h! * 60 + m!) * 60_000);
+        return { result: `${local.toISOString().slice(0, 19)}${this.utcOffset}` };
+      }
+      case 'crm.currency.list':
+        return { result: this.currencies };
       case 'event.get':
         return { result: this.events };
       case 'event.bind': {
