@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Program } from '../../../src/rules/program.js';
 import { priceDeal, type ClientDeal } from '../../../src/rules/price-deal.js';
+import { clampOverspend } from '../../../src/rules/clamp-overspend.js';
 import { settleDeal, type PlannedEntry } from '../../../src/rules/settle-deal.js';
 import { T0, program } from './rules-fixtures.js';
 
@@ -34,6 +35,8 @@ interface Seen {
 
 interface Applied extends PlannedEntry {
   dealId: number;
+  /** Clamp policy: what a reversal could not take back (counted as taken back). */
+  shortfall: number;
 }
 
 interface Setup {
@@ -41,6 +44,9 @@ interface Setup {
   categories: Record<DealId, number>;
   clientMemberId: number | null;
   referral: { createdAt: Date; chain: number[] } | null;
+  /** SPEC 5 Reversal: the overspend policy, and how much of each member's bonus was spent elsewhere. */
+  overspend: 'allow_negative' | 'clamp';
+  spent: number;
 }
 
 type Command =
@@ -111,12 +117,20 @@ class World {
     this.last = snapshot;
   }
 
-  /** One worker's plan for every deal of the client (a change of one can re-qualify another). */
+  /**
+   * One worker's plan for every deal of the client (a change of one can re-qualify another),
+   * through the overspend policy: under `clamp` a reversal meets what the member still holds —
+   * the ledger's net less what was spent elsewhere (a redemption the world does not model).
+   */
   plan(): Applied[] {
-    return DEAL_IDS.flatMap((dealId) => {
+    const planned = DEAL_IDS.flatMap((dealId) => {
       const existing = this.ledger.filter((e) => e.dealId === dealId);
       return settleDeal({ dealId, desired: this.price(dealId), existing, now: this.now }).map((p) => ({ ...p, dealId }));
     });
+    const held = new Map<number, number>();
+    for (const e of this.ledger) held.set(e.memberId, (held.get(e.memberId) ?? 0) + e.amount);
+    for (const [id, amount] of held) held.set(id, amount - this.setup.spent);
+    return clampOverspend(this.setup.overspend, planned, held);
   }
 
   /** The store's unique key: an entry whose key is known is dropped. Returns how many were kept. */
@@ -192,7 +206,8 @@ class World {
     for (const e of this.ledger) {
       if (e.dealId !== dealId) continue;
       const slot = `${e.memberId}:${e.reason}:${e.level}`;
-      nets.set(slot, (nets.get(slot) ?? 0) + e.amount);
+      // The invariant counts a shortfall as taken back (src/rules/clamp-overspend.ts).
+      nets.set(slot, (nets.get(slot) ?? 0) + e.amount - e.shortfall);
     }
     return nets;
   }
@@ -208,7 +223,17 @@ class World {
     if (![...this.seen.values()].some((s) => s.won && !s.deleted)) {
       for (const dealId of DEAL_IDS) for (const net of this.nets(dealId).values()) expect(net).toBe(0);
     }
-    for (const e of this.ledger) expect(e.amount).not.toBe(0);
+    // An entry moves money, except a clamped reversal that met nothing left to take back.
+    for (const e of this.ledger) if (e.amount === 0) expect(e.shortfall).toBeGreaterThan(0);
+    if (this.setup.overspend === 'clamp') {
+      // Clamping never takes a member below zero by itself: a balance only goes negative by spending elsewhere.
+      const held = new Map<number, number>();
+      for (const e of this.ledger) held.set(e.memberId, (held.get(e.memberId) ?? 0) + e.amount);
+      for (const [memberId, amount] of held) expect(amount - this.setup.spent, `member ${memberId} after clamping`).toBeGreaterThanOrEqual(Math.min(0, -this.setup.spent));
+      for (const e of this.ledger) expect(e.shortfall === 0 || e.amount <= 0).toBe(true);
+    } else {
+      for (const e of this.ledger) expect(e.shortfall).toBe(0);
+    }
   }
 }
 
@@ -252,6 +277,8 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   categories: fc.record({ 1: fc.constantFrom(0, 1), 2: fc.constantFrom(0, 1), 3: fc.constantFrom(0, 1) }),
   clientMemberId: fc.constantFrom(1, 1, 1, null),
   referral: fc.option(fc.constantFrom<number[]>([101], [101, 102], [101, 102, 103]).map((chain) => ({ createdAt: T0, chain: [...chain] })), { freq: 6 }),
+  overspend: fc.constantFrom('allow_negative' as const, 'clamp' as const),
+  spent: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 200_000 })),
 });
 
 const dealArb = fc.constantFrom(...DEAL_IDS);
@@ -336,7 +363,8 @@ describe('the net invariant', () => {
         expect(world.price(1).map((d) => d.amount)).toEqual(once.map((d) => d.amount));
         const credits = world.ledger.filter((e) => e.kind === 'credit').map((e) => `${e.memberId}:${e.reason}:${e.level}`);
         expect(new Set(credits).size).toBe(credits.length);
-        const total = world.ledger.reduce((sum, e) => sum + e.amount, 0);
+        // A clamped reversal's shortfall is written off: counted as taken back, never recovered.
+        const total = world.ledger.reduce((sum, e) => sum + e.amount - e.shortfall, 0);
         expect(total).toBe(once.reduce((sum, d) => sum + d.amount, 0));
       }),
       { numRuns: 200 },
@@ -344,7 +372,7 @@ describe('the net invariant', () => {
   });
 
   it('example: default program, won, lost, won again → credit, reversal, correction, net 10 %', () => {
-    const world = new World({ program: program(), categories: { 1: 0, 2: 0, 3: 0 }, clientMemberId: 1, referral: { createdAt: T0, chain: [101] } });
+    const world = new World({ program: program(), categories: { 1: 0, 2: 0, 3: 0 }, clientMemberId: 1, referral: { createdAt: T0, chain: [101] }, overspend: 'allow_negative', spent: 0 });
     for (const c of [{ t: 'win', deal: 1, amount: 100000 }, { t: 'lose', deal: 1 }, { t: 'win', deal: 1, amount: 100000 }] as Command[]) {
       world.run(c);
       world.run({ t: 'deliver', pick: 0 });
@@ -356,8 +384,21 @@ describe('the net invariant', () => {
     ]);
   });
 
+  it('example: clamp — a reversal meeting spent bonus takes back what is left and records the shortfall', () => {
+    const world = new World({ program: program(), categories: { 1: 0, 2: 0, 3: 0 }, clientMemberId: 1, referral: { createdAt: T0, chain: [101] }, overspend: 'clamp', spent: 7000 });
+    for (const c of [{ t: 'win', deal: 1, amount: 100000 }, { t: 'lose', deal: 1 }, { t: 'lose', deal: 1 }] as Command[]) {
+      world.run(c);
+      world.run({ t: 'deliver', pick: 0 });
+    }
+    expect(world.ledger.map((e) => [e.kind, e.amount, e.shortfall])).toEqual([
+      ['credit', 10000, 0],
+      ['reversal', -3000, 7000],
+    ]);
+    expect(world.nets(1).get('101:referral:1')).toBe(0);
+  });
+
   it('example: the reward moves to the next won deal when the first is lost, and back when it is won again', () => {
-    const world = new World({ program: program(), categories: { 1: 0, 2: 0, 3: 0 }, clientMemberId: 1, referral: { createdAt: T0, chain: [101] } });
+    const world = new World({ program: program(), categories: { 1: 0, 2: 0, 3: 0 }, clientMemberId: 1, referral: { createdAt: T0, chain: [101] }, overspend: 'allow_negative', spent: 0 });
     const process = (c: Command) => {
       world.run(c);
       world.run({ t: 'deliver', pick: 0 });
