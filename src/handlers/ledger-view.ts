@@ -5,7 +5,23 @@
  */
 import { entryStatuses, type EntryStatus } from '../rules/ledger-status.js';
 import { fromMinor } from '../rules/money.js';
-import type { LedgerEntry, LedgerKind, LedgerReason, Member, Repos, PersonRef } from './ports.js';
+import type { Coupon, CouponStatus, LedgerEntry, LedgerKind, LedgerReason, Member, Repos, PersonRef } from './ports.js';
+
+/** A milestone coupon as the API answers it (SPEC 5.1 coupons). */
+export interface CouponItem {
+  code: string;
+  /** Decimal, program currency. */
+  value: number;
+  /** 1 for the first `everyReferrals` qualified referrals, 2 for the next, … */
+  milestone: number;
+  status: CouponStatus;
+  /** ISO time it was first issued. */
+  issuedAt: string;
+}
+
+export function couponItems(coupons: Coupon[]): CouponItem[] {
+  return coupons.map((c) => ({ code: c.code, value: fromMinor(c.value), milestone: c.milestone, status: c.status, issuedAt: c.createdAt.toISOString() }));
+}
 
 export interface LedgerItem {
   id: number;

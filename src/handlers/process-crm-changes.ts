@@ -31,6 +31,7 @@ import type { Projection } from '../rules/project-to-crm.js';
 import { capReferrerMonth, monthOf, type CappedEntry } from '../rules/cap-referrer-month.js';
 import { clampOverspend } from '../rules/clamp-overspend.js';
 import { convertDealAmount } from '../rules/convert-currency.js';
+import { issueCoupons } from '../rules/issue-coupons.js';
 import { toMinor } from '../rules/money.js';
 import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
@@ -576,6 +577,7 @@ async function settleDeals(
     })),
   );
   await requeueCappedDeals(deps, tx, portalId, now, inserted, months, settings);
+  inserted.push(...(await settleCoupons(deps, tx, portalId, current, now, inserted)));
   const touchedMembers = new Set<number>(clientIds);
   const touchedDeals = new Set<number>(batchIds);
   for (const entry of inserted) {
@@ -748,4 +750,84 @@ class SettingsCache {
     this.cached = { ...answer.record, readAt: this.now };
     await deps.store.portalSettings.save(portalId, this.cached);
   }
+}
+
+/**
+ * Milestone coupons of the referrers whose direct referral rewards this run changed
+ * (src/rules/issue-coupons.ts), in the same transaction: counted from the ledger as just written,
+ * under a per-referrer lock so two runs for two referees of one referrer count one after the other.
+ * A coupon's credit and reversal name the deal whose change crossed the milestone.
+ */
+async function settleCoupons(deps: Deps, tx: TxRepos, portalId: number, current: LoadedProgram, now: Date, inserted: LedgerEntry[]): Promise<LedgerEntry[]> {
+  const rule = current.program.coupons;
+  if (!rule) return [];
+  const trigger = new Map<number, number>();
+  for (const e of inserted) if (e.reason === 'referral' && e.level === 1 && e.dealId !== null && !trigger.has(e.memberId)) trigger.set(e.memberId, e.dealId);
+  if (!trigger.size) return [];
+  const referrers = [...trigger.keys()];
+  await tx.lockMany(portalId, referrers.map((id) => `coupons:${id}`));
+  const [qualified, rows, entries] = await Promise.all([
+    tx.referrals.qualifiedCount(portalId, referrers),
+    tx.coupons.forMembers(portalId, referrers),
+    tx.ledger.couponEntries(portalId, referrers),
+  ]);
+  const valueMinor = toMinor(rule.value) ?? 0;
+  const plans = referrers.map((memberId) => ({
+    memberId,
+    plan: issueCoupons({
+      memberId,
+      rule: { everyReferrals: rule.everyReferrals, valueMinor },
+      qualified: qualified.get(memberId) ?? 0,
+      coupons: rows.filter((c) => c.memberId === memberId),
+      entries: entries.filter((e) => e.memberId === memberId),
+    }),
+  }));
+
+  const codeOf = new Map(rows.map((c) => [`${c.memberId}:${c.milestone}`, c.code]));
+  let open = plans.flatMap(({ memberId, plan }) => plan.issue.map((i) => ({ memberId, ...i })));
+  for (let attempt = 0; open.length && attempt < CODE_ATTEMPTS; attempt++) {
+    const { issued, taken } = await tx.coupons.issueMany(portalId, open.map((o) => ({ ...o, code: generateCode(deps.randomBytes, { length: 8 }) })), now);
+    for (const c of issued) {
+      codeOf.set(`${c.memberId}:${c.milestone}`, c.code);
+      deps.log.info({ portalId, memberId: c.memberId, milestone: c.milestone }, 'coupon.issued');
+    }
+    const retry = new Set(taken.map((t) => `${t.memberId}:${t.milestone}`));
+    open = open.filter((o) => retry.has(`${o.memberId}:${o.milestone}`));
+  }
+  if (open.length) throw new Error(`Could not find free coupon codes after ${CODE_ATTEMPTS} attempts`);
+  for (const status of ['issued', 'reversed'] as const) {
+    const ids = plans.flatMap(({ plan }) => plan.status.filter((c) => c.status === status).map((c) => c.id));
+    await tx.coupons.setStatus(portalId, ids, status, now);
+    if (ids.length) deps.log.info({ portalId, coupons: ids }, status === 'issued' ? 'coupon.reissued' : 'coupon.reversed');
+  }
+
+  const planned = plans.flatMap(({ memberId, plan }) => plan.entries.map((e) => ({ memberId, ...e })));
+  const negative = [...new Set(planned.filter((p) => p.amount < 0).map((p) => p.memberId))];
+  const held = new Map<number, number>();
+  if (current.program.overspend === 'clamp' && negative.length) {
+    for (const [id, b] of await tx.ledger.balances(portalId, negative, now)) held.set(id, b.available + b.pending);
+  }
+  const { inserted: written } = await tx.ledger.append(
+    clampOverspend(current.program.overspend, planned, held).map((p): NewLedgerEntry => {
+      const dealId = trigger.get(p.memberId)!;
+      return {
+        portalId,
+        memberId: p.memberId,
+        amount: p.amount,
+        reason: 'coupon',
+        kind: p.kind,
+        dealId,
+        level: p.milestone,
+        programVersion: current.version,
+        idempotencyKey: p.idempotencyKey,
+        availableAt: now,
+        expiresAt: null,
+        causedBy: `deal:${dealId}`,
+        comment: `coupon ${codeOf.get(`${p.memberId}:${p.milestone}`) ?? ''}`.trim(),
+        createdAt: now,
+        shortfall: p.shortfall,
+      };
+    }),
+  );
+  return written;
 }

@@ -5,7 +5,7 @@
  * `referral: null`, no entries.
  */
 import { fromMinor } from '../rules/money.js';
-import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
+import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
 import type { Deps, Installation, ReferralSource, PersonRef } from './ports.js';
 
@@ -21,6 +21,8 @@ export interface DealAnswer {
   referral: { code: string | null; referrer: PersonRef | null; source: ReferralSource } | null;
   /** Oldest first. */
   entries: DealEntry[];
+  /** Milestone coupons whose credit or reversal this deal's change caused, with their holder. */
+  coupons: (CouponItem & { member: PersonRef | null })[];
   client: (PersonRef & { balance: number; pending: number }) | null;
 }
 
@@ -37,6 +39,12 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
   const members = new Map((await store.members.getMany(portalId, memberIds)).map((m) => [m.id, m]));
   const items = await ledgerItems(store, portalId, entries, now, entries);
 
+  const couponSlots = entries.filter((e) => e.reason === 'coupon');
+  const holders = [...new Set(couponSlots.map((e) => e.memberId))];
+  const coupons = (holders.length ? await store.coupons.forMembers(portalId, holders) : []).filter((c) =>
+    couponSlots.some((e) => e.memberId === c.memberId && e.level === c.milestone),
+  );
+
   let client: DealAnswer['client'] = null;
   const clientRef = clientMemberId ? personOf(members.get(clientMemberId)) : null;
   if (clientMemberId && clientRef) {
@@ -51,6 +59,7 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
       ? { code: referral.code, referrer: referral.referrerMemberId ? personOf(members.get(referral.referrerMemberId)) : null, source: referral.source }
       : null,
     entries: items.map((item, i) => ({ ...item, member: personOf(members.get(entries[i]!.memberId)) })),
+    coupons: couponItems(coupons).map((item, i) => ({ ...item, member: personOf(members.get(coupons[i]!.memberId)) })),
     client,
   };
 }

@@ -10,7 +10,7 @@
 import { fromMinor } from '../rules/money.js';
 import { referralLink } from '../rules/referral-link.js';
 import { loadMemberSummaries } from './member-summaries.js';
-import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
+import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
 import type { Deps, Installation, PersonEntity, PersonRef } from './ports.js';
 
@@ -44,6 +44,8 @@ export interface MemberAnswer {
   referrals: number;
   referrer: PersonRef | null;
   ledger: LedgerItem[];
+  /** Milestone coupons this person earned, oldest milestone first (reversed ones too). */
+  coupons: CouponItem[];
   /** Cursor for the next (older) page; null when this page is the last. */
   nextBefore: number | null;
 }
@@ -69,13 +71,15 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     referrals: 0,
     referrer: null,
     ledger: [],
+    coupons: [],
     nextBefore: null,
   };
   if (!member) return answer;
 
-  const [summaries, entries] = await Promise.all([
+  const [summaries, entries, coupons] = await Promise.all([
     loadMemberSummaries(store, portalId, [member.id], program, now),
     store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
+    store.coupons.forMembers(portalId, [member.id]),
   ]);
   const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
   return {
@@ -91,6 +95,7 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     referrals,
     referrer: personOf(referrer),
     ledger: await ledgerItems(store, portalId, entries, now),
+    coupons: couponItems(coupons),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,
   };
 }

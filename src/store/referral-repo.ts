@@ -154,7 +154,8 @@ export function createReferralRepo(db: Db): ReferralRepo {
           FROM ledger_entries l JOIN (VALUES ${ids}) AS m(id) ON l.member_id = m.id
           WHERE l.portal_id = ${portalId} AND l.reason = 'referral' AND l.level = 1 AND l.deal_id IS NOT NULL
           GROUP BY l.member_id, l.deal_id
-          HAVING sum(l.amount) > 0
+          -- A clamped reversal's shortfall counts as taken back (migration 0004).
+          HAVING sum(l.amount - l.shortfall) > 0
         ) p
         JOIN deals d ON d.portal_id = ${portalId} AND d.deal_id = p.deal_id AND d.client_member_id IS NOT NULL
         GROUP BY p.member_id`);

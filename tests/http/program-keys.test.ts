@@ -190,6 +190,53 @@ describe('overspend: clamp', () => {
   });
 });
 
+describe('coupons: every N qualified referrals', () => {
+  it('issues a coupon at the Nth qualified referral, shows it, and reverses it when a referral stops qualifying', async () => {
+    now = new Date('2027-07-10T09:00:00Z');
+    await useProgram((p) => ({ ...p, coupons: { everyReferrals: 2, value: 500 } }));
+    const r = await referrer('Собиратель купонов');
+    const a = await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент К1');
+    const member = (await h.store.members.findByEntity(pid, 'contact', r.contact))!;
+    expect(await h.store.coupons.forMembers(pid, [member.id])).toEqual([]);
+
+    h.portal.resetCalls();
+    const b = await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент К2');
+    const [coupon] = await h.store.coupons.forMembers(pid, [member.id]);
+    expect(coupon).toMatchObject({ milestone: 1, value: 500_00, status: 'issued', code: expect.stringMatching(/^[A-Z2-9]{8}$/) });
+    const couponEntries = await h.store.ledger.couponEntries(pid, [member.id]);
+    expect(couponEntries.map((e) => [e.amount, e.kind, e.level, e.dealId, e.comment])).toEqual([[500_00, 'credit', 1, b.deal, `coupon ${coupon!.code}`]]);
+    // The referrer's balance in the CRM includes the coupon: 100 + 100 + 500.
+    expect(Number(h.portal.get('contact', r.contact)[F.BALANCE])).toBe(700);
+    expect(Number(h.portal.get('contact', r.contact)[F.REFERRALS])).toBe(2);
+    // The deal's REWARD stays the referral reward only.
+    expect(Number(h.portal.get('deal', b.deal)[F.REWARD])).toBe(100);
+
+    const memberRead = await api(`/api/members/contact/${r.contact}`);
+    expect(memberRead.body.coupons).toEqual([{ code: coupon!.code, value: 500, milestone: 1, status: 'issued', issuedAt: now.toISOString() }]);
+    const dealRead = await api(`/api/deals/${b.deal}`);
+    expect(dealRead.body.coupons).toEqual([{ code: coupon!.code, value: 500, milestone: 1, status: 'issued', issuedAt: now.toISOString(), member: { entity: 'contact', id: r.contact } }]);
+    expect(dealRead.body.entries.find((e: { reason: string }) => e.reason === 'coupon')).toMatchObject({ amount: 500, level: 1 });
+
+    // Redelivered: nothing new.
+    await changeDeal(b.deal, {});
+    expect(await h.store.ledger.couponEntries(pid, [member.id])).toHaveLength(1);
+
+    // Deal A is lost: 1 qualified referral, below the milestone — the coupon is reversed.
+    await changeDeal(a.deal, { STAGE_ID: 'LOSE' });
+    expect((await h.store.ledger.couponEntries(pid, [member.id])).map((e) => [e.amount, e.kind, e.dealId])).toEqual([
+      [500_00, 'credit', b.deal],
+      [-500_00, 'reversal', a.deal],
+    ]);
+    expect((await h.store.coupons.forMembers(pid, [member.id]))[0]).toMatchObject({ code: coupon!.code, status: 'reversed' });
+    expect(Number(h.portal.get('contact', r.contact)[F.BALANCE])).toBe(100);
+
+    // Won again: the same coupon comes back.
+    await changeDeal(a.deal, { STAGE_ID: 'WON' });
+    expect((await h.store.coupons.forMembers(pid, [member.id])).map((c) => [c.code, c.status])).toEqual([[coupon!.code, 'issued']]);
+    expect((await h.store.ledger.couponEntries(pid, [member.id])).map((e) => e.amount)).toEqual([500_00, -500_00, 500_00]);
+  });
+});
+
 describe('program versions', () => {
   it('a reversal after the program changed takes back exactly what the old version credited', async () => {
     now = new Date('2027-06-10T09:00:00Z');

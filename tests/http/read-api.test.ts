@@ -95,6 +95,7 @@ describe('GET /api/members/:entity/:id', () => {
       referrals: 0,
       referrer: null,
       ledger: [],
+      coupons: [],
       nextBefore: null,
     });
   });
@@ -171,7 +172,7 @@ describe('GET /api/deals/:id', () => {
   it('answers a deal Sarafan has not seen with no referral and no entries', async () => {
     const res = await get('/api/deals/424242');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ id: 424242, currency: 'RUB', referral: null, entries: [], client: null });
+    expect(res.body).toEqual({ id: 424242, currency: 'RUB', referral: null, entries: [], coupons: [], client: null });
   });
 
   it('answers 400 for a non-numeric id', async () => {

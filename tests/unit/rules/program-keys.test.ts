@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { capReferrerMonth, monthOf } from '../../../src/rules/cap-referrer-month.js';
 import { clampOverspend } from '../../../src/rules/clamp-overspend.js';
 import { convertDealAmount, crossRate, type RateRow } from '../../../src/rules/convert-currency.js';
+import { issueCoupons } from '../../../src/rules/issue-coupons.js';
 import { convertMinor, divideRates, percentOf } from '../../../src/rules/money.js';
 import type { DesiredEntry } from '../../../src/rules/price-deal.js';
 
@@ -157,5 +158,39 @@ describe('clampOverspend', () => {
       [100_00, 0],
       [-50_00, 250_00],
     ]);
+  });
+});
+
+describe('issueCoupons: a coupon after every N qualified referrals', () => {
+  const rule = { everyReferrals: 3, valueMinor: 500_00 };
+  const issued = (id: number, milestone: number, status: 'issued' | 'reversed' = 'issued') => ({ id, milestone, value: 500_00, status });
+
+  it.each<[string, number, number[]]>([
+    ['none below the first milestone', 2, []],
+    ['the first exactly at N', 3, [1]],
+    ['still one at 2N − 1', 5, [1]],
+    ['two at 2N', 6, [1, 2]],
+    ['several milestones at once', 10, [1, 2, 3]],
+  ])('%s (%i qualified)', (_name, qualified, milestones) => {
+    const plan = issueCoupons({ memberId: 7, rule, qualified, coupons: [], entries: [] });
+    expect(plan.issue).toEqual(milestones.map((milestone) => ({ milestone, value: 500_00 })));
+    expect(plan.entries).toEqual(milestones.map((m) => ({ milestone: m, amount: 500_00, kind: 'credit', idempotencyKey: `coupon:7:${m}:0` })));
+  });
+
+  it('writes nothing again once issued and credited', () => {
+    expect(issueCoupons({ memberId: 7, rule, qualified: 4, coupons: [issued(1, 1)], entries: [{ level: 1, amount: 500_00 }] })).toEqual({ issue: [], status: [], entries: [] });
+  });
+
+  it('reverses a coupon when the count drops below its milestone, and re-issues it when reached again', () => {
+    const down = issueCoupons({ memberId: 7, rule, qualified: 2, coupons: [issued(1, 1)], entries: [{ level: 1, amount: 500_00 }] });
+    expect(down).toEqual({ issue: [], status: [{ id: 1, status: 'reversed' }], entries: [{ milestone: 1, amount: -500_00, kind: 'reversal', idempotencyKey: 'coupon:7:1:1' }] });
+    const up = issueCoupons({ memberId: 7, rule, qualified: 3, coupons: [issued(1, 1, 'reversed')], entries: [{ level: 1, amount: 500_00 }, { level: 1, amount: -500_00 }] });
+    expect(up).toEqual({ issue: [], status: [{ id: 1, status: 'issued' }], entries: [{ milestone: 1, amount: 500_00, kind: 'correction', idempotencyKey: 'coupon:7:1:2' }] });
+  });
+
+  it('keeps the value a coupon was issued with, counts a clamped shortfall as taken back, and changes nothing without a rule', () => {
+    const plan = issueCoupons({ memberId: 7, rule: { everyReferrals: 3, valueMinor: 900_00 }, qualified: 3, coupons: [issued(1, 1, 'reversed')], entries: [{ level: 1, amount: 500_00 }, { level: 1, amount: -100_00, shortfall: 400_00 }] });
+    expect(plan.entries).toEqual([{ milestone: 1, amount: 500_00, kind: 'correction', idempotencyKey: 'coupon:7:1:2' }]);
+    expect(issueCoupons({ memberId: 7, rule: null, qualified: 0, coupons: [issued(1, 1)], entries: [{ level: 1, amount: 500_00 }] })).toEqual({ issue: [], status: [], entries: [] });
   });
 });
