@@ -256,6 +256,8 @@ export interface LedgerRepo {
   /** Available = sum of amounts with availableAt ≤ now; pending = the rest. Missing members → zeros. */
   balances(portalId: number, memberIds: number[], now: Date): Promise<Map<number, Balance>>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
+  /** The entry written with this idempotency key, if any (a retried request answers it again). */
+  byKey(portalId: number, idempotencyKey: string): Promise<LedgerEntry | null>;
 }
 
 // ---------------------------------------------------------------------------------------------

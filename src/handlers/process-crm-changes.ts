@@ -24,6 +24,7 @@ import { generateCode, normalizeCode } from '../rules/codes.js';
 import { membersToEnroll } from '../rules/enroll-members.js';
 import type { Projection } from '../rules/project-to-crm.js';
 import { priceDeal } from '../rules/price-deal.js';
+import { dealAcceptsRedemption, redemptionReturns } from '../rules/redemption.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
 import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
@@ -415,7 +416,9 @@ async function settleDeals(
   for (const d of deals) {
     const ids = [clientOf(d), previousOutside.get(d.id)?.clientMemberId].filter((id): id is number => typeof id === 'number');
     for (const id of ids) lockKeys.add(`client:${id}`);
-    if (!ids.length) lockKeys.add(`deal:${d.id}`);
+    // A redemption locks its deal too (redeem-bonus.ts): a deal that closes here then either
+    // sees that redemption (and returns it) or makes it refuse — never misses it.
+    if (!ids.length || !d.facts || d.facts.semantic === 'F') lockKeys.add(`deal:${d.id}`);
   }
   await tx.lockMany(portalId, [...lockKeys]);
 
@@ -501,9 +504,31 @@ async function settleDeals(
     }
   }
 
+  // Bonus redeemed on a deal that is lost or deleted now goes back to whoever redeemed it.
+  const returns = states.flatMap((s) =>
+    redemptionReturns({ dealId: s.dealId, closed: !dealAcceptsRedemption(s), entries: existingOf.get(s.dealId) ?? [] }).map(
+      (r): NewLedgerEntry => ({
+        portalId,
+        memberId: r.memberId,
+        amount: r.amount,
+        reason: 'redemption',
+        kind: 'reversal',
+        dealId: s.dealId,
+        level: 0,
+        programVersion: null,
+        idempotencyKey: r.idempotencyKey,
+        availableAt: now,
+        expiresAt: null,
+        causedBy: `deal:${s.dealId}`,
+        comment: null,
+        createdAt: now,
+      }),
+    ),
+  );
+
   await tx.deals.upsertMany(states);
-  const { inserted } = await tx.ledger.append(
-    planned.map(({ deal, version, entry: p }): NewLedgerEntry => ({
+  const { inserted } = await tx.ledger.append([
+    ...planned.map(({ deal, version, entry: p }): NewLedgerEntry => ({
       portalId,
       memberId: p.memberId,
       amount: p.amount,
@@ -519,7 +544,8 @@ async function settleDeals(
       comment: null,
       createdAt: now,
     })),
-  );
+    ...returns,
+  ]);
   const touchedMembers = new Set<number>(clientIds);
   const touchedDeals = new Set<number>(batchIds);
   for (const entry of inserted) {
@@ -528,7 +554,7 @@ async function settleDeals(
     existingOf.get(entry.dealId!)?.push(entry);
     deps.log.info(
       { portalId, dealId: entry.dealId, memberId: entry.memberId, amount: entry.amount, kind: entry.kind, reason: entry.reason },
-      entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
+      entry.reason === 'redemption' ? 'redemption.returned' : entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
     );
   }
 
