@@ -90,7 +90,10 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const now = deps.clock.now();
     const { program } = await currentProgram(tx.programs, portalId, now);
     // Under the locks: what the loop or another redemption committed before us is seen here.
-    const [state, entries, balances] = await Promise.all([tx.deals.get(portalId, cmd.dealId), tx.ledger.forDeal(portalId, cmd.dealId), tx.ledger.balances(portalId, [memberId], now)]);
+    // One after another: a transaction is one connection.
+    const state = await tx.deals.get(portalId, cmd.dealId);
+    const entries = await tx.ledger.forDeal(portalId, cmd.dealId);
+    const balances = await tx.ledger.balances(portalId, [memberId], now);
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw new AppError('conflict', 'The deal changed while redeeming; try again', [], { reason: 'deal_changed' });
