@@ -43,7 +43,7 @@ function rewardOf(entries: LedgerEntry[]): number {
 function redeemedOf(entries: LedgerEntry[], written: Projection | undefined): number | undefined {
   const redemptions = entries.filter((e) => e.reason === 'redemption');
   if (!redemptions.length && (written?.redeemed === undefined || written.redeemed === null)) return undefined;
-  return -redemptions.reduce((sum, e) => sum + e.amount, 0);
+  return 0 - redemptions.reduce((sum, e) => sum + e.amount, 0);
 }
 
 export async function writeProjections(deps: Deps, installation: Installation, targets: ProjectionTargets, hints: ProjectionHints = {}): Promise<ProjectionResult> {

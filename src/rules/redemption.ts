@@ -39,7 +39,7 @@ export function dealAcceptsRedemption(deal: { stageSemantic: 'P' | 'S' | 'F'; de
 
 /** What is redeemed on a deal now (positive): redemptions net of their returns. */
 export function redeemedOnDeal(entries: readonly LedgerLine[]): number {
-  return -entries.filter((e) => e.reason === 'redemption').reduce((sum, e) => sum + e.amount, 0);
+  return 0 - entries.filter((e) => e.reason === 'redemption').reduce((sum, e) => sum + e.amount, 0);
 }
 
 /** The most a deal may be paid with bonus in total. */
