@@ -11,6 +11,8 @@
  *    referrals, referrer chains and ledger entries are loaded, priced and settled by the pure rules
  *    (rewards, settle: the net invariant), and the difference is appended to the ledger together
  *    with the deal states, the enrolment of first-time winners and a durable `crm.project` job.
+ *    Bonus redeemed on a deal that is now lost or deleted is returned in the same append
+ *    (src/rules/redemption.ts), from the deal's entries loaded under the lock.
  * 4. The projections that job owes are written at once (the job stays as the guarantee that a
  *    crash or a failed write is retried until the CRM equals the ledger).
  *
