@@ -7,6 +7,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECTION_GRACE_MS } from '../../src/handlers/process-crm-changes.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { MswPortal } from '../support/msw-portal.js';
@@ -14,6 +15,9 @@ import { FORM, enrolledReferrer, referredWin, sendEvent } from '../support/scena
 
 let h: Harness;
 let portalId: number;
+// Moved only by the test that needs the projection job's retry to come due.
+let offset = 0;
+const clock = { now: () => new Date(Date.now() + offset) };
 const MANAGER = 'user-token-manager-redeem-0001';
 
 function redeem(dealId: number | string, body: unknown, opts: { token?: string; memberId?: string; key?: string } = {}) {
@@ -42,12 +46,12 @@ async function setStage(deal: number, stage: string): Promise<void> {
   await h.worker.drain();
 }
 
-const available = async () => (await h.store.ledger.balances(portalId, [annaMember], new Date())).get(annaMember)!.available;
+const available = async () => (await h.store.ledger.balances(portalId, [annaMember], clock.now())).get(annaMember)!.available;
 const ledgerCount = async () => (await h.store.ledger.forMember(portalId, annaMember, { limit: 100 })).length;
 const updates = () => h.portal.commands().filter((c) => /^crm\.(deal|contact|lead)\.update$/.test(c.method));
 
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({ clock });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
   const { query, body } = installRequest(h.portal);
   expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
@@ -100,6 +104,22 @@ describe('POST /api/deals/:id/redeem', () => {
       ['redemption', -2500.5],
       ['redemption', -1000],
     ]);
+  });
+
+  it('a CRM write that fails after the redemption committed is retried by the durable job', async () => {
+    const deal = await openDeal(anna.contact, 3000);
+    h.portal.failCommands('crm.deal.update', 10);
+    const res = await redeem(deal, { amount: 100 });
+    expect(res.status).toBe(200);
+    expect(h.portal.get('deal', deal).UF_CRM_SARAFAN_REDEEMED).toBeUndefined(); // not written yet
+    expect((await h.store.jobs.depth(portalId)).queued).toBe(1); // the crm.project job owed
+
+    h.portal.failCommands('crm.deal.update', 0);
+    expect(await h.worker.drain()).toBe(0); // not due before the grace period
+    offset += PROJECTION_GRACE_MS;
+    expect(await h.worker.drain()).toBe(1);
+    expect(Number(h.portal.get('deal', deal).UF_CRM_SARAFAN_REDEEMED)).toBe(100);
+    expect((await h.store.jobs.depth(portalId)).queued).toBe(0);
   });
 
   it('refuses more than the deal allows (409 over_deal_limit) and more than the balance (409 insufficient_balance), changing nothing', async () => {
