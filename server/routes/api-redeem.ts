@@ -8,7 +8,8 @@ import { caller } from '../middleware/api-auth.js';
 import { idempotencyHeaders, positiveAmount } from './api-amounts.js';
 import { dealParams } from './api-params.js';
 
-const redeemBody = z.object({ amount: positiveAmount });
+/** `"max"`: the most the deal's limit and the client's balance allow (decided under the lock). */
+const redeemBody = z.object({ amount: z.union([z.literal('max'), positiveAmount], { error: 'must be a positive number with at most two decimals, or "max"' }) });
 
 /** Mounted behind apiAuth (server/routes/api.ts). */
 export function redeemRoutes(deps: Deps): Router {

@@ -19,7 +19,7 @@
  * helper enqueues it; nothing is posted here).
  */
 import { fromMinor } from '../rules/money.js';
-import { checkRedemption, dealAcceptsRedemption, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
+import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
 import { AppError } from './errors.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { processCrmChanges } from './process-crm-changes.js';
@@ -29,8 +29,8 @@ import type { DealState, Deps, Installation, PersonRef } from './ports.js';
 
 export interface RedeemCommand {
   dealId: number;
-  /** Positive, minor units. */
-  amount: number;
+  /** Positive, minor units; `max`: the most the deal and the balance allow, decided under the lock. */
+  amount: number | 'max';
   /** Who asks (the API caller). */
   userId: number;
   /** The client's key for a safe retry (Idempotency-Key). */
@@ -98,20 +98,22 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw new AppError('conflict', 'The deal changed while redeeming; try again', [], { reason: 'deal_changed' });
     if (state.currency !== program.currency && dealAcceptsRedemption(state)) throw refuse('currency_mismatch');
-    const verdict = checkRedemption({
-      amount: cmd.amount,
+    const facts = {
       available: balances.get(memberId)?.available ?? 0,
       dealAmount: state.amount,
       maxPercentOfDeal: program.redemption.maxPercentOfDeal,
       dealEntries: entries,
       dealOpen: dealAcceptsRedemption(state),
-    });
+    };
+    // Nothing redeemable: asking for one kopeck yields the reason why.
+    const amount = cmd.amount === 'max' ? Math.max(1, mostRedeemable(facts)) : cmd.amount;
+    const verdict = checkRedemption({ ...facts, amount });
     if (!verdict.ok) throw refuse(verdict.reason);
     const { inserted } = await tx.ledger.append([
       {
         portalId,
         memberId,
-        amount: -cmd.amount,
+        amount: -amount,
         reason: 'redemption',
         kind: 'correction',
         dealId: cmd.dealId,
@@ -131,7 +133,7 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
   });
 
   if (outcome.fresh) {
-    deps.log.info({ portalId, dealId: cmd.dealId, memberId, amount: cmd.amount, userId: cmd.userId }, 'redemption.recorded');
+    deps.log.info({ portalId, dealId: cmd.dealId, memberId, amount: -outcome.entry.amount, userId: cmd.userId }, 'redemption.recorded');
     await projectNow(deps, installation, { memberIds: [memberId], dealIds: [cmd.dealId] }, outcome.jobKey!);
   }
   const now = outcome.now;

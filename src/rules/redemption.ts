@@ -59,6 +59,14 @@ export function checkRedemption(r: RedemptionRequest): RedemptionVerdict {
   return { ok: true };
 }
 
+/**
+ * The most the client can redeem on the deal now (the robot's "empty amount", the UI's "all"):
+ * what the deal's limit leaves and the balance allows; 0 or less when nothing can be.
+ */
+export function mostRedeemable(r: Omit<RedemptionRequest, 'amount'>): number {
+  return Math.min(r.available, dealRedemptionLimit(r.dealAmount, r.maxPercentOfDeal) - redeemedOnDeal(r.dealEntries));
+}
+
 export interface RedemptionReturn {
   memberId: number;
   /** Positive: what goes back to the member. */

@@ -143,6 +143,18 @@ describe('POST /api/deals/:id/redeem', () => {
     expect((await redeem(small, { amount: 0.01 })).body.error.reason).toBe('over_deal_limit');
   });
 
+  it('"max" redeems the most the deal and the balance allow, and says why when nothing is left', async () => {
+    const deal = await openDeal(anna.contact, 600); // limit 300.00
+    const balance = await available();
+    const res = await redeem(deal, { amount: 'max' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ entry: { amount: -300 }, dealRedeemed: 300, client: { balance: (balance - 300_00) / 100 } });
+    const none = await redeem(deal, { amount: 'max' });
+    expect(none.status).toBe(409);
+    expect(none.body.error.reason).toBe('over_deal_limit');
+    expect((await h.store.ledger.forDeal(portalId, deal)).map((e) => e.amount)).toEqual([-300_00]);
+  });
+
   it('answers a retried request with the same Idempotency-Key with the first redemption, spending once', async () => {
     const deal = await openDeal(anna.contact, 10000);
     const balance = await available();
@@ -243,7 +255,7 @@ describe('POST /api/deals/:id/redeem', () => {
     const deal = await openDeal(anna.contact, 1000);
     const entries = await ledgerCount();
     const paths = (res: request.Response) => (res.body.error.details as { path: string }[]).map((d) => d.path);
-    for (const body of [{}, { amount: 0 }, { amount: -5 }, { amount: 1.234 }, { amount: 'ten' }, { amount: null }, { amount: '1.999' }, { amount: 1e12 }]) {
+    for (const body of [{}, { amount: 0 }, { amount: -5 }, { amount: 1.234 }, { amount: 'ten' }, { amount: null }, { amount: '1.999' }, { amount: 1e12 }, { amount: 'MAX' }]) {
       const res = await redeem(deal, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(paths(res), JSON.stringify(body)).toEqual(['amount']);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkAdjustment } from '../../../src/rules/adjustment.js';
-import { checkRedemption, dealAcceptsRedemption, dealRedemptionLimit, redeemedOnDeal, redemptionReturns, type LedgerLine } from '../../../src/rules/redemption.js';
+import { checkRedemption, dealAcceptsRedemption, dealRedemptionLimit, mostRedeemable, redeemedOnDeal, redemptionReturns, type LedgerLine } from '../../../src/rules/redemption.js';
 
 const redemption = (memberId: number, amount: number): LedgerLine => ({ memberId, reason: 'redemption', amount });
 const reward = (memberId: number, amount: number): LedgerLine => ({ memberId, reason: 'referral', amount });
@@ -45,6 +45,19 @@ describe('checkRedemption', () => {
   it('rounds the limit like every other percent (half away from zero)', () => {
     expect(dealRedemptionLimit(101, 50)).toBe(51);
     expect(dealRedemptionLimit(99_99, 33.33)).toBe(33_33);
+  });
+});
+
+describe('mostRedeemable', () => {
+  const base = { available: 1000_00, dealAmount: 1000_00, maxPercentOfDeal: 50, dealEntries: [] as LedgerLine[], dealOpen: true };
+  it.each<[string, Partial<typeof base>, number]>([
+    ['the limit when the balance is larger', {}, 500_00],
+    ['the balance when it is smaller', { available: 120_00 }, 120_00],
+    ['what the limit leaves after earlier redemptions', { dealEntries: [redemption(1, -450_00)] }, 50_00],
+    ['nothing (or less) when the limit is used up', { dealEntries: [redemption(1, -500_00)] }, 0],
+    ['less than nothing with a negative balance', { available: -10_00 }, -10_00],
+  ])('%s', (_name, over, want) => {
+    expect(mostRedeemable({ ...base, ...over })).toBe(want);
   });
 });
 
