@@ -64,11 +64,13 @@ export interface RedeemAnswer {
   facts: RedemptionFacts;
 }
 
-const REFUSALS: Record<RedemptionRefusal | 'currency_mismatch', string> = {
+const REFUSALS: Record<RedemptionRefusal | 'currency_mismatch' | 'deal_changed', string> = {
   deal_closed: 'The deal is lost or deleted: bonus cannot be redeemed against it',
-  over_deal_limit: "The amount is more than the program allows to redeem on this deal",
+  over_deal_limit: 'The amount is more than the program allows to redeem on this deal',
   insufficient_balance: "The client's available bonus is less than the amount",
   currency_mismatch: "The deal's currency is not the program currency",
+  // The deal moved to another client between reading it and locking: the caller asks again.
+  deal_changed: 'The deal changed while redeeming; try again',
 };
 
 const refuse = (reason: keyof typeof REFUSALS, extra = ''): AppError => new AppError('conflict', REFUSALS[reason] + extra, [], { reason });
@@ -96,7 +98,7 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const balances = await tx.ledger.balances(portalId, [memberId], now);
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
-    if (!state || state.clientMemberId !== memberId) throw new AppError('conflict', 'The deal changed while redeeming; try again', [], { reason: 'deal_changed' });
+    if (!state || state.clientMemberId !== memberId) throw refuse('deal_changed');
     if (state.currency !== program.currency && dealAcceptsRedemption(state)) throw refuse('currency_mismatch');
     const facts = {
       available: balances.get(memberId)?.available ?? 0,
