@@ -130,6 +130,8 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
       },
     ]);
     const entry = inserted[0]!; // the key is fresh or ours, and was not found above under the lock
+    // Timeline feedback ("bonus redeemed on this deal") belongs here, in this transaction, once
+    // the durable feedback job exists: RedemptionFacts (the answer's `facts`) holds what it says.
     const jobKey = await oweProjections(deps, tx, portalId, { memberIds: [memberId], dealIds: [cmd.dealId] }, now);
     return { entry, entries: [...entries, entry], fresh: true, jobKey, currency: program.currency, now };
   });
