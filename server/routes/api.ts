@@ -11,7 +11,9 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { memberWriteRoutes } from './api-members-write.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
+import { redeemRoutes } from './api-redeem.js';
 
 const ledgerQuery = z.object({
   limit: z
@@ -52,6 +54,8 @@ export function apiRoutes(deps: Deps): Router {
     res.json(await readDeal(deps, c.installation, id));
   });
 
+  router.use(redeemRoutes(deps));
+  router.use(memberWriteRoutes(deps));
   return router;
 }
 

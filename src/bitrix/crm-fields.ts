@@ -43,6 +43,7 @@ const FIELD_OF: Record<ProjectionKey, FieldName> = {
   joined: F.JOINED,
   referrer: F.REFERRER,
   reward: F.REWARD,
+  redeemed: F.REDEEMED,
 };
 
 const ENTITY_PREFIX: Record<PersonRef['entity'], string> = { contact: 'C', lead: 'L' };
@@ -93,7 +94,7 @@ export function toWire(p: Projection): Record<string, WireValue> {
     const field = FIELD_OF[key];
     if (value === null || value === undefined) out[field] = null;
     else if (key === 'referrer') out[field] = crmRef((value as PersonRef).entity, (value as PersonRef).id);
-    else if (key === 'balance' || key === 'pending' || key === 'reward') out[field] = fromMinor(value as number);
+    else if (key === 'balance' || key === 'pending' || key === 'reward' || key === 'redeemed') out[field] = fromMinor(value as number);
     else out[field] = value as string | number;
   }
   return out;
@@ -121,5 +122,6 @@ export function shownProjection(raw: Record<string, unknown>): Projection {
     joined: joined === null ? null : joined.slice(0, 10),
     referrer: parseCrmRef(raw[F.REFERRER]),
     reward: money(F.REWARD),
+    redeemed: money(F.REDEEMED),
   };
 }

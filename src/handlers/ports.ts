@@ -286,6 +286,8 @@ export interface LedgerRepo {
   /** Every 'coupon' entry of these members, oldest first. */
   couponEntries(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
+  /** The entry written with this idempotency key, if any (a retried request answers it again). */
+  byKey(portalId: number, idempotencyKey: string): Promise<LedgerEntry | null>;
 }
 
 // ---------------------------------------------------------------------------------------------

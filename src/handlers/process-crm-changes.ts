@@ -11,6 +11,8 @@
  *    referrals, referrer chains and ledger entries are loaded, priced and settled by the pure rules
  *    (rewards, settle: the net invariant), and the difference is appended to the ledger together
  *    with the deal states, the enrolment of first-time winners and a durable `crm.project` job.
+ *    Bonus redeemed on a deal that is now lost or deleted is returned in the same append
+ *    (src/rules/redemption.ts), from the deal's entries loaded under the lock.
  * 4. The projections that job owes are written at once (the job stays as the guarantee that a
  *    crash or a failed write is retried until the CRM equals the ledger).
  *
@@ -34,6 +36,7 @@ import { convertDealAmount } from '../rules/convert-currency.js';
 import { issueCoupons } from '../rules/issue-coupons.js';
 import { toMinor } from '../rules/money.js';
 import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
+import { dealAcceptsRedemption, redemptionReturns } from '../rules/redemption.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
 import { crmChangeJob } from './crm-change-job.js';
 import { clientDealsOf } from './member-summaries.js';
@@ -439,7 +442,9 @@ async function settleDeals(
   for (const d of deals) {
     const ids = [clientOf(d), previousOutside.get(d.id)?.clientMemberId].filter((id): id is number => typeof id === 'number');
     for (const id of ids) lockKeys.add(`client:${id}`);
-    if (!ids.length) lockKeys.add(`deal:${d.id}`);
+    // A redemption locks its deal too (redeem-bonus.ts): a deal that closes here then either
+    // sees that redemption (and returns it) or makes it refuse — never misses it.
+    if (!ids.length || !d.facts || d.facts.semantic === 'F') lockKeys.add(`deal:${d.id}`);
   }
   await tx.lockMany(portalId, [...lockKeys]);
 
@@ -553,10 +558,32 @@ async function settleDeals(
   }
   const clamped = clampOverspend(current.program.overspend, planned.map((p) => ({ memberId: p.entry.memberId, amount: p.entry.amount })), held);
 
+  // Bonus redeemed on a deal that is lost or deleted now goes back to whoever redeemed it.
+  const returns = states.flatMap((s) =>
+    redemptionReturns({ dealId: s.dealId, closed: !dealAcceptsRedemption(s), entries: existingOf.get(s.dealId) ?? [] }).map(
+      (r): NewLedgerEntry => ({
+        portalId,
+        memberId: r.memberId,
+        amount: r.amount,
+        reason: 'redemption',
+        kind: 'reversal',
+        dealId: s.dealId,
+        level: 0,
+        programVersion: null,
+        idempotencyKey: r.idempotencyKey,
+        availableAt: now,
+        expiresAt: null,
+        causedBy: `deal:${s.dealId}`,
+        comment: null,
+        createdAt: now,
+      }),
+    ),
+  );
+
   // Deals outside the batch are written back only when their conversion was fixed just now.
   await tx.deals.upsertMany([...states, ...[...toSettle.values()].filter((d) => !batchIds.has(d.dealId) && refixed.has(d.dealId))]);
-  const { inserted } = await tx.ledger.append(
-    planned.map(({ deal, version, fx, entry: p }, i): NewLedgerEntry => ({
+  const { inserted } = await tx.ledger.append([
+    ...planned.map(({ deal, version, fx, entry: p }, i): NewLedgerEntry => ({
       portalId,
       memberId: p.memberId,
       amount: clamped[i]!.amount,
@@ -575,7 +602,8 @@ async function settleDeals(
       shortfall: clamped[i]!.shortfall,
       capped: p.capped,
     })),
-  );
+    ...returns,
+  ]);
   await requeueCappedDeals(deps, tx, portalId, now, inserted, months, settings);
   inserted.push(...(await settleCoupons(deps, tx, portalId, current, now, inserted)));
   const touchedMembers = new Set<number>(clientIds);
@@ -586,7 +614,7 @@ async function settleDeals(
     existingOf.get(entry.dealId!)?.push(entry);
     deps.log.info(
       { portalId, dealId: entry.dealId, memberId: entry.memberId, amount: entry.amount, kind: entry.kind, reason: entry.reason },
-      entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
+      entry.reason === 'redemption' ? 'redemption.returned' : entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
     );
   }
 

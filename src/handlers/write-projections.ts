@@ -39,6 +39,13 @@ function rewardOf(entries: LedgerEntry[]): number {
   return entries.filter((e) => e.reason === 'referral').reduce((sum, e) => sum + e.amount, 0);
 }
 
+/** Redeemed on the deal (SPEC 4.1 REDEEMED), once the deal has ever had a redemption. */
+function redeemedOf(entries: LedgerEntry[], written: Projection | undefined): number | undefined {
+  const redemptions = entries.filter((e) => e.reason === 'redemption');
+  if (!redemptions.length && (written?.redeemed === undefined || written.redeemed === null)) return undefined;
+  return 0 - redemptions.reduce((sum, e) => sum + e.amount, 0);
+}
+
 export async function writeProjections(deps: Deps, installation: Installation, targets: ProjectionTargets, hints: ProjectionHints = {}): Promise<ProjectionResult> {
   const { store } = deps;
   const portalId = installation.id;
@@ -114,7 +121,8 @@ export async function writeProjections(deps: Deps, installation: Installation, t
         : personOf(referral?.referrerMemberId ? referrerById.get(referral.referrerMemberId) : null);
     const dealEntries = entriesOf.get(deal.dealId) ?? [];
     if (!referrer && !dealEntries.length && !lastWritten.has(key)) continue; // not ours to touch
-    const desired = dealProjection({ referrer, reward: rewardOf(dealEntries) });
+    const redeemed = redeemedOf(dealEntries, lastWritten.get(key));
+    const desired = dealProjection({ referrer, reward: rewardOf(dealEntries), ...(redeemed === undefined ? {} : { redeemed }) });
     if (!referrer) delete desired.referrer; // never erase a referrer a manager picked
     const values = projectionChanges(desired, hints.shown?.get(key) ?? lastWritten.get(key));
     if (!isEmptyProjection(values)) writes.push({ entity: 'deal', id: deal.dealId, values, dealId: deal.dealId });

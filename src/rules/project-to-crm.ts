@@ -22,6 +22,8 @@ export interface Projection {
   referrer?: PersonRef | null;
   /** Minor units. */
   reward?: number | null;
+  /** Minor units: bonus redeemed against the deal, net of what was returned. */
+  redeemed?: number | null;
 }
 
 export type ProjectionKey = keyof Projection;
@@ -49,8 +51,9 @@ export function personProjection(p: MemberFacts): Projection {
   };
 }
 
-export function dealProjection(d: { referrer: PersonRef | null; reward: number }): Projection {
-  return { referrer: d.referrer, reward: d.reward };
+/** `redeemed` only when given: a deal no bonus was ever redeemed on keeps its field untouched. */
+export function dealProjection(d: { referrer: PersonRef | null; reward: number; redeemed?: number }): Projection {
+  return d.redeemed === undefined ? { referrer: d.referrer, reward: d.reward } : { referrer: d.referrer, reward: d.reward, redeemed: d.redeemed };
 }
 
 function same(want: Projection[ProjectionKey], have: Projection[ProjectionKey]): boolean {

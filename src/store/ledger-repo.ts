@@ -206,5 +206,14 @@ export function createLedgerRepo(db: Db): LedgerRepo {
         .limit(opts.limit);
       return rows.map(toEntry);
     },
+
+    async byKey(portalId, idempotencyKey) {
+      const [row] = await db
+        .select()
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), eq(ledgerEntries.idempotencyKey, idempotencyKey)))
+        .limit(1);
+      return row ? toEntry(row) : null;
+    },
   };
 }

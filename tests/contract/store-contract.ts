@@ -555,6 +555,20 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.ledger.forDeals(portal.id, [])).toEqual([]);
       });
 
+      it('finds an entry by its idempotency key, within its portal only', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const elsewhere = await store.members.ensure(other.id, 'contact', 1, NOW);
+        await store.ledger.append([
+          entry(portal.id, member.id, 'adjust:1:key:abc', { amount: -250, reason: 'adjustment', kind: 'correction', dealId: null, level: 0, comment: 'why', causedBy: 'user:7' }),
+          entry(other.id, elsewhere.id, 'adjust:1:key:other', { amount: 5 }),
+        ]);
+        expect(await store.ledger.byKey(portal.id, 'adjust:1:key:abc')).toMatchObject({ memberId: member.id, amount: -250, reason: 'adjustment', comment: 'why', causedBy: 'user:7' });
+        expect(await store.ledger.byKey(portal.id, 'adjust:1:key:other')).toBeNull();
+        expect(await store.ledger.byKey(other.id, 'adjust:1:key:abc')).toBeNull();
+      });
+
       it('is append-only in the database', async () => {
         const portal = await newPortal();
         const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
