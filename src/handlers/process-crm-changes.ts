@@ -25,6 +25,7 @@ import { membersToEnroll } from '../rules/enroll-members.js';
 import type { Projection } from '../rules/project-to-crm.js';
 import { priceDeal } from '../rules/price-deal.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
+import { expiresAtFor } from '../rules/expiry.js';
 import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
@@ -477,7 +478,7 @@ async function settleDeals(
   const existingOf = new Map<number, LedgerEntry[]>([...toSettle.keys()].map((id) => [id, []]));
   for (const e of existing) if (e.dealId !== null) existingOf.get(e.dealId)?.push(e);
 
-  const planned: { deal: DealState; version: number; entry: PlannedEntry }[] = [];
+  const planned: { deal: DealState; version: number; expiryDays: number; entry: PlannedEntry }[] = [];
   for (const deal of toSettle.values()) {
     const loaded = deal.programVersion ? programs.get(deal.programVersion)! : current;
     const { program } = loaded;
@@ -497,13 +498,13 @@ async function settleDeals(
       });
     }
     for (const entry of settleDeal({ dealId: deal.dealId, desired, existing: existingOf.get(deal.dealId) ?? [], now })) {
-      planned.push({ deal, version: loaded.version, entry });
+      planned.push({ deal, version: loaded.version, expiryDays: program.expiry.days, entry });
     }
   }
 
   await tx.deals.upsertMany(states);
   const { inserted } = await tx.ledger.append(
-    planned.map(({ deal, version, entry: p }): NewLedgerEntry => ({
+    planned.map(({ deal, version, expiryDays, entry: p }): NewLedgerEntry => ({
       portalId,
       memberId: p.memberId,
       amount: p.amount,
@@ -514,7 +515,8 @@ async function settleDeals(
       programVersion: version,
       idempotencyKey: p.idempotencyKey,
       availableAt: p.availableAt,
-      expiresAt: null,
+      // Bonus credited under a program with expiry lapses N days after it becomes available.
+      expiresAt: p.amount > 0 ? expiresAtFor(p.availableAt, expiryDays) : null,
       causedBy: `deal:${deal.dealId}`,
       comment: null,
       createdAt: now,

@@ -11,6 +11,7 @@ import { createLedgerRepo } from './ledger-repo.js';
 import { createMemberRepo } from './member-repo.js';
 import { createProgramRepo } from './program-repo.js';
 import { createProjectionRepo } from './projection-repo.js';
+import { createPromoRepo } from './promo-repo.js';
 import { createReferralRepo } from './referral-repo.js';
 import { createScheduleRepo } from './schedule-repo.js';
 import { createWatermarkRepo } from './watermark-repo.js';
@@ -33,6 +34,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     jobs: createJobQueue(db, { groupCommit: root }),
     schedule: createScheduleRepo(db),
     watermarks: createWatermarkRepo(db),
+    promo: createPromoRepo(db),
   };
 }
 

@@ -16,6 +16,8 @@ import {
   ledgerEntries,
   members,
   programVersions,
+  promoCampaigns,
+  promoCodes,
   referralCodes,
   referrals,
   watermarks,
@@ -139,6 +141,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         // Children before parents (composite foreign keys). The only DELETE of ledger rows in code.
         await tx.delete(deals).where(eq(deals.portalId, id));
         await tx.delete(historyDeals).where(eq(historyDeals.portalId, id));
+        await tx.delete(promoCodes).where(eq(promoCodes.portalId, id));
+        await tx.delete(promoCampaigns).where(eq(promoCampaigns.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));
