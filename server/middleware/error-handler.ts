@@ -41,7 +41,7 @@ export function httpStatusFor(code: ErrorCode): number {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details: ErrorDetail[]; requestId: string };
+  error: { code: ErrorCode; message: string; details: ErrorDetail[]; requestId: string; reason?: string };
 }
 
 /** The part of the logger this module needs (pino's Logger and the handlers' Log both fit). */
@@ -149,6 +149,7 @@ export function errorHandler(log: ErrorLog): ErrorRequestHandler {
           message: scrubSecrets(appError.message),
           details: appError.details.map((d) => ({ path: d.path, message: scrubSecrets(d.message) })),
           requestId,
+          ...(appError.reason === undefined ? {} : { reason: appError.reason }),
         },
       };
       if (status >= 500) log.error({ ...where, status, code: appError.code, err: describe(e) }, 'http.failed');

@@ -11,6 +11,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { promoApiRoutes } from './api-promo.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 
 const ledgerQuery = z.object({
@@ -26,6 +27,7 @@ const ledgerQuery = z.object({
 export function apiRoutes(deps: Deps): Router {
   const router = Router();
   router.use('/api', apiAuth(deps));
+  router.use(promoApiRoutes(deps));
 
   router.get('/api/program', async (_req, res) => {
     const c = caller(res);

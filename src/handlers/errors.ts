@@ -27,12 +27,15 @@ export interface ErrorDetail {
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetail[];
+  /** For `conflict`: which business rule refused, a stable word callers branch on (`already_used` …). */
+  readonly reason: string | undefined;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options?: { cause?: unknown; reason?: string }) {
     super(message, options);
     this.name = 'AppError';
     this.code = code;
     this.details = details;
+    this.reason = options?.reason;
   }
 }
 
