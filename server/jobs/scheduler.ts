@@ -16,16 +16,18 @@ export interface ScheduleTimes {
   'reconcile.crm'?: string | undefined;
   'holds.mature'?: string | undefined;
   'queue.purge'?: string | undefined;
+  'bonus.expire'?: string | undefined;
 }
 
 /**
  * Reconciliation every five minutes (SARAFAN_RECONCILE_CRON overrides it), holds mature at least
- * hourly (SPEC 6), old jobs go once a day at a quiet hour. An undefined time turns one off.
+ * hourly (SPEC 6), bonus expires hourly, old jobs go once a day at a quiet hour. An undefined time turns one off.
  */
 export const DEFAULT_SCHEDULES: Required<ScheduleTimes> = {
   'reconcile.crm': DEFAULT_RECONCILE_CRON,
   'holds.mature': '7 * * * *',
   'queue.purge': '17 3 * * *',
+  'bonus.expire': '37 * * * *',
 };
 
 export interface Scheduler {

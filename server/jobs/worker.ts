@@ -15,6 +15,7 @@ import { reconcileInstallation } from '../../src/handlers/install-app.js';
 import { writeProjections } from '../../src/handlers/write-projections.js';
 import { PortalCallError } from '../../src/handlers/errors.js';
 import { matureHolds } from '../../src/handlers/mature-holds.js';
+import { expireBonus } from '../../src/handlers/expire-bonus.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
@@ -147,6 +148,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
     'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
     'holds.mature': (job) => matureHolds(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
+    'bonus.expire': (job) => expireBonus(deps, job.portalId),
   };
 
   async function runCrm(jobs: Job[]): Promise<void> {

@@ -12,6 +12,7 @@ import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/hand
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
 import { memberWriteRoutes } from './api-members-write.js';
+import { promoApiRoutes } from './api-promo.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
 
@@ -28,6 +29,7 @@ const ledgerQuery = z.object({
 export function apiRoutes(deps: Deps): Router {
   const router = Router();
   router.use('/api', apiAuth(deps));
+  router.use(promoApiRoutes(deps));
 
   router.get('/api/program', async (_req, res) => {
     const c = caller(res);

@@ -12,6 +12,7 @@ const PORTALS: Record<ScheduledJobKind, InstallationStatus[]> = {
   'reconcile.crm': ['active'],
   'holds.mature': ['active'],
   'queue.purge': ['new', 'active', 'uninstalled'],
+  'bonus.expire': ['active'],
 };
 
 export interface TickOutcome {

@@ -288,6 +288,61 @@ export interface LedgerRepo {
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
   /** The entry written with this idempotency key, if any (a retried request answers it again). */
   byKey(portalId: number, idempotencyKey: string): Promise<LedgerEntry | null>;
+  /** Every entry of these members, oldest (lowest id) first: bonus expiry replays them. */
+  forMembers(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
+  /** Members with entries whose `expiresAt` is in (after, upTo], ascending. */
+  expiring(portalId: number, after: Date, upTo: Date): Promise<number[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promo-code campaigns (SPEC 5)
+// ---------------------------------------------------------------------------------------------
+
+export interface NewPromoCampaign {
+  portalId: number;
+  name: string;
+  /** What one code credits, minor units. */
+  value: number;
+  codeCount: number;
+  /** Codes are refused from this time on (`campaign_over`); null = never. */
+  expiresAt: Date | null;
+  createdBy: number | null;
+  createdAt: Date;
+}
+
+export interface PromoCampaign extends NewPromoCampaign {
+  id: number;
+}
+
+export interface PromoCampaignSummary extends PromoCampaign {
+  /** Codes activated so far. */
+  used: number;
+}
+
+/** A code as the campaign's export shows it. */
+export interface PromoCodeUse {
+  code: string;
+  usedAt: Date | null;
+  /** The member who activated it. */
+  usedBy: Member | null;
+}
+
+export interface PromoRepo {
+  createCampaign(input: NewPromoCampaign): Promise<PromoCampaign>;
+  /**
+   * Insert codes of a campaign (one statement); a code already on the portal (any campaign) is
+   * skipped. Returns the codes inserted.
+   */
+  addCodes(portalId: number, campaignId: number, codes: string[]): Promise<string[]>;
+  /** The portal's campaigns, newest first, with how many codes were used. */
+  campaigns(portalId: number): Promise<PromoCampaignSummary[]>;
+  campaign(portalId: number, campaignId: number): Promise<PromoCampaignSummary | null>;
+  /** A code (upper-case) with its campaign; null when the portal has no such code. */
+  findCode(portalId: number, code: string): Promise<{ code: string; campaign: PromoCampaign; usedAt: Date | null; usedByMemberId: number | null } | null>;
+  /** Marks an unused code used by the member: true for exactly one caller, however many race. */
+  claim(portalId: number, code: string, memberId: number, now: Date): Promise<boolean>;
+  /** A page of a campaign's codes in code order, after `afterCode`. */
+  codes(portalId: number, campaignId: number, opts: { afterCode?: string; limit: number }): Promise<PromoCodeUse[]>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,10 +508,11 @@ export interface CouponRepo {
  * `app.reconcile`: the registration of SPEC 4; `backfill.crm`: the portal's history, read on
  * install; the scheduled ones (SPEC 6), one per portal and tick: `reconcile.crm` (list what
  * changed since the watermark), `holds.mature` (re-project members whose held rewards became
- * available), `queue.purge` (delete old done jobs).
+ * available), `queue.purge` (delete old done jobs), `bonus.expire` (write the expiry of bonus
+ * whose `expires_at` passed, SPEC 5 `expiry.days`).
  */
 export type JobKind = 'crm.change' | 'crm.project' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
-export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge';
+export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge' | 'bonus.expire';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
 export interface NewJob {
@@ -530,7 +586,7 @@ export interface ScheduleRepo {
 }
 
 /** `reconcile.<entity>`: the DATE_MODIFY to list changes from; `holds.mature`: matured up to. */
-export type WatermarkName = `reconcile.${CrmEntity}` | 'holds.mature';
+export type WatermarkName = `reconcile.${CrmEntity}` | 'holds.mature' | 'bonus.expire';
 
 export interface Watermark {
   name: WatermarkName;
@@ -576,6 +632,7 @@ export interface Repos {
   watermarks: WatermarkRepo;
   portalSettings: PortalSettingsRepo;
   coupons: CouponRepo;
+  promo: PromoRepo;
 }
 
 export interface TxRepos extends Repos {

@@ -39,6 +39,7 @@ import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
 import { dealAcceptsRedemption, redemptionReturns } from '../rules/redemption.js';
 import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
 import { crmChangeJob } from './crm-change-job.js';
+import { expiresAtFor } from '../rules/expiry.js';
 import { clientDealsOf } from './member-summaries.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
@@ -530,7 +531,7 @@ async function settleDeals(
 
   // Deals of the run meet the cap in the order they were first won, each after the ones before.
   const byFirstWin = [...priced].sort((a, b) => (a.deal.firstWonAt?.getTime() ?? 0) - (b.deal.firstWonAt?.getTime() ?? 0) || a.deal.dealId - b.deal.dealId);
-  const planned: { deal: DealState; version: number; fx: FxUsed | null; entry: PlannedEntry }[] = [];
+  const planned: { deal: DealState; version: number; expiryDays: number; fx: FxUsed | null; entry: PlannedEntry }[] = [];
   for (const { deal, loaded, desired, fx } of byFirstWin) {
     const cap = loaded.program.referral.capPerReferrerMonth === null ? null : toMinor(loaded.program.referral.capPerReferrerMonth);
     let capped: CappedEntry[] = desired.map((d) => ({ ...d, capped: 0 }));
@@ -546,7 +547,7 @@ async function settleDeals(
       for (const c of capped) if (c.reason === 'referral') usedByOthers.set(monthKey(c.memberId, month.from), (used.get(c.memberId) ?? 0) + c.amount);
     }
     for (const entry of settleDeal({ dealId: deal.dealId, desired: capped, existing: existingOf.get(deal.dealId) ?? [], now })) {
-      planned.push({ deal, version: loaded.version, fx, entry });
+      planned.push({ deal, version: loaded.version, expiryDays: loaded.program.expiry.days, fx, entry });
     }
   }
 
@@ -583,7 +584,7 @@ async function settleDeals(
   // Deals outside the batch are written back only when their conversion was fixed just now.
   await tx.deals.upsertMany([...states, ...[...toSettle.values()].filter((d) => !batchIds.has(d.dealId) && refixed.has(d.dealId))]);
   const { inserted } = await tx.ledger.append([
-    ...planned.map(({ deal, version, fx, entry: p }, i): NewLedgerEntry => ({
+    ...planned.map(({ deal, version, expiryDays, fx, entry: p }, i): NewLedgerEntry => ({
       portalId,
       memberId: p.memberId,
       amount: clamped[i]!.amount,
@@ -594,7 +595,8 @@ async function settleDeals(
       programVersion: version,
       idempotencyKey: p.idempotencyKey,
       availableAt: p.availableAt,
-      expiresAt: null,
+      // Bonus credited under a program with expiry lapses N days after it becomes available.
+      expiresAt: p.amount > 0 ? expiresAtFor(p.availableAt, expiryDays) : null,
       causedBy: `deal:${deal.dealId}`,
       comment: null,
       createdAt: now,

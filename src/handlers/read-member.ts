@@ -7,6 +7,7 @@
  * Limits: the tier is computed from the deals Sarafan has seen for the client (as the CRM
  * projection is); names of people are the portal's to show, so only CRM references are answered.
  */
+import { decideExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { referralLink } from '../rules/referral-link.js';
 import { loadMemberSummaries } from './member-summaries.js';
@@ -43,6 +44,11 @@ export interface MemberAnswer {
   /** Qualified referrals this person made: referees whose won deal pays them now (SPEC 4.1). */
   referrals: number;
   referrer: PersonRef | null;
+  /**
+   * Bonus that expires within the next 30 days unless spent first (SPEC 5 expiry, oldest first):
+   * the total and each date (ISO) with its amount, soonest first.
+   */
+  expiring: { total: number; dates: { at: string; amount: number }[] };
   ledger: LedgerItem[];
   /** Milestone coupons this person earned, oldest milestone first (reversed ones too). */
   coupons: CouponItem[];
@@ -70,17 +76,20 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     nextTier: null,
     referrals: 0,
     referrer: null,
+    expiring: { total: 0, dates: [] },
     ledger: [],
     coupons: [],
     nextBefore: null,
   };
   if (!member) return answer;
 
-  const [summaries, entries, coupons] = await Promise.all([
+  const [summaries, entries, coupons, all] = await Promise.all([
     loadMemberSummaries(store, portalId, [member.id], program, now),
     store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
     store.coupons.forMembers(portalId, [member.id]),
+    store.ledger.forMembers(portalId, [member.id]),
   ]);
+  const upcoming = decideExpiry(all, now).upcoming;
   const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
   return {
     ...answer,
@@ -94,6 +103,10 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     nextTier: tier?.next ?? null,
     referrals,
     referrer: personOf(referrer),
+    expiring: {
+      total: fromMinor(upcoming.reduce((sum, u) => sum + u.amount, 0)),
+      dates: upcoming.map((u) => ({ at: u.at.toISOString(), amount: fromMinor(u.amount) })),
+    },
     ledger: await ledgerItems(store, portalId, entries, now),
     coupons: couponItems(coupons),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,

@@ -13,6 +13,7 @@ import { createMemberRepo } from './member-repo.js';
 import { createPortalSettingsRepo } from './portal-settings-repo.js';
 import { createProgramRepo } from './program-repo.js';
 import { createProjectionRepo } from './projection-repo.js';
+import { createPromoRepo } from './promo-repo.js';
 import { createReferralRepo } from './referral-repo.js';
 import { createScheduleRepo } from './schedule-repo.js';
 import { createWatermarkRepo } from './watermark-repo.js';
@@ -37,6 +38,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     watermarks: createWatermarkRepo(db),
     portalSettings: createPortalSettingsRepo(db),
     coupons: createCouponRepo(db),
+    promo: createPromoRepo(db),
   };
 }
 

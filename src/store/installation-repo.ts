@@ -18,6 +18,8 @@ import {
   members,
   portalSettings,
   programVersions,
+  promoCampaigns,
+  promoCodes,
   referralCodes,
   referrals,
   watermarks,
@@ -143,6 +145,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(historyDeals).where(eq(historyDeals.portalId, id));
         await tx.delete(coupons).where(eq(coupons.portalId, id));
         await tx.delete(portalSettings).where(eq(portalSettings.portalId, id));
+        await tx.delete(promoCodes).where(eq(promoCodes.portalId, id));
+        await tx.delete(promoCampaigns).where(eq(promoCampaigns.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));

@@ -191,6 +191,25 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       return rows.map(toEntry);
     },
 
+    async forMembers(portalId, memberIds) {
+      if (memberIds.length === 0) return [];
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds)))
+        .orderBy(asc(ledgerEntries.id));
+      return rows.map(toEntry);
+    },
+
+    async expiring(portalId, after, upTo) {
+      const rows = await db
+        .selectDistinct({ memberId: ledgerEntries.memberId })
+        .from(ledgerEntries)
+        .where(and(eq(ledgerEntries.portalId, portalId), gt(ledgerEntries.expiresAt, after), lte(ledgerEntries.expiresAt, upTo)))
+        .orderBy(asc(ledgerEntries.memberId));
+      return rows.map((r) => r.memberId);
+    },
+
     async forMember(portalId, memberId, opts) {
       const rows = await db
         .select()

@@ -187,6 +187,8 @@ export const ledgerEntries = pgTable(
     index('ledger_entries_deal_idx').on(t.portalId, t.dealId),
     // Hold maturation looks for entries that became available in a time window.
     index('ledger_entries_available_idx').on(t.portalId, t.availableAt),
+    // Bonus expiry looks for credits whose expiry passed since its last run.
+    index('ledger_entries_expires_idx').on(t.portalId, t.expiresAt).where(sql`expires_at IS NOT NULL`),
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
     check('ledger_entries_level_check', sql`level >= 0`),
     check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
@@ -359,5 +361,48 @@ export const coupons = pgTable(
     uniqueIndex('coupons_milestone_uq').on(t.portalId, t.memberId, t.milestone),
     check('coupons_status_check', sql`status IN ('issued', 'reversed')`),
     check('coupons_milestone_check', sql`milestone >= 1`),
+  ],
+);
+
+/** Promo-code campaigns (SPEC 5): a batch of one-time codes, each worth `value` (minor units). */
+export const promoCampaigns = pgTable(
+  'promo_campaigns',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    name: text('name').notNull(),
+    value: bigint('value', { mode: 'number' }).notNull(),
+    codeCount: integer('code_count').notNull(),
+    expiresAt: at('expires_at'),
+    createdBy: integer('created_by'),
+    createdAt: at('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'promo_campaigns_pk', columns: [t.portalId, t.id] }),
+    check('promo_campaigns_value_check', sql`value > 0`),
+    check('promo_campaigns_count_check', sql`code_count > 0`),
+  ],
+);
+
+/**
+ * Every promo code, unique per portal and stored upper-case. A code is used once, ever: it is
+ * claimed by a conditional update of `used_at` from NULL, which one caller wins.
+ */
+export const promoCodes = pgTable(
+  'promo_codes',
+  {
+    portalId: portalId(),
+    code: text('code').notNull(),
+    campaignId: bigint('campaign_id', { mode: 'number' }).notNull(),
+    usedByMemberId: bigint('used_by_member_id', { mode: 'number' }),
+    usedAt: at('used_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'promo_codes_pk', columns: [t.portalId, t.code] }),
+    foreignKey({ name: 'promo_codes_campaign_fk', columns: [t.portalId, t.campaignId], foreignColumns: [promoCampaigns.portalId, promoCampaigns.id] }),
+    foreignKey({ name: 'promo_codes_member_fk', columns: [t.portalId, t.usedByMemberId], foreignColumns: [members.portalId, members.id] }),
+    index('promo_codes_campaign_idx').on(t.portalId, t.campaignId, t.code),
+    check('promo_codes_upper_check', sql`code = upper(code)`),
+    check('promo_codes_used_check', sql`(used_by_member_id IS NULL) = (used_at IS NULL)`),
   ],
 );

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/handlers/errors.js';
 import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
+import { describePromoContract } from './promo-contract.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
@@ -103,6 +104,8 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     });
 
     // -----------------------------------------------------------------------------------------
+    describePromoContract(() => store, () => newPortal());
+
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {
         const portal = await newPortal({ applicationToken: 'first-token' });

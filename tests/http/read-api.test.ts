@@ -94,6 +94,7 @@ describe('GET /api/members/:entity/:id', () => {
       nextTier: null,
       referrals: 0,
       referrer: null,
+      expiring: { total: 0, dates: [] },
       ledger: [],
       coupons: [],
       nextBefore: null,

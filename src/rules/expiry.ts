@@ -1,0 +1,163 @@
+/**
+ * Bonus expiry (SPEC 5 `expiry.days`): available bonus expires N days after it became available,
+ * oldest first. Each positive entry is a lot worth its amount from its `availableAt` until its
+ * `expiresAt` (set when it was credited; null = never expires). Every negative entry other than
+ * an expiry spends bonus FIFO: the oldest available lot first — except that a negative entry of a
+ * deal slot (a reversal or correction of that deal's reward) takes back its own slot's lots
+ * first, so reversing a deal never makes an unrelated older lot "survive" in its place. Spending
+ * beyond what is available is a debt that the next lots to become available pay first. What is
+ * left of a lot when its `expiresAt` comes (inclusive: at exactly N days it is gone) expires.
+ *
+ * Expiry entries name the lot they expire in their idempotency key (`expiry:<lot id>`), so the
+ * decision is a replay of the member's whole ledger: a lot whose expiry is written is closed at
+ * its expiry time with what was written, never written twice.
+ */
+
+export interface ExpiryEntry {
+  id: number;
+  amount: number; // signed, minor units
+  reason: string;
+  dealId: number | null;
+  level: number;
+  idempotencyKey: string;
+  availableAt: Date;
+  expiresAt: Date | null;
+}
+
+export interface DueExpiry {
+  /** The credit (lot) whose unspent remainder expires. */
+  lotId: number;
+  /** Negative: what is taken from the balance. */
+  amount: number;
+  /** When the lot expired (its expiresAt); the expiry entry becomes "available" then. */
+  at: Date;
+  idempotencyKey: string;
+}
+
+export interface UpcomingExpiry {
+  at: Date;
+  /** Positive: what would expire at `at` if it is not spent first. */
+  amount: number;
+}
+
+export interface ExpiryDecision {
+  /** Lots expired by `now` whose expiry entry is not written yet, oldest first. */
+  due: DueExpiry[];
+  /** Unspent amounts of lots expiring in (now, now + horizon], by date, soonest first. */
+  upcoming: UpcomingExpiry[];
+}
+
+const EXPIRY_KEY_PREFIX = 'expiry:';
+
+export const expiryKey = (lotId: number): string => `${EXPIRY_KEY_PREFIX}${lotId}`;
+
+/** The lot an expiry entry expired, or null when the key is not an expiry key. */
+export function lotOfExpiryKey(key: string): number | null {
+  if (!key.startsWith(EXPIRY_KEY_PREFIX)) return null;
+  const id = Number(key.slice(EXPIRY_KEY_PREFIX.length));
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
+}
+
+export const DAY_MS = 86_400_000;
+
+/** When an amount available at `availableAt` expires under a program with `days` (0 = never). */
+export function expiresAtFor(availableAt: Date, days: number): Date | null {
+  return days > 0 ? new Date(availableAt.getTime() + days * DAY_MS) : null;
+}
+
+interface Lot {
+  id: number;
+  slot: string | null;
+  availableAt: number;
+  expiresAt: number | null;
+  remaining: number;
+  open: boolean;
+}
+
+// Events at one instant: a lot is available from its availableAt, gone at its expiresAt, and a
+// spend at that same instant meets what is left after both.
+const ORDER = { available: 0, expire: 1, spend: 2 } as const;
+
+type Event =
+  | { at: number; type: 'available'; id: number; lot: Lot }
+  | { at: number; type: 'expire'; id: number; lot: Lot }
+  | { at: number; type: 'spend'; id: number; amount: number; slot: string | null };
+
+const slotOf = (e: ExpiryEntry): string | null => (e.dealId === null ? null : `${e.dealId}:${e.reason}:${e.level}`);
+
+/**
+ * What expires of one member's ledger at `now`: the expiry entries due and not written yet, and
+ * what will expire within `horizonMs` after now if not spent first. `entries` must be every entry
+ * of the member (expiry entries included); pending entries count from their availableAt.
+ */
+export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizonMs = 30 * DAY_MS): ExpiryDecision {
+  const written = new Map<number, number>();
+  const events: Event[] = [];
+  for (const e of entries) {
+    if (e.reason === 'expiry') {
+      const lotId = lotOfExpiryKey(e.idempotencyKey);
+      if (lotId !== null) written.set(lotId, (written.get(lotId) ?? 0) + e.amount);
+      continue;
+    }
+    if (e.amount > 0) {
+      const lot: Lot = { id: e.id, slot: slotOf(e), availableAt: e.availableAt.getTime(), expiresAt: e.expiresAt?.getTime() ?? null, remaining: e.amount, open: false };
+      events.push({ at: lot.availableAt, type: 'available', id: e.id, lot });
+      if (lot.expiresAt !== null) events.push({ at: lot.expiresAt, type: 'expire', id: e.id, lot });
+    } else if (e.amount < 0) {
+      events.push({ at: e.availableAt.getTime(), type: 'spend', id: e.id, amount: -e.amount, slot: slotOf(e) });
+    }
+  }
+  events.sort((a, b) => a.at - b.at || ORDER[a.type] - ORDER[b.type] || a.id - b.id);
+
+  // Open lots in FIFO order (availability, then id: the order their events were sorted in).
+  const open: Lot[] = [];
+  let debt = 0;
+  const take = (lot: Lot, wanted: number): number => {
+    const taken = Math.min(lot.remaining, wanted);
+    lot.remaining -= taken;
+    return taken;
+  };
+  const due: DueExpiry[] = [];
+  const nowMs = now.getTime();
+
+  // Replays up to and including `until`; `expired` receives what each expiring lot still held.
+  let next = 0;
+  const replay = (until: number, expired: (lot: Lot, left: number, at: number) => void): void => {
+    for (; next < events.length && events[next]!.at <= until; next++) {
+      const ev = events[next]!;
+      if (ev.type === 'available') {
+        ev.lot.open = true;
+        debt -= take(ev.lot, debt);
+        open.push(ev.lot);
+      } else if (ev.type === 'expire') {
+        const lot = ev.lot;
+        lot.open = false;
+        const left = lot.remaining;
+        lot.remaining = 0;
+        expired(lot, left, ev.at);
+      } else {
+        let wanted = ev.amount;
+        if (ev.slot !== null) for (const lot of open) if (lot.open && lot.slot === ev.slot && wanted > 0) wanted -= take(lot, wanted);
+        for (const lot of open) {
+          if (wanted === 0) break;
+          if (lot.open) wanted -= take(lot, wanted);
+        }
+        debt += wanted;
+      }
+      // Closed and empty lots leave the FIFO list (keeps the scan short for long histories).
+      while (open.length && (!open[0]!.open || open[0]!.remaining === 0)) open.shift();
+    }
+  };
+
+  replay(nowMs, (lot, left, at) => {
+    if (!written.has(lot.id) && left > 0) due.push({ lotId: lot.id, amount: -left, at: new Date(at), idempotencyKey: expiryKey(lot.id) });
+  });
+  // Upcoming: lots still holding bonus (pending ones included) whose expiry falls in the horizon.
+  // Entries already written for a later instant (e.g. a pending reversal) are replayed too.
+  const byDate = new Map<number, number>();
+  replay(nowMs + horizonMs, (_lot, left, at) => {
+    if (left > 0) byDate.set(at, (byDate.get(at) ?? 0) + left);
+  });
+  const upcoming = [...byDate.entries()].sort((a, b) => a[0] - b[0]).map(([at, amount]) => ({ at: new Date(at), amount }));
+  return { due, upcoming };
+}
