@@ -11,6 +11,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { programPreviewRoutes } from './api-program-preview.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 
 const ledgerQuery = z.object({
@@ -38,6 +39,8 @@ export function apiRoutes(deps: Deps): Router {
     requireAdmin(c);
     res.json(await updateProgram(deps, c.installation.id, req.body, c.userId));
   });
+
+  router.use(programPreviewRoutes(deps));
 
   router.get('/api/members/:entity/:id', async (req, res) => {
     const c = caller(res);
