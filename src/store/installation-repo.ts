@@ -16,6 +16,7 @@ import {
   ledgerEntries,
   members,
   programVersions,
+  referralClicks,
   referralCodes,
   referrals,
   watermarks,
@@ -45,6 +46,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     updatedAt: row.updatedAt,
     installedAt: row.installedAt,
     uninstalledAt: row.uninstalledAt,
+    publicId: row.publicId,
+    linkSalt: row.linkSalt,
   });
 
   const encryptTokens = (tokens: PortalTokens) => ({
@@ -60,6 +63,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
 
   return {
     findByMemberId: (memberId) => one(eq(installations.memberId, memberId)),
+
+    findByPublicId: (publicId) => one(eq(installations.publicId, publicId)),
 
     get: (id) => one(eq(installations.id, id)),
 
@@ -139,6 +144,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         // Children before parents (composite foreign keys). The only DELETE of ledger rows in code.
         await tx.delete(deals).where(eq(deals.portalId, id));
         await tx.delete(historyDeals).where(eq(historyDeals.portalId, id));
+        await tx.delete(referralClicks).where(eq(referralClicks.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));
@@ -180,6 +186,7 @@ export function withMemberCache(repo: InstallationRepo, ttlMs = 2_000, maxEntrie
       return value;
     },
     get: (id) => repo.get(id),
+    findByPublicId: (publicId) => repo.findByPublicId(publicId),
     listIds: (statuses) => repo.listIds(statuses),
     upsertVerified: clearing(repo.upsertVerified),
     saveTokens: clearing(repo.saveTokens),
