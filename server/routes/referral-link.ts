@@ -60,6 +60,7 @@ export function referralLinkRoutes(deps: Deps, options: ReferralLinkOptions = {}
       code: req.params.code,
       ip: req.ip ?? req.socket.remoteAddress ?? '',
       userAgent: req.get('user-agent'),
+      record: req.method === 'GET',
     });
     if (answer.kind === 'redirect') {
       res.status(302).set({ Location: answer.location, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' }).end();

@@ -19,6 +19,8 @@ export interface LinkVisit {
   /** The visitor's address as the server sees it (hashed, never stored). */
   ip: string;
   userAgent: string | undefined;
+  /** False for a HEAD request: a link checker asking whether the link works has not clicked it. */
+  record: boolean;
 }
 
 export type LinkAnswer =
@@ -50,6 +52,7 @@ export async function followReferralLink(deps: Deps, visit: LinkVisit): Promise<
   const code = visit.code.toUpperCase();
   const location = landingLocation(program.landingUrl, code);
   const agentClass = agentClassOf(visit.userAgent);
+  if (!visit.record) return location ? { kind: 'redirect', location } : { kind: 'page', lang, code, company: installation.domain };
   await deps.store.clicks.record({
     portalId: installation.id,
     memberId: member.id,

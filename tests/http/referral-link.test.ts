@@ -105,6 +105,14 @@ describe('with a landing URL', () => {
     expect(clicks.at(-1)!.agentClass).toBe('bot');
   });
 
+  it('answers a HEAD request (a link checker) the same way without recording a click', async () => {
+    const before = (await allClicks()).length;
+    const res = await request(h.app).head(`/r/${inst.publicId}/${code}`).set('X-Forwarded-For', nextIp()).redirects(0);
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toContain(`ref=${code}`);
+    expect(await allClicks()).toHaveLength(before);
+  });
+
   it('never sends the visitor anywhere but the stored landing URL', async () => {
     const before = (await allClicks()).length;
     for (const path of [
