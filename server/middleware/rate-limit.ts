@@ -20,6 +20,20 @@ export interface RateLimitOptions {
   onLimited?: (req: Request, res: Response) => void;
 }
 
+/**
+ * The bucket key of a client address: an IPv4 address as it is, an IPv6 address by its /64 —
+ * one subscriber's network, in which a client can pick a fresh address for every request.
+ */
+export function addressKey(address: string): string {
+  const ip = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail] = ip.toLowerCase().split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -28,7 +42,7 @@ interface Bucket {
 export function rateLimit(o: RateLimitOptions) {
   const buckets = new Map<string, Bucket>();
   const maxKeys = o.maxKeys ?? 100_000;
-  const keyOf = o.keyOf ?? ((req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown');
+  const keyOf = o.keyOf ?? ((req: Request) => addressKey(req.ip ?? req.socket.remoteAddress ?? ''));
 
   const refill = (b: Bucket, now: number) => {
     b.tokens = Math.min(o.burst, b.tokens + ((now - b.at) / 1000) * o.perSecond);
