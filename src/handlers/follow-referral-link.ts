@@ -4,8 +4,8 @@
  * the click for the funnel (SPEC 8), answer. The click keeps when, which code, a salted hash of
  * the visitor's address and a coarse user-agent class — no address, no user agent, no cookie.
  *
- * Known limits: the page's language follows the portal's domain (Bitrix24's Russian-language
- * clouds), and the company is named by the portal's domain (Sarafan stores no company name).
+ * Known limits: the page's language is the install wizard's (else the portal's domain's), and
+ * the company is named by the portal's domain (Sarafan stores no company name).
  * A retired code still leads to its member, as it still attributes referrals.
  */
 import { createHmac } from 'node:crypto';
@@ -44,7 +44,7 @@ export async function followReferralLink(deps: Deps, visit: LinkVisit): Promise<
   if (!isLinkShaped(visit.publicId, visit.code)) return { kind: 'not_found', lang: 'en' };
   const installation = await deps.store.installations.findByPublicId(visit.publicId);
   if (!installation || installation.status !== 'active') return { kind: 'not_found', lang: 'en' };
-  const lang = portalLang(installation.domain);
+  const lang = portalLang(installation.domain, installation.lang);
   const member = await deps.store.members.findByCode(installation.id, visit.code);
   if (!member || member.code === null) return { kind: 'not_found', lang };
   const program = await programOf(deps, installation);

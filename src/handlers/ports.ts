@@ -46,6 +46,8 @@ export interface Installation {
   publicId: string;
   /** Salts the hashes of referral link visitors' addresses. */
   linkSalt: string;
+  /** The language the install wizard ran in (`LANG`, e.g. `ru`, `en`); null when not known. */
+  lang: string | null;
 }
 
 export interface VerifiedInstall {
@@ -58,6 +60,8 @@ export interface VerifiedInstall {
   tokens: PortalTokens;
   /** Only set when it arrived with the install (wizard form or ONAPPINSTALL). */
   applicationToken?: string | null;
+  /** The wizard's `LANG`; a missing one leaves the stored language as it is. */
+  lang?: string;
 }
 
 export interface RegistrationReport {

@@ -52,7 +52,12 @@ export function agentClassOf(userAgent: string | undefined): AgentClass {
   return 'other';
 }
 
-/** The page language for a portal, from its domain: Bitrix24's Russian-language clouds (.ru, .by, .kz, .ua). */
-export function portalLang(domain: string): 'ru' | 'en' {
+/**
+ * The language of a portal's referral page: the one its install wizard ran in (Russian for the
+ * Russian-speaking Bitrix24 languages, else English), and when that is not known, its domain
+ * (Bitrix24's Russian-language clouds: .ru, .by, .kz, .ua).
+ */
+export function portalLang(domain: string, lang: string | null = null): 'ru' | 'en' {
+  if (lang) return /^(ru|ua|by|kz)$/i.test(lang) ? 'ru' : 'en';
   return /\.(ru|by|kz|ua|su|xn--p1ai)$/i.test(domain.replace(/\.$/, '').replace(/:\d+$/, '')) ? 'ru' : 'en';
 }

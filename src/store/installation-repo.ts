@@ -48,6 +48,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     uninstalledAt: row.uninstalledAt,
     publicId: row.publicId,
     linkSalt: row.linkSalt,
+    lang: row.lang,
   });
 
   const encryptTokens = (tokens: PortalTokens) => ({
@@ -90,7 +91,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
       const wasUninstalled = sql`${installations.status} = 'uninstalled'`;
       const [row] = await db
         .insert(installations)
-        .values({ memberId: input.memberId, status: 'new', applicationTokenEnc: applicationTokenEnc ?? null, createdAt: now, ...common })
+        .values({ memberId: input.memberId, status: 'new', applicationTokenEnc: applicationTokenEnc ?? null, lang: input.lang ?? null, createdAt: now, ...common })
         .onConflictDoUpdate({
           target: installations.memberId,
           set: {
@@ -100,6 +101,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
             installedAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.installedAt} END`,
             uninstalledAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.uninstalledAt} END`,
             ...(applicationTokenEnc === undefined ? {} : { applicationTokenEnc }),
+            ...(input.lang === undefined ? {} : { lang: input.lang }),
           },
         })
         .returning();

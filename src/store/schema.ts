@@ -68,6 +68,8 @@ export const installations = pgTable(
     publicId: text('public_id').notNull().default(sql`left(md5(gen_random_uuid()::text), 20)`),
     /** Salts the hashes of link visitors' addresses (no address is stored). */
     linkSalt: text('link_salt').notNull().default(sql`md5(gen_random_uuid()::text)`),
+    /** The install wizard's LANG: the language of the referral link's page. */
+    lang: text('lang'),
   },
   (t) => [
     check('installations_status_check', sql`status IN ('new', 'active', 'uninstalled')`),

@@ -34,11 +34,12 @@ async function scenario(query: Query) {
 
   for (const s of statements('0007_referral_links')) await query(s);
 
-  const rows = await query('SELECT id, member_id, public_id, link_salt FROM installations ORDER BY id');
+  const rows = await query('SELECT id, member_id, public_id, link_salt, lang FROM installations ORDER BY id');
   expect(rows).toHaveLength(2);
   for (const r of rows) {
     expect(r.public_id).toMatch(/^[0-9a-f]{20}$/);
     expect(r.link_salt).toMatch(/^[0-9a-f]{32}$/);
+    expect(r.lang).toBeNull();
   }
   expect(rows[0]!.public_id).not.toBe(rows[1]!.public_id);
   expect(rows[0]!.link_salt).not.toBe(rows[1]!.link_salt);

@@ -246,6 +246,14 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.installations.findByPublicId('0000000000000000ffff')).toBeNull();
       });
 
+      it("keeps the install wizard's language until another install says otherwise", async () => {
+        const a = await newPortal();
+        expect(a.lang).toBeNull();
+        expect((await store.installations.upsertVerified(verified(a.memberId, { lang: 'en' }), at(1))).lang).toBe('en');
+        expect((await store.installations.upsertVerified(verified(a.memberId), at(2))).lang).toBe('en');
+        expect((await store.installations.upsertVerified(verified(a.memberId, { lang: 'ru' }), at(3))).lang).toBe('ru');
+      });
+
       it('records clicks and reads them back per portal, in a time window, oldest first', async () => {
         const a = await newPortal();
         const b = await newPortal();

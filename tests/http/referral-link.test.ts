@@ -28,8 +28,11 @@ let inst: Installation;
 let code: string;
 let memberId: number;
 
-async function install(portal: MswPortal): Promise<Installation> {
-  const { query, body } = installRequest(portal);
+/** The install wizard's LANG is `ru` unless said otherwise. */
+async function install(portal: MswPortal, lang?: string): Promise<Installation> {
+  const wizard = installRequest(portal);
+  const query = lang === undefined ? wizard.query : wizard.query.replace('LANG=ru', `LANG=${lang}`);
+  const { body } = wizard;
   expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
   const installation = (await h.store.installations.findByMemberId(portal.memberId))!;
   expect(installation.status).toBe('active');
@@ -179,10 +182,11 @@ describe('without a landing URL', () => {
     expect(res.headers['x-robots-tag']).toBe('noindex');
   });
 
-  it('answers in English for a portal outside the Russian-language clouds', async () => {
+  it('answers in English for a portal installed in English', async () => {
     const other = new MswPortal({ domain: 'acme.bitrix24.com' });
     h.msw.use(...other.handlers());
-    const otherInst = await install(other);
+    const otherInst = await install(other, 'en');
+    expect(otherInst.lang).toBe('en');
     const { code: otherCode } = await enrol(otherInst, 77, 'JOHN2345');
     const res = await visit(`/r/${otherInst.publicId}/${otherCode}`);
     expect(res.status).toBe(200);
@@ -192,6 +196,35 @@ describe('without a landing URL', () => {
     // Another portal's code under this portal's id is unknown here (tenant isolation).
     expect((await visit(`/r/${inst.publicId}/${otherCode}`)).status).toBe(404);
     expect((await allClicks()).some((c) => c.code === otherCode)).toBe(false);
+  });
+});
+
+describe('the page language', () => {
+  it("is the install wizard's: a .com portal installed in Russian answers in Russian", async () => {
+    const portal = new MswPortal({ domain: 'moscow-shop.bitrix24.com' });
+    h.msw.use(...portal.handlers());
+    const installed = await install(portal, 'ru');
+    const { code: c } = await enrol(installed, 9, 'MSK23456');
+    const res = await visit(`/r/${installed.publicId}/${c}`);
+    expect(res.text).toContain('<html lang="ru">');
+    expect(res.text).toContain('Вас пригласили в <b>moscow-shop.bitrix24.com</b>');
+  });
+
+  it('is the domain\'s when the wizard sent no language, and escapes what it shows', async () => {
+    const portal = new MswPortal({ domain: 'x.bitrix24.de' });
+    h.msw.use(...portal.handlers());
+    const installed = await install(portal, '');
+    expect(installed.lang).toBeNull();
+    // A domain as the store could hold it, with markup in it: shown as text only.
+    await h.store.installations.upsertVerified(
+      { memberId: portal.memberId, domain: 'x.bitrix24.de"><script>alert(1)</script>', clientEndpoint: installed.clientEndpoint, serverEndpoint: installed.serverEndpoint, scope: installed.scope, userId: installed.userId, tokens: installed.tokens! },
+      clock.now(),
+    );
+    const { code: c } = await enrol(installed, 10, 'DE234567');
+    const res = await visit(`/r/${installed.publicId}/${c}`);
+    expect(res.text).toContain('<html lang="en">');
+    expect(res.text).not.toContain('<script>alert(1)</script>');
+    expect(res.text).toContain('x.bitrix24.de&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
   });
 });
 

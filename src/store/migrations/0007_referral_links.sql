@@ -4,6 +4,7 @@
 -- own values here, new ones on insert.
 ALTER TABLE "installations" ADD COLUMN "public_id" text DEFAULT left(md5(gen_random_uuid()::text), 20) NOT NULL;--> statement-breakpoint
 ALTER TABLE "installations" ADD COLUMN "link_salt" text DEFAULT md5(gen_random_uuid()::text) NOT NULL;--> statement-breakpoint
+ALTER TABLE "installations" ADD COLUMN "lang" text;--> statement-breakpoint
 CREATE UNIQUE INDEX "installations_public_id_uq" ON "installations" USING btree ("public_id");--> statement-breakpoint
 CREATE TABLE "referral_clicks" (
 	"portal_id" integer NOT NULL,

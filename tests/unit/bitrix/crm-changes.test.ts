@@ -99,6 +99,7 @@ const installation: Installation = {
   uninstalledAt: null,
   publicId: '0123456789abcdef0123',
   linkSalt: 'salt',
+  lang: null,
 };
 
 const scanner = () =>

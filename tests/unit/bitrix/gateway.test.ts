@@ -134,6 +134,7 @@ function installation(over: Partial<Installation> = {}, tokens: Partial<PortalTo
     uninstalledAt: null,
     publicId: '0123456789abcdef0123',
     linkSalt: 'salt',
+    lang: null,
     ...over,
   };
 }
