@@ -51,8 +51,10 @@ export async function followReferralLink(deps: Deps, visit: LinkVisit): Promise<
 
   const code = visit.code.toUpperCase();
   const location = landingLocation(program.landingUrl, code);
+  const answer: LinkAnswer = location ? { kind: 'redirect', location } : { kind: 'page', lang, code, company: installation.domain };
+  if (!visit.record) return answer;
+
   const agentClass = agentClassOf(visit.userAgent);
-  if (!visit.record) return location ? { kind: 'redirect', location } : { kind: 'page', lang, code, company: installation.domain };
   await deps.store.clicks.record({
     portalId: installation.id,
     memberId: member.id,
@@ -62,5 +64,5 @@ export async function followReferralLink(deps: Deps, visit: LinkVisit): Promise<
     agentClass,
   });
   deps.log.info({ portalId: installation.id, memberId: member.id, agentClass, redirected: location !== null }, 'link.clicked');
-  return location ? { kind: 'redirect', location } : { kind: 'page', lang, code, company: installation.domain };
+  return answer;
 }

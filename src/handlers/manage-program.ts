@@ -20,7 +20,9 @@ export async function getProgram(deps: Deps, portalId: number): Promise<ProgramA
 
 export async function updateProgram(deps: Deps, portalId: number, document: unknown, userId: number): Promise<ProgramAnswer> {
   const parsed = parseCompleteProgram(document);
-  if (!parsed.ok) throw new AppError('bad_request', 'The program document is invalid', parsed.errors);
+  if (!parsed.ok) {
+    throw new AppError('bad_request', 'The program document is invalid', parsed.errors.map((e) => ({ path: e.path || 'body', message: e.message })));
+  }
   const stored = await deps.store.programs.create(portalId, parsed.program, userId, deps.clock.now());
   deps.log.info({ portalId, version: stored.version, userId }, 'program.updated');
   return { version: stored.version, program: parsed.program };

@@ -152,7 +152,7 @@ describe('PUT /api/program takes a complete document', () => {
   });
 
   it('refuses a document that is not an object', async () => {
-    await expectRefused('[]', ['']);
+    await expectRefused('[]', ['body']);
   });
 });
 
