@@ -74,4 +74,15 @@ describe('a referral link from the CRM', () => {
     expect(get('contact', contact)[F.LINK]).toBe(link);
     expect((await fetch(String(get('contact', contact)[F.LINK]), { redirect: 'manual' })).status).toBe(302);
   });
+
+  it('without a landing URL shows the code on a page in the language the portal installed Sarafan in', async () => {
+    const installation = await live.installation();
+    expect(installation.lang).toBe('ru');
+    await live.deps.store.programs.create(installation.id, structuredClone(DEFAULT_PROGRAM), 1, new Date());
+    const res = await fetch(link, { redirect: 'manual' });
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('<html lang="ru">');
+    expect(html).toContain(`<code data-testid="code">${code}</code>`);
+  });
 });
