@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.js';
 import { homeRoutes } from './routes/home.js';
 import { installRoutes } from './routes/install.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { referralLinkRoutes, type ReferralLinkOptions } from './routes/referral-link.js';
 
 export interface AppDeps extends Deps {
   /** Store reachable and migrated (for /readyz). */
@@ -23,6 +24,8 @@ export interface AppDeps extends Deps {
   metrics: Metrics;
   /** Sandbox mode: the sandbox portal's page, linked from `GET /`. */
   portalUrl?: string;
+  /** Rate limit of the public referral link route (tests tighten it). */
+  referralLinks?: ReferralLinkOptions;
 }
 
 /**
@@ -40,7 +43,10 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', queryParser);
-  app.set('trust proxy', true);
+  // The client address (rate limits of the public referral link, its hashed visitor) is the
+  // nearest one that is not a private hop: X-Forwarded-For written by a reverse proxy on a private
+  // network counts, one sent by an internet client straight to us does not.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.use(requestId());
   // Before the body is read: the ack latency includes reading it.
   app.post('/b24/events', deps.metrics.eventAckTimer());
@@ -58,6 +64,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(eventRoutes(deps));
   app.use(frameRoutes(deps));
   app.use(apiRoutes(deps));
+  app.use(referralLinkRoutes(deps, deps.referralLinks));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

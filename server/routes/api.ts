@@ -13,6 +13,7 @@ import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
+import { programPreviewRoutes } from './api-program-preview.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
 
@@ -42,6 +43,8 @@ export function apiRoutes(deps: Deps): Router {
     requireAdmin(c);
     res.json(await updateProgram(deps, c.installation.id, req.body, c.userId));
   });
+
+  router.use(programPreviewRoutes(deps));
 
   router.get('/api/members/:entity/:id', async (req, res) => {
     const c = caller(res);

@@ -15,6 +15,8 @@ export interface InstallForm {
   domain: string;
   refreshToken: string;
   applicationToken: string | null;
+  /** The wizard's LANG (two lower-case letters), when it sent one. */
+  lang?: string;
 }
 
 export interface InstallResult {
@@ -44,6 +46,7 @@ export async function installApp(deps: Deps, form: InstallForm): Promise<Install
       userId: grant.userId,
       tokens: { accessToken: grant.accessToken, refreshToken: grant.refreshToken, expiresAt: grant.expiresAt },
       ...(form.applicationToken ? { applicationToken: form.applicationToken } : {}),
+      ...(form.lang ? { lang: form.lang } : {}),
     },
     now,
   );

@@ -42,6 +42,12 @@ export interface Installation {
   updatedAt: Date;
   installedAt: Date | null;
   uninstalledAt: Date | null;
+  /** The installation in public referral links (random, stable; never the member_id). */
+  publicId: string;
+  /** Salts the hashes of referral link visitors' addresses. */
+  linkSalt: string;
+  /** The language the install wizard ran in (`LANG`, e.g. `ru`, `en`); null when not known. */
+  lang: string | null;
 }
 
 export interface VerifiedInstall {
@@ -54,6 +60,8 @@ export interface VerifiedInstall {
   tokens: PortalTokens;
   /** Only set when it arrived with the install (wizard form or ONAPPINSTALL). */
   applicationToken?: string | null;
+  /** The wizard's `LANG`; a missing one leaves the stored language as it is. */
+  lang?: string;
 }
 
 export interface RegistrationReport {
@@ -65,6 +73,8 @@ export interface RegistrationReport {
 
 export interface InstallationRepo {
   findByMemberId(memberId: string): Promise<Installation | null>;
+  /** The installation a public referral link names. */
+  findByPublicId(publicId: string): Promise<Installation | null>;
   get(id: number): Promise<Installation | null>;
   /** Ids of the installations in these states, ascending (scheduled work fans out over them). */
   listIds(statuses: InstallationStatus[]): Promise<number[]>;
@@ -82,7 +92,7 @@ export interface InstallationRepo {
   saveRegistration(id: number, report: RegistrationReport): Promise<void>;
   /**
    * → uninstalled; tokens are wiped. With `clean`, every portal-owned row (members, codes,
-   * referrals, ledger, program versions, deals, history, projections, jobs, watermarks) is deleted too.
+   * referrals, ledger, program versions, deals, history, projections, jobs, watermarks, link clicks) is deleted too.
    */
   markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
 }
@@ -184,6 +194,34 @@ export interface ReferralRepo {
    * direct (level 1) referral reward now — a reversed reward takes the referee out of the count.
    */
   qualifiedCount(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Referral link clicks (the top of the SPEC 8 funnel)
+// ---------------------------------------------------------------------------------------------
+
+export type { AgentClass } from '../rules/referral-landing.js';
+import type { AgentClass } from '../rules/referral-landing.js';
+
+export interface NewClick {
+  portalId: number;
+  memberId: number;
+  /** The code as the member has it (upper-case). */
+  code: string;
+  clickedAt: Date;
+  /** Salted hash of the visitor's address; the address itself is never stored. */
+  visitorHash: string;
+  agentClass: AgentClass;
+}
+
+export interface Click extends NewClick {
+  id: number;
+}
+
+export interface ClickRepo {
+  record(click: NewClick): Promise<Click>;
+  /** The portal's clicks in [from, to), oldest first. */
+  between(portalId: number, from: Date, to: Date): Promise<Click[]>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,6 +658,7 @@ export type JobStats = Record<Exclude<JobStatus, 'done'>, JobStateStats>;
 
 export interface Repos {
   installations: InstallationRepo;
+  clicks: ClickRepo;
   members: MemberRepo;
   referrals: ReferralRepo;
   programs: ProgramRepo;

@@ -95,7 +95,7 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     ...answer,
     enrolled: member.code !== null,
     code: member.code,
-    link: member.code === null ? null : referralLink(deps.appBaseUrl, installation.memberId, member.code),
+    link: member.code === null ? null : referralLink(deps.appBaseUrl, installation, member.code),
     joinedAt: member.joinedAt?.toISOString() ?? null,
     balance: fromMinor(balance.available),
     pending: fromMinor(balance.pending),

@@ -98,7 +98,7 @@ export async function writeProjections(deps: Deps, installation: Installation, t
         desired,
         personProjection({
           code: member.code,
-          link: member.code ? referralLink(deps.appBaseUrl, installation.memberId, member.code) : null,
+          link: member.code ? referralLink(deps.appBaseUrl, installation, member.code) : null,
           balance: balance.available,
           pending: balance.pending,
           referrals,

@@ -207,3 +207,40 @@ function deepFreeze<T>(value: T): T {
 
 /** SPEC 5.1's default, frozen so no caller can change what every fresh install starts with. */
 export const DEFAULT_PROGRAM: Program = deepFreeze(programSchema.parse({}));
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Paths of the default document that `input` leaves out, at every level where the default has
+ * an object (`referral.holdDays`, …). `Object.hasOwn`, not `in`: `{"__proto__": …}` parsed
+ * from JSON must not count as having `constructor` or anything else through its prototype.
+ */
+function missingPaths(defaults: Record<string, unknown>, input: Record<string, unknown>, prefix: string): string[] {
+  const missing: string[] = [];
+  for (const [key, fallback] of Object.entries(defaults)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!Object.hasOwn(input, key)) missing.push(path);
+    else if (isPlainObject(fallback) && isPlainObject(input[key])) missing.push(...missingPaths(fallback, input[key], path));
+  }
+  return missing;
+}
+
+/**
+ * A program document as an admin replaces it (PUT /api/program): complete, every key of the
+ * default document present, so a body that lost keys on the way (`{}`, a half-filled form) is
+ * refused instead of silently reset to the defaults. Keys without a default stay optional
+ * (`cashback.percent` when tiers give the percent). Every missing path and every invalid one is
+ * listed in one answer.
+ */
+export function parseCompleteProgram(input: unknown): ParseProgramResult {
+  if (!isPlainObject(input)) return { ok: false, errors: [{ path: '', message: 'must be a JSON object: the complete program document' }] };
+  const missing = missingPaths(DEFAULT_PROGRAM as unknown as Record<string, unknown>, input, '').map((path) => ({ path, message: 'is required' }));
+  const parsed = parseProgram(input);
+  if (parsed.ok && !missing.length) return parsed;
+  const known = new Set(missing.map((m) => m.path));
+  // A missing key also fails zod's own check on its parent; name it once, as missing.
+  const others = parsed.ok ? [] : parsed.errors.filter((e) => !known.has(e.path));
+  return { ok: false, errors: [...missing, ...others] };
+}

@@ -2,6 +2,7 @@
 import { sql } from 'drizzle-orm';
 import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
+import { createClickRepo } from './click-repo.js';
 import type { Db } from './db.js';
 import { createCouponRepo } from './coupon-repo.js';
 import { createDealRepo } from './deal-repo.js';
@@ -26,6 +27,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
   const installations = createInstallationRepo(db, cipher);
   return {
     installations: root ? withMemberCache(installations) : installations,
+    clicks: createClickRepo(db),
     members: createMemberRepo(db),
     referrals: createReferralRepo(db),
     programs: createProgramRepo(db),

@@ -20,6 +20,7 @@ import {
   programVersions,
   promoCampaigns,
   promoCodes,
+  referralClicks,
   referralCodes,
   referrals,
   watermarks,
@@ -49,6 +50,9 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     updatedAt: row.updatedAt,
     installedAt: row.installedAt,
     uninstalledAt: row.uninstalledAt,
+    publicId: row.publicId,
+    linkSalt: row.linkSalt,
+    lang: row.lang,
   });
 
   const encryptTokens = (tokens: PortalTokens) => ({
@@ -64,6 +68,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
 
   return {
     findByMemberId: (memberId) => one(eq(installations.memberId, memberId)),
+
+    findByPublicId: (publicId) => one(eq(installations.publicId, publicId)),
 
     get: (id) => one(eq(installations.id, id)),
 
@@ -89,7 +95,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
       const wasUninstalled = sql`${installations.status} = 'uninstalled'`;
       const [row] = await db
         .insert(installations)
-        .values({ memberId: input.memberId, status: 'new', applicationTokenEnc: applicationTokenEnc ?? null, createdAt: now, ...common })
+        .values({ memberId: input.memberId, status: 'new', applicationTokenEnc: applicationTokenEnc ?? null, lang: input.lang ?? null, createdAt: now, ...common })
         .onConflictDoUpdate({
           target: installations.memberId,
           set: {
@@ -99,6 +105,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
             installedAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.installedAt} END`,
             uninstalledAt: sql`CASE WHEN ${wasUninstalled} THEN NULL ELSE ${installations.uninstalledAt} END`,
             ...(applicationTokenEnc === undefined ? {} : { applicationTokenEnc }),
+            ...(input.lang === undefined ? {} : { lang: input.lang }),
           },
         })
         .returning();
@@ -147,6 +154,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(portalSettings).where(eq(portalSettings.portalId, id));
         await tx.delete(promoCodes).where(eq(promoCodes.portalId, id));
         await tx.delete(promoCampaigns).where(eq(promoCampaigns.portalId, id));
+        await tx.delete(referralClicks).where(eq(referralClicks.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));
         await tx.delete(referrals).where(eq(referrals.portalId, id));
         await tx.delete(referralCodes).where(eq(referralCodes.portalId, id));
@@ -188,6 +196,7 @@ export function withMemberCache(repo: InstallationRepo, ttlMs = 2_000, maxEntrie
       return value;
     },
     get: (id) => repo.get(id),
+    findByPublicId: (publicId) => repo.findByPublicId(publicId),
     listIds: (statuses) => repo.listIds(statuses),
     upsertVerified: clearing(repo.upsertVerified),
     saveTokens: clearing(repo.saveTokens),

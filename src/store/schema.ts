@@ -26,6 +26,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type {
   CouponStatus,
+  AgentClass,
   CrmEntity,
   CurrencyRate,
   InstallationStatus,
@@ -65,8 +66,17 @@ export const installations = pgTable(
     updatedAt: at('updated_at').notNull(),
     installedAt: at('installed_at'),
     uninstalledAt: at('uninstalled_at'),
+    /** The installation in its public referral links (SPEC 3 `/r/:portal/:code`), never the member_id. */
+    publicId: text('public_id').notNull().default(sql`left(md5(gen_random_uuid()::text), 20)`),
+    /** Salts the hashes of link visitors' addresses (no address is stored). */
+    linkSalt: text('link_salt').notNull().default(sql`md5(gen_random_uuid()::text)`),
+    /** The install wizard's LANG: the language of the referral link's page. */
+    lang: text('lang'),
   },
-  () => [check('installations_status_check', sql`status IN ('new', 'active', 'uninstalled')`)],
+  (t) => [
+    check('installations_status_check', sql`status IN ('new', 'active', 'uninstalled')`),
+    uniqueIndex('installations_public_id_uq').on(t.publicId),
+  ],
 );
 
 export const members = pgTable(
@@ -135,6 +145,30 @@ export const referrals = pgTable(
     index('referrals_referrer_idx').on(t.portalId, t.referrerMemberId),
     check('referrals_status_check', sql`status IN ('active', 'rejected')`),
     check('referrals_reason_check', sql`(status = 'rejected') = (reject_reason IS NOT NULL)`),
+  ],
+);
+
+/**
+ * Referral link clicks (SPEC 3, 8 funnel): when, which code (and its member), a salted hash of
+ * the visitor's address and a coarse class of its user agent — nothing that names a person.
+ */
+export const referralClicks = pgTable(
+  'referral_clicks',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    code: text('code').notNull(),
+    clickedAt: at('clicked_at').notNull(),
+    visitorHash: text('visitor_hash').notNull(),
+    agentClass: text('agent_class').$type<AgentClass>().notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'referral_clicks_pk', columns: [t.portalId, t.id] }),
+    foreignKey({ name: 'referral_clicks_member_fk', columns: [t.portalId, t.memberId], foreignColumns: [members.portalId, members.id] }),
+    index('referral_clicks_time_idx').on(t.portalId, t.clickedAt),
+    index('referral_clicks_member_idx').on(t.portalId, t.memberId, t.clickedAt),
+    check('referral_clicks_agent_class_check', sql`agent_class IN ('desktop', 'mobile', 'bot', 'other')`),
   ],
 );
 

@@ -187,7 +187,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
       });
 
       it('clean uninstall deletes every row of that portal and only of that portal', async () => {
-        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'history_deals', 'crm_projections', 'jobs', 'watermarks'];
+        const tables = ['members', 'referral_codes', 'referrals', 'program_versions', 'ledger_entries', 'deals', 'history_deals', 'crm_projections', 'jobs', 'watermarks', 'referral_clicks'];
         const fill = async (portal: Installation) => {
           const referrer = await store.members.ensure(portal.id, 'contact', 1, NOW);
           await store.members.enroll(portal.id, referrer.id, 'CLEAN1', NOW);
@@ -203,6 +203,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
           await store.projections.save(portal.id, 'deal', 7, { reward: 100 }, NOW);
           await store.jobs.enqueue({ portalId: portal.id, kind: 'crm.change', key: 'deal:7', payload: { entity: 'deal', id: 7 }, runAt: at(10_000) }, NOW);
           await store.watermarks.save(portal.id, 'reconcile.deal', NOW, NOW);
+          await store.clicks.record({ portalId: portal.id, memberId: referrer.id, code: 'CLEAN1', clickedAt: NOW, visitorHash: 'h', agentClass: 'desktop' });
         };
         const a = await newPortal({ applicationToken: 'app-A' });
         const b = await newPortal();
@@ -228,6 +229,57 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         await store.installations.markUninstalled(portal.id, NOW, false);
         expect(await count('members', portal.id)).toBe(1);
         expect(await count('program_versions', portal.id)).toBe(1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('referral links: public ids and clicks', () => {
+      it('gives every installation its own random public id and link salt, stable across updates', async () => {
+        const a = await newPortal();
+        const b = await newPortal();
+        expect(a.publicId).toMatch(/^[0-9a-f]{20}$/);
+        expect(a.linkSalt).toMatch(/^[0-9a-f]{32}$/);
+        expect(b.publicId).not.toBe(a.publicId);
+        expect(b.linkSalt).not.toBe(a.linkSalt);
+        expect(a.publicId).not.toContain(a.memberId);
+        const again = await store.installations.upsertVerified(verified(a.memberId), at(5));
+        expect(again.publicId).toBe(a.publicId);
+        expect(again.linkSalt).toBe(a.linkSalt);
+        expect((await store.installations.findByPublicId(a.publicId))?.id).toBe(a.id);
+        expect(await store.installations.findByPublicId('0000000000000000ffff')).toBeNull();
+      });
+
+      it("keeps the install wizard's language until another install says otherwise", async () => {
+        const a = await newPortal();
+        expect(a.lang).toBeNull();
+        expect((await store.installations.upsertVerified(verified(a.memberId, { lang: 'en' }), at(1))).lang).toBe('en');
+        expect((await store.installations.upsertVerified(verified(a.memberId), at(2))).lang).toBe('en');
+        expect((await store.installations.upsertVerified(verified(a.memberId, { lang: 'ru' }), at(3))).lang).toBe('ru');
+      });
+
+      it('records clicks and reads them back per portal, in a time window, oldest first', async () => {
+        const a = await newPortal();
+        const b = await newPortal();
+        const ma = await store.members.ensure(a.id, 'contact', 1, NOW);
+        const mb = await store.members.ensure(b.id, 'contact', 1, NOW);
+        const click = (portalId: number, memberId: number, minutes: number) =>
+          store.clicks.record({ portalId, memberId, code: 'LINK22', clickedAt: at(minutes), visitorHash: `hash-${minutes}`, agentClass: 'mobile' });
+        const second = await click(a.id, ma.id, 2);
+        const first = await click(a.id, ma.id, 1);
+        await click(a.id, ma.id, 10);
+        await click(b.id, mb.id, 1);
+        expect(first).toEqual({ id: expect.any(Number), portalId: a.id, memberId: ma.id, code: 'LINK22', clickedAt: at(1), visitorHash: 'hash-1', agentClass: 'mobile' });
+        expect(await store.clicks.between(a.id, at(0), at(10))).toEqual([first, second]);
+        expect((await store.clicks.between(b.id, at(0), at(60))).map((c) => c.portalId)).toEqual([b.id]);
+      });
+
+      it("refuses a click of another portal's member and an unknown agent class", async () => {
+        const a = await newPortal();
+        const b = await newPortal();
+        const mb = await store.members.ensure(b.id, 'contact', 1, NOW);
+        await expect(store.clicks.record({ portalId: a.id, memberId: mb.id, code: 'X', clickedAt: NOW, visitorHash: 'h', agentClass: 'desktop' })).rejects.toThrow();
+        const ma = await store.members.ensure(a.id, 'contact', 1, NOW);
+        await expect(store.clicks.record({ portalId: a.id, memberId: ma.id, code: 'X', clickedAt: NOW, visitorHash: 'h', agentClass: 'tablet' as never })).rejects.toThrow();
       });
     });
 

@@ -71,7 +71,7 @@ describe('the referral loop, driven by the portal’s own events', () => {
     const contact = get('contact', referrer);
     expect(contact[F.CODE]).toMatch(CODE_PATTERN);
     code = String(contact[F.CODE]);
-    expect(contact[F.LINK]).toBe(`${live.sarafanUrl}/r/${portal().memberId}/${code}`);
+    expect(contact[F.LINK]).toBe(`${live.sarafanUrl}/r/${(await live.installation()).publicId}/${code}`);
     expect(String(contact[F.JOINED])).toMatch(/^\d{4}-\d{2}-\d{2}/);
     expect(await ledgerFor(deal)).toEqual([]);
   });

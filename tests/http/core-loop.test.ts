@@ -193,7 +193,7 @@ describe('the referral loop', () => {
     code = member!.code!;
     const contact = portal.get('contact', referrer);
     expect(contact.UF_CRM_SARAFAN_CODE).toBe(code);
-    expect(contact.UF_CRM_SARAFAN_LINK).toBe(`${APP_BASE_URL}/r/${portal.memberId}/${code}`);
+    expect(contact.UF_CRM_SARAFAN_LINK).toBe(`${APP_BASE_URL}/r/${(await h.store.installations.get(await portalId()))!.publicId}/${code}`);
     expect(String(contact.UF_CRM_SARAFAN_JOINED)).toMatch(/^\d{4}-\d{2}-\d{2}/);
     // No referral, so nothing credited.
     expect(await ledgerFor(deal)).toEqual([]);

@@ -285,13 +285,13 @@ describe('the page script', () => {
     expect(run.body.dataset.state).toBe('ready');
     const text = run.content.textContent;
     expect(text).toContain(referrer.code);
-    expect(text).toContain(`${APP_BASE_URL}/r/${h.portal.memberId}/${referrer.code}`);
+    expect(text).toContain(`${APP_BASE_URL}/r/${(await h.store.installations.findByMemberId(h.portal.memberId))!.publicId}/${referrer.code}`);
     expect(text).toContain('10,000.00');
     expect(text).toContain('Referrals');
     expect(text).toContain('Referral reward, level 1');
     expect(text).toContain(`#${client.deal}`);
     const link = run.content.find((e) => e.tagName === 'a')[0];
-    expect(link?.href).toBe(`${APP_BASE_URL}/r/${h.portal.memberId}/${referrer.code}`);
+    expect(link?.href).toBe(`${APP_BASE_URL}/r/${(await h.store.installations.findByMemberId(h.portal.memberId))!.publicId}/${referrer.code}`);
   });
 
   it('contact tab of the referred client shows who referred them', async () => {

@@ -5,6 +5,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_PROGRAM, type Program } from '../../src/rules/program.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 
@@ -12,6 +13,14 @@ let h: Harness;
 const ADMIN = 'user-token-admin-0001';
 const MANAGER = 'user-token-manager-0002';
 const FORM = 'application/x-www-form-urlencoded';
+
+/** The complete default document with `referral` keys replaced (PUT takes complete documents). */
+function withReferral(referral: Partial<Program['referral']>): Program {
+  const doc = structuredClone(DEFAULT_PROGRAM) as Program;
+  return { ...doc, referral: { ...doc.referral, ...referral } };
+}
+
+const TOP_LEVEL = ['currency', 'enrol', 'referral', 'cashback', 'tiers', 'coupons', 'expiry', 'redemption', 'overspend', 'landingUrl'];
 
 function api(method: 'get' | 'put', token: string, memberId = h.portal.memberId) {
   return request(h.app)[method]('/api/program').set('Authorization', `Bearer ${token}`).set('X-Sarafan-Portal', memberId);
@@ -48,13 +57,13 @@ describe('GET /api/program', () => {
 
   it('refuses a non-admin (403)', async () => {
     expect((await api('get', MANAGER)).status).toBe(403);
-    expect((await api('put', MANAGER).send({ currency: 'RUB' })).status).toBe(403);
+    expect((await api('put', MANAGER).send(withReferral({}))).status).toBe(403);
   });
 });
 
 describe('PUT /api/program', () => {
   it('answers 400 naming every bad path and stores nothing', async () => {
-    const res = await api('put', ADMIN).send({ currency: 'rub', referral: { levels: [{ percent: 120 }, { fixed: 100, percent: 5 }] }, bogus: 1 });
+    const res = await api('put', ADMIN).send({ ...withReferral({ levels: [{ percent: 120 }, { fixed: 100, percent: 5 }] as never }), currency: 'rub', bogus: 1 });
     expect(res.status).toBe(400);
     const paths = (res.body.error.details as { path: string }[]).map((d) => d.path);
     expect(paths).toEqual(expect.arrayContaining(['currency', 'referral.levels.0.percent', 'referral.levels.1', 'bogus']));
@@ -63,7 +72,7 @@ describe('PUT /api/program', () => {
   });
 
   it('stores a valid document as a new version, and a credit records the version that priced it', async () => {
-    const doc = { referral: { levels: [{ percent: 5 }, { fixed: 100 }] } };
+    const doc = withReferral({ levels: [{ percent: 5 }, { fixed: 100 }] });
     const res = await api('put', ADMIN).send(doc);
     expect(res.status).toBe(200);
     expect(res.body.version).toBe(2);
@@ -100,10 +109,50 @@ describe('PUT /api/program', () => {
     expect(Number(p.get('deal', cd).UF_CRM_SARAFAN_REWARD)).toBe(250);
 
     // A later program change does not re-price a deal already won.
-    expect((await api('put', ADMIN).send({ referral: { levels: [{ percent: 50 }] } })).body.version).toBe(3);
+    expect((await api('put', ADMIN).send(withReferral({ levels: [{ percent: 50 }] }))).body.version).toBe(3);
     await request(h.app).post('/b24/events').set('Content-Type', FORM).send(crmEvent(p, 'ONCRMDEALUPDATE', cd));
     await h.worker.drain();
     expect((await h.store.ledger.forDeal(pid, cd)).reduce((s, e) => s + e.amount, 0)).toBe(250_00);
+  });
+});
+
+describe('PUT /api/program takes a complete document', () => {
+  async function expectRefused(body: string | object, paths: string[]) {
+    const pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
+    const before = await h.store.programs.current(pid);
+    const req = api('put', ADMIN).set('Content-Type', 'application/json');
+    const res = await req.send(typeof body === 'string' ? body : JSON.stringify(body));
+    expect(res.status).toBe(400);
+    const details = res.body.error.details as { path: string; message: string }[];
+    expect(details.map((d) => d.path).sort()).toEqual([...paths].sort());
+    // Nothing stored: the version in force is the one before the request.
+    const after = await h.store.programs.current(pid);
+    expect(after?.version).toBe(before?.version);
+    expect(after?.document).toEqual(before?.document);
+    return details;
+  }
+
+  it('refuses {} naming every top-level key as required (it used to store the default)', async () => {
+    const details = await expectRefused({}, TOP_LEVEL);
+    expect(new Set(details.map((d) => d.message))).toEqual(new Set(['is required']));
+  });
+
+  it('refuses a body that is only "__proto__" the same way (the key is dropped, never merged)', async () => {
+    await expectRefused('{"__proto__": {"currency": "USD", "referral": {"levels": [{"percent": 99}]}}}', TOP_LEVEL);
+    expect(({} as Record<string, unknown>).currency).toBeUndefined();
+  });
+
+  it('refuses a partial document naming each missing path, nested ones included, and each bad one', async () => {
+    const partial: Record<string, unknown> = structuredClone(withReferral({ levels: [{ percent: 0 }] }));
+    delete partial.landingUrl;
+    delete partial.coupons;
+    delete (partial.referral as Record<string, unknown>).holdDays;
+    delete (partial.enrol as Record<string, unknown>).codePrefix;
+    await expectRefused(partial, ['landingUrl', 'coupons', 'referral.holdDays', 'enrol.codePrefix', 'referral.levels.0.percent']);
+  });
+
+  it('refuses a document that is not an object', async () => {
+    await expectRefused('[]', ['body']);
   });
 });
 
@@ -114,7 +163,7 @@ describe('after a CLEAN uninstall and a reinstall', () => {
     const { query, body } = installRequest(h.portal);
     expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
     expect((await api('get', ADMIN)).body).toMatchObject({ version: 1, program: { referral: { levels: [{ percent: 10 }] } } });
-    expect((await api('put', ADMIN).send({ referral: { levels: [{ percent: 1 }] } })).body.version).toBe(2);
+    expect((await api('put', ADMIN).send(withReferral({ levels: [{ percent: 1 }] }))).body.version).toBe(2);
     expect((await api('get', ADMIN)).body).toMatchObject({ version: 2, program: { referral: { levels: [{ percent: 1 }] } } });
   });
 });

@@ -46,7 +46,7 @@ describe('GET /api/members/:entity/:id', () => {
       id: referrer.contact,
       enrolled: true,
       code: referrer.code,
-      link: `${APP_BASE_URL}/r/${h.portal.memberId}/${referrer.code}`,
+      link: `${APP_BASE_URL}/r/${(await h.store.installations.get(portalId))!.publicId}/${referrer.code}`,
       currency: 'RUB',
       balance: 10000,
       pending: 0,

@@ -97,6 +97,9 @@ const installation: Installation = {
   updatedAt: SINCE,
   installedAt: SINCE,
   uninstalledAt: null,
+  publicId: '0123456789abcdef0123',
+  linkSalt: 'salt',
+  lang: null,
 };
 
 const scanner = () =>

@@ -118,6 +118,9 @@ const installation: Installation = {
   updatedAt: NOW,
   installedAt: NOW,
   uninstalledAt: null,
+  publicId: '0123456789abcdef0123',
+  linkSalt: 'salt',
+  lang: null,
 };
 
 function setup() {

@@ -132,6 +132,9 @@ function installation(over: Partial<Installation> = {}, tokens: Partial<PortalTo
     updatedAt: at,
     installedAt: at,
     uninstalledAt: null,
+    publicId: '0123456789abcdef0123',
+    linkSalt: 'salt',
+    lang: null,
     ...over,
   };
 }

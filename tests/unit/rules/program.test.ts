@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PROGRAM, parseProgram, type Program } from '../../../src/rules/program.js';
+import { DEFAULT_PROGRAM, parseCompleteProgram, parseProgram, type Program } from '../../../src/rules/program.js';
 
 // SPEC 5.1, copied verbatim.
 const SPEC_DEFAULT = {
@@ -265,5 +265,40 @@ describe('parseProgram: invalid documents', () => {
     const result = parseProgram({ currency: 1, referral: { levels: [{}] }, zz: 1 });
     expect(result.ok).toBe(false);
     if (!result.ok) for (const e of result.errors) expect(e.message.length).toBeGreaterThan(3);
+  });
+});
+
+describe('parseCompleteProgram: what PUT /api/program takes', () => {
+  it('accepts the complete default document and a complete custom one', () => {
+    expect(parseCompleteProgram(SPEC_DEFAULT)).toEqual({ ok: true, program: DEFAULT_PROGRAM });
+    expect(parseCompleteProgram(FULL)).toEqual({ ok: true, program: FULL });
+  });
+
+  it('names every missing key, nested ones too, once, next to the invalid ones', () => {
+    const doc = structuredClone(SPEC_DEFAULT) as Record<string, unknown>;
+    delete doc.overspend;
+    const referral = doc.referral as Record<string, unknown>;
+    delete referral.levels;
+    referral.windowDays = 0;
+    const result = parseCompleteProgram(doc);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toEqual([
+      { path: 'referral.levels', message: 'is required' },
+      { path: 'overspend', message: 'is required' },
+      { path: 'referral.windowDays', message: 'must be at least 1' },
+    ]);
+  });
+
+  it('keeps keys without a default optional (cashback.percent when tiers give the percent)', () => {
+    const doc = { ...structuredClone(FULL), cashback: { enabled: true } };
+    expect(parseCompleteProgram(doc).ok).toBe(true);
+  });
+
+  it('does not count inherited keys: an object whose prototype has the keys is still empty', () => {
+    const result = parseCompleteProgram(Object.create(SPEC_DEFAULT));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors.map((e) => e.path)).toContain('currency');
+    expect(parseCompleteProgram(null)).toEqual({ ok: false, errors: [{ path: '', message: 'must be a JSON object: the complete program document' }] });
   });
 });

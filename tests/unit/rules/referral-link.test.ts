@@ -9,6 +9,6 @@ describe('referralLink', () => {
     ['https://example.com/apps/sarafan/', 'abc123', '7KX3M9A', 'https://example.com/apps/sarafan/r/abc123/7KX3M9A'],
     ['https://sarafan.example.com', 'a/b c?d#e', '7KX3M9A', 'https://sarafan.example.com/r/a%2Fb%20c%3Fd%23e/7KX3M9A'],
   ])('%s + %s + %s → %s', (base, portal, code, expected) => {
-    expect(referralLink(base, portal, code)).toBe(expected);
+    expect(referralLink(base, { publicId: portal }, code)).toBe(expected);
   });
 });
