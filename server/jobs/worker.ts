@@ -17,6 +17,7 @@ import { PortalCallError } from '../../src/handlers/errors.js';
 import { matureHolds } from '../../src/handlers/mature-holds.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
+import { sendFeedback } from '../../src/handlers/send-feedback.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
 type SingleKind = Exclude<JobKind, 'crm.change' | 'crm.project'>;
@@ -147,6 +148,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
     'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
     'holds.mature': (job) => matureHolds(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
+    'crm.feedback': (job) => sendFeedback(deps, job.portalId),
   };
 
   async function runCrm(jobs: Job[]): Promise<void> {

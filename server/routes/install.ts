@@ -45,6 +45,7 @@ export function installRoutes(deps: Deps): Router {
         domain: form.DOMAIN ?? '',
         refreshToken: form.REFRESH_ID,
         applicationToken: form.APPLICATION_TOKEN,
+        ...(typeof input.LANG === 'string' && input.LANG ? { lang } : {}),
       });
       res.type('html').send(report.failed.length ? failedPage(t, report) : finishPage(deps.appBaseUrl, t));
     } catch (e) {

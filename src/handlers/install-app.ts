@@ -8,13 +8,15 @@
  */
 import { AppError } from './errors.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, OAuthGrant, RegistrationReport } from './ports.js';
+import type { Deps, Installation, OAuthGrant, PortalLang, RegistrationReport } from './ports.js';
 
 export interface InstallForm {
   memberId: string;
   domain: string;
   refreshToken: string;
   applicationToken: string | null;
+  /** The wizard's LANG: the language of Sarafan's texts in this portal's CRM. */
+  lang?: PortalLang;
 }
 
 export interface InstallResult {
@@ -48,6 +50,7 @@ export async function installApp(deps: Deps, form: InstallForm): Promise<Install
     now,
   );
   deps.gateways.forget(installation.memberId);
+  if (form.lang) await deps.store.feedback.setLanguage(installation.id, form.lang);
   deps.log.info({ memberId: installation.memberId, portalId: installation.id }, 'install.verified');
   await currentProgram(deps.store.programs, installation.id, now);
   const report = await reconcileInstallation(deps, installation);

@@ -4,6 +4,7 @@ import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
 import type { Db } from './db.js';
 import { createDealRepo } from './deal-repo.js';
+import { createFeedbackRepo } from './feedback-repo.js';
 import { createHistoryRepo } from './history-repo.js';
 import { createInstallationRepo, withMemberCache } from './installation-repo.js';
 import { createJobQueue } from './job-queue.js';
@@ -30,6 +31,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     deals: createDealRepo(db),
     projections: createProjectionRepo(db),
     history: createHistoryRepo(db),
+    feedback: createFeedbackRepo(db),
     jobs: createJobQueue(db, { groupCommit: root }),
     schedule: createScheduleRepo(db),
     watermarks: createWatermarkRepo(db),

@@ -10,6 +10,8 @@ import type { Db } from './db.js';
 import {
   crmProjections,
   deals,
+  feedbackMessages,
+  portalLanguages,
   historyDeals,
   installations,
   jobs,
@@ -147,6 +149,8 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(crmProjections).where(eq(crmProjections.portalId, id));
         await tx.delete(jobs).where(eq(jobs.portalId, id));
         await tx.delete(watermarks).where(eq(watermarks.portalId, id));
+        await tx.delete(feedbackMessages).where(eq(feedbackMessages.portalId, id));
+        await tx.delete(portalLanguages).where(eq(portalLanguages.portalId, id));
       });
     },
   };
