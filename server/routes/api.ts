@@ -11,6 +11,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { referralRoutes } from './api-referrals.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 
 const ledgerQuery = z.object({
@@ -51,6 +52,8 @@ export function apiRoutes(deps: Deps): Router {
     const { id } = parseOrThrow(dealParams, req.params, 'deal request');
     res.json(await readDeal(deps, c.installation, id));
   });
+
+  router.use(referralRoutes(deps));
 
   return router;
 }

@@ -13,6 +13,7 @@ import { loadMemberSummaries } from './member-summaries.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
 import type { Deps, Installation, PersonEntity, PersonRef } from './ports.js';
+import { referralViews, type ReferralView } from './referral-view.js';
 
 export const DEFAULT_LEDGER_PAGE = 20;
 export const MAX_LEDGER_PAGE = 100;
@@ -43,6 +44,10 @@ export interface MemberAnswer {
   /** Qualified referrals this person made: referees whose won deal pays them now (SPEC 4.1). */
   referrals: number;
   referrer: PersonRef | null;
+  /** How this person came: the active referral, else the latest rejection (with its reason). */
+  referral: ReferralView | null;
+  /** Every referral recorded for this person as referee, newest first (rejections included). */
+  referralHistory: ReferralView[];
   ledger: LedgerItem[];
   /** Cursor for the next (older) page; null when this page is the last. */
   nextBefore: number | null;
@@ -68,14 +73,17 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     nextTier: null,
     referrals: 0,
     referrer: null,
+    referral: null,
+    referralHistory: [],
     ledger: [],
     nextBefore: null,
   };
   if (!member) return answer;
 
-  const [summaries, entries] = await Promise.all([
+  const [summaries, entries, history] = await Promise.all([
     loadMemberSummaries(store, portalId, [member.id], program, now),
     store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
+    store.referrals.ofReferees(portalId, [member.id]).then((rows) => referralViews(store, portalId, rows)),
   ]);
   const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
   return {
@@ -90,6 +98,8 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     nextTier: tier?.next ?? null,
     referrals,
     referrer: personOf(referrer),
+    referral: history.find((r) => r.status === 'active') ?? history[0] ?? null,
+    referralHistory: history,
     ledger: await ledgerItems(store, portalId, entries, now),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,
   };

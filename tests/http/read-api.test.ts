@@ -94,6 +94,8 @@ describe('GET /api/members/:entity/:id', () => {
       nextTier: null,
       referrals: 0,
       referrer: null,
+      referral: null,
+      referralHistory: [],
       ledger: [],
       nextBefore: null,
     });
