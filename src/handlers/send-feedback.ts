@@ -13,8 +13,11 @@
  */
 import type { CrmEntity, Deps, FeedbackMessage } from './ports.js';
 
-/** Messages per round: whole batches (50 commands) of each kind. */
-const ROUND = 500;
+/**
+ * Messages per round. The gateway sends each kind in `batch` requests of 50 commands, so only the
+ * last request of each kind in a round may be short: the bigger the round, the fewer requests.
+ */
+const ROUND = 2_500;
 /** After this many failed attempts a message is given up (dead). */
 const MAX_ATTEMPTS = 8;
 
