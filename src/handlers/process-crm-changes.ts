@@ -350,7 +350,7 @@ async function attribute(
     known,
     resolved.flatMap(({ claim, referrer }) => {
       const referee = index.get(claim.referee);
-      return referee && referrer && referee.id !== referrer.id && !actives.has(referee.id) ? [referee, referrer] : [];
+      return referee && referrer && referee.id !== referrer.id && !actives.has(referee.id) ? [[referee, referrer] as [Member, Member]] : [];
     }),
   );
   const pointsOf = (m: Member): ContactPoints[] => refsOfMember(m).flatMap((r) => points.get(refKey(r)) ?? []);
@@ -418,10 +418,17 @@ function refsOfMember(m: Member): PersonRef[] {
  * while deals are credited many times, so the loop's ≤ 0.1 requests per deal holds (SPEC 11).
  * A person the portal will not show has no contact points (the referral is judged without them).
  */
-async function contactPointsOf(crm: CrmPort, known: Map<string, CrmPerson>, members: Member[]): Promise<Map<string, ContactPoints>> {
+async function contactPointsOf(crm: CrmPort, known: Map<string, CrmPerson>, pairs: [referee: Member, referrer: Member][]): Promise<Map<string, ContactPoints>> {
   const out = new Map<string, ContactPoints>();
   const missing = new Map<string, PersonRef>();
-  for (const m of members) {
+  // A referee read in this run with no phone and no e-mail on any of its records shares none:
+  // its referrer need not be read (the common case of a client typed in with a name only).
+  const bare = (m: Member) =>
+    refsOfMember(m).every((r) => {
+      const p = known.get(refKey(r));
+      return p !== undefined && !p.phones.length && !p.emails.length;
+    });
+  for (const m of pairs.flatMap(([referee, referrer]) => (bare(referee) ? [] : [referee, referrer]))) {
     for (const ref of refsOfMember(m)) {
       const key = refKey(ref);
       const person = known.get(key);

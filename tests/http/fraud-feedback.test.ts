@@ -129,8 +129,11 @@ describe('feedback on credits and reversals', () => {
   it('comments the deal and the referrer and notifies the responsible user once, whatever the duplicates; a reversal is commented too', async () => {
     const r = await referrer({});
     const client = h.portal.add('contact', { NAME: 'Вера', UF_CRM_SARAFAN_REF_CODE: r.code });
+    h.portal.resetCalls();
     await sendEvent(h, crmEvent(h.portal, 'ONCRMCONTACTADD', client));
     await h.worker.drain();
+    // A client with neither phone nor e-mail shares none: the referrer is not read.
+    expect(h.portal.commands().filter((c) => /\.(list|get)$/.test(c.method)).map((c) => [c.method, c.params.filter])).toEqual([['crm.contact.list', { '@ID': [String(client)] }]]);
     const deal = h.portal.add('deal', { CONTACT_ID: client, STAGE_ID: 'WON', OPPORTUNITY: 20000, ASSIGNED_BY_ID: 7 });
     h.portal.resetCalls();
     await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALUPDATE', deal));
