@@ -46,8 +46,16 @@ export interface CreditingResult {
   /** max(0, requests − burst) / drain + processing seconds. */
   allowedSeconds: number;
   processing: { cpuMs: number; sarafanMs: number; databaseMs: number; msPerDeal: number };
+  /** Every REST request the portal admitted, the loop's and the feedback's. */
   restRequests: number;
+  /** The loop's requests (reads, projections) per deal: the SPEC 11 budget, feedback left out. */
   requestsPerDeal: number;
+  /**
+   * Feedback in the CRM (issue 9): `batch` requests made only of timeline comments and
+   * notifications, counted apart so the loop's budget stays visible.
+   */
+  feedbackRequests: number;
+  feedbackRequestsPerDeal: number;
   /** Methods run, batch commands counted one by one. */
   commands: number;
   requestsByMethod: Record<string, number>;
@@ -205,6 +213,14 @@ export async function benchCrediting(opts: { deals: number; store: 'embedded' | 
       for (const t of top.slice(0, 25)) progress(`${String(t.ms).padStart(6)} ms ${String(t.n).padStart(6)} × ${t.sql}`);
     }
     const restRequests = sandbox.stats.requests - before.requests;
+    const byMethod = Object.fromEntries(
+      Object.entries(sandbox.stats.byMethod)
+        .map(([k, v]) => [k, v - (before.byMethod[k] ?? 0)] as const)
+        .filter(([, v]) => v > 0),
+    );
+    const feedbackRequests = Object.entries(byMethod)
+      .filter(([k]) => isFeedbackBatch(k))
+      .reduce((s, [, v]) => s + v, 0);
     const sarafanMs = usageAfter.processMs - usageBefore.processMs;
     const databaseMs = usageAfter.databaseMs - usageBefore.databaseMs;
     const cpuMs = sarafanMs + databaseMs;
@@ -216,13 +232,11 @@ export async function benchCrediting(opts: { deals: number; store: 'embedded' | 
       allowedSeconds: round(Math.max(0, restRequests - LIMITS.burst) / LIMITS.drainPerSec + cpuMs / 1000, 2),
       processing: { cpuMs: Math.round(cpuMs), sarafanMs: Math.round(sarafanMs), databaseMs: Math.round(databaseMs), msPerDeal: round(cpuMs / deals, 2) },
       restRequests,
-      requestsPerDeal: round(restRequests / deals, 4),
+      requestsPerDeal: round((restRequests - feedbackRequests) / deals, 4),
+      feedbackRequests,
+      feedbackRequestsPerDeal: round(feedbackRequests / deals, 4),
       commands: sandbox.stats.commands - before.commands,
-      requestsByMethod: Object.fromEntries(
-        Object.entries(sandbox.stats.byMethod)
-          .map(([k, v]) => [k, v - (before.byMethod[k] ?? 0)] as const)
-          .filter(([, v]) => v > 0),
-      ),
+      requestsByMethod: byMethod,
       throttled: sandbox.stats.throttled - before.throttled,
       credited,
       shownInCrm: shown(),
@@ -238,6 +252,15 @@ export async function benchCrediting(opts: { deals: number; store: 'embedded' | 
     if (database) await dropDatabase(database).catch(() => undefined);
     if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });
   }
+}
+
+const FEEDBACK_METHODS = new Set(['crm.timeline.comment.add', 'im.notify.system.add']);
+
+/** A `batch:<inner methods>` key of the sandbox's counts made only of feedback commands. */
+export function isFeedbackBatch(key: string): boolean {
+  if (!key.startsWith('batch:')) return false;
+  const inner = key.slice('batch:'.length).split('+');
+  return inner.length > 0 && inner.every((m) => FEEDBACK_METHODS.has(m));
 }
 
 /** Answer times by band: the 1 s, 3 s and 7 s marks are where a dropped connection attempt is retried (TCP's SYN back-off). */

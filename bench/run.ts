@@ -82,9 +82,17 @@ function creditingRows(label: string, r: CreditingResult): void {
     },
     {
       scenario: `${label} · REST requests`,
-      measured: `${fmt(r.requestsPerDeal, 3)}/deal (${r.restRequests}, ${r.throttled} refused)`,
+      measured: `${fmt(r.requestsPerDeal, 3)}/deal (${r.restRequests - r.feedbackRequests} of ${r.restRequests}, ${r.throttled} refused)`,
       budget: `≤ ${BUDGET.requestsPerDeal}/deal`,
       ok: r.requestsPerDeal <= BUDGET.requestsPerDeal,
+    },
+    {
+      // Timeline comments on each deal and referrer and a notification per credit: 3 commands a deal,
+      // 50 per batch. Counted apart from the loop's budget; they share the portal's bucket.
+      scenario: `${label} · feedback requests`,
+      measured: `${fmt(r.feedbackRequestsPerDeal, 3)}/deal (${r.feedbackRequests})`,
+      budget: '3 messages/deal in batches of 50 (≤ 0.06/deal)',
+      ok: r.feedbackRequestsPerDeal <= 0.061,
     },
     {
       scenario: `${label} · wall time`,

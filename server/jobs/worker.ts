@@ -18,6 +18,7 @@ import { matureHolds } from '../../src/handlers/mature-holds.js';
 import { expireBonus } from '../../src/handlers/expire-bonus.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
+import { sendFeedback } from '../../src/handlers/send-feedback.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
 type SingleKind = Exclude<JobKind, 'crm.change' | 'crm.project'>;
@@ -149,6 +150,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
     'holds.mature': (job) => matureHolds(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
     'bonus.expire': (job) => expireBonus(deps, job.portalId),
+    'crm.feedback': (job) => sendFeedback(deps, job.portalId),
   };
 
   async function runCrm(jobs: Job[]): Promise<void> {

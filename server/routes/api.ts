@@ -14,6 +14,7 @@ import { apiAuth, caller } from '../middleware/api-auth.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
 import { programPreviewRoutes } from './api-program-preview.js';
+import { referralRoutes } from './api-referrals.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
 
@@ -61,6 +62,8 @@ export function apiRoutes(deps: Deps): Router {
 
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
+  router.use(referralRoutes(deps));
+
   return router;
 }
 

@@ -41,7 +41,14 @@ export function parseDeal(id: number, raw: Record<string, unknown>): CrmDeal {
     refCode: wireText(raw[F.REF_CODE]),
     referrer: parseCrmRef(raw[F.REFERRER]),
     shown: shownProjection(raw),
+    assignedById: positiveId(raw.ASSIGNED_BY_ID),
   };
+}
+
+/** The VALUEs of a multi-field (`PHONE`, `EMAIL`): `[{ID, TYPE_ID, VALUE, VALUE_TYPE}]`, absent when empty (reference §5.2). */
+function multiValues(raw: unknown): string[] {
+  if (!Array.isArray(raw)) return [];
+  return raw.map((m) => wireText((m as Record<string, unknown> | null)?.VALUE)).filter((v): v is string => v !== null);
 }
 
 export function parsePerson(entity: PersonEntity, id: number, raw: Record<string, unknown>): CrmPerson {
@@ -52,11 +59,23 @@ export function parsePerson(entity: PersonEntity, id: number, raw: Record<string
     referrer: parseCrmRef(raw[F.REFERRER]),
     leadId: entity === 'contact' ? positiveId(raw.LEAD_ID) : null,
     shown: shownProjection(raw),
+    phones: multiValues(raw.PHONE),
+    emails: multiValues(raw.EMAIL),
   };
 }
 
 /** Ids per `crm.X.list` command: one page (reference §3.3). */
 const LIST_PAGE = 50;
+
+/**
+ * `*` leaves out multi-fields and `UF_*` multiple user fields (reference §5.2): a person's PHONE
+ * and EMAIL are named, so the self-referral check by phone or e-mail costs no request of its own.
+ */
+const SELECT: Record<CrmEntity, string[]> = {
+  deal: ['*', 'UF_*'],
+  contact: ['*', 'UF_*', 'PHONE', 'EMAIL'],
+  lead: ['*', 'UF_*', 'PHONE', 'EMAIL'],
+};
 
 /**
  * Reads entities with as few requests as the portal allows: one `crm.<entity>.list` command per
@@ -83,7 +102,7 @@ async function readEntitiesWith(
     for (let i = 0; i < ids.length; i += LIST_PAGE) lists.push({ entity, ids: ids.slice(i, i + LIST_PAGE) });
   }
   const sent = await gateway.batch([
-    ...lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: ['*', 'UF_*'], start: -1 } })),
+    ...lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: SELECT[l.entity], start: -1 } })),
     ...extra,
   ]);
   const answers = sent.slice(0, lists.length);

@@ -169,7 +169,19 @@ export interface NewReferral {
 
 export interface Referral extends NewReferral {
   id: number;
+  /** An admin turned this rejection into an active referral; `rejectReason` keeps why it was refused. */
+  override: ReferralOverride | null;
 }
+
+export interface ReferralOverride {
+  /** The admin's Bitrix24 user id. */
+  by: number;
+  at: Date;
+  comment: string;
+}
+
+/** Why an override was refused: only a rejection with a referrer, for a referee without an active referral, can become active. */
+export type OverrideRefusal = 'not_rejected' | 'no_referrer' | 'referee_has_referral';
 
 export interface ReferralRepo {
   get(portalId: number, referralId: number): Promise<Referral | null>;
@@ -187,6 +199,15 @@ export interface ReferralRepo {
   activeForMany(portalId: number, refereeMemberIds: number[]): Promise<Map<number, Referral>>;
   /** chain() for many members at once (one recursive query); members without a referrer map to []. */
   chains(portalId: number, memberIds: number[], depth: number): Promise<Map<number, number[]>>;
+  /**
+   * Turn a rejected referral into an active one (admin override), recording who, when and why.
+   * Null when the portal has no such referral.
+   */
+  override(portalId: number, referralId: number, o: ReferralOverride): Promise<Referral | OverrideRefusal | null>;
+  /** Referrals of the portal in one status, newest first, paged by id (`beforeId`: older than it). */
+  list(portalId: number, q: { status: ReferralStatus; limit: number; beforeId?: number }): Promise<Referral[]>;
+  /** Every referral (active or rejected) of these referees, newest first. */
+  ofReferees(portalId: number, refereeMemberIds: number[]): Promise<Referral[]>;
   /** Number of active referrals whose referrer is each member. */
   countByReferrer(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
   /**
@@ -543,13 +564,14 @@ export interface CouponRepo {
 /**
  * `crm.change`: one entity to re-read (events, reconciliation, hold maturation);
  * `crm.project`: the CRM fields a committed change owes (payload: members, deals);
+ * `crm.feedback`: send the queued timeline comments and notifications (FeedbackRepo);
  * `app.reconcile`: the registration of SPEC 4; `backfill.crm`: the portal's history, read on
  * install; the scheduled ones (SPEC 6), one per portal and tick: `reconcile.crm` (list what
  * changed since the watermark), `holds.mature` (re-project members whose held rewards became
  * available), `queue.purge` (delete old done jobs), `bonus.expire` (write the expiry of bonus
  * whose `expires_at` passed, SPEC 5 `expiry.days`).
  */
-export type JobKind = 'crm.change' | 'crm.project' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
+export type JobKind = 'crm.change' | 'crm.project' | 'crm.feedback' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
 export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge' | 'bonus.expire';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
@@ -656,6 +678,46 @@ export type JobStats = Record<Exclude<JobStatus, 'done'>, JobStateStats>;
 // The store as a whole
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Feedback in the CRM: timeline comments and notifications, recorded once per key, sent once
+// ---------------------------------------------------------------------------------------------
+
+export type PortalLang = 'ru' | 'en';
+export type FeedbackTarget = 'timeline' | 'notify';
+export type FeedbackStatus = 'queued' | 'sent' | 'dead';
+
+/** Where a message goes: a CRM entity's timeline, or a portal user's notifications. */
+export type FeedbackRecipient = { entity: CrmEntity; id: number } | { userId: number };
+
+export interface NewFeedbackMessage {
+  /** Unique per portal: a message with a key already recorded is not recorded (nor sent) again. */
+  key: string;
+  to: FeedbackRecipient;
+  text: string;
+}
+
+export interface FeedbackMessage extends NewFeedbackMessage {
+  id: number;
+  portalId: number;
+  status: FeedbackStatus;
+  attempts: number;
+  lastError: string | null;
+  createdAt: Date;
+  sentAt: Date | null;
+}
+
+export interface FeedbackRepo {
+  /** Insert; keys already recorded are skipped. Returns how many were new. */
+  record(portalId: number, messages: NewFeedbackMessage[], now: Date): Promise<number>;
+  /** Queued messages, oldest first. */
+  queued(portalId: number, limit: number): Promise<FeedbackMessage[]>;
+  markSent(portalId: number, ids: number[], now: Date): Promise<void>;
+  /** One more failed attempt each; `dead` ones are never tried again. */
+  markFailed(portalId: number, failures: { id: number; error: string; dead: boolean }[]): Promise<void>;
+  /** Messages about these keys' prefix, oldest first (tests and support). */
+  byKeyPrefix(portalId: number, prefix: string): Promise<FeedbackMessage[]>;
+}
+
 export interface Repos {
   installations: InstallationRepo;
   clicks: ClickRepo;
@@ -666,6 +728,7 @@ export interface Repos {
   deals: DealRepo;
   projections: ProjectionRepo;
   history: HistoryRepo;
+  feedback: FeedbackRepo;
   jobs: JobQueue;
   schedule: ScheduleRepo;
   watermarks: WatermarkRepo;
@@ -713,6 +776,8 @@ export interface CrmDeal {
   referrer: PersonRef | null;
   /** What Sarafan's computed fields show now. */
   shown: Projection;
+  /** The deal's responsible user (ASSIGNED_BY_ID), told when the deal pays a referral reward. */
+  assignedById: number | null;
 }
 
 export interface CrmPerson {
@@ -723,6 +788,9 @@ export interface CrmPerson {
   /** For contacts: the lead this contact was converted from. */
   leadId: number | null;
   shown: Projection;
+  /** Phone numbers and e-mail addresses as the CRM holds them (multi-fields PHONE, EMAIL), not normalised. */
+  phones: string[];
+  emails: string[];
 }
 
 /** "Not found" is an outcome (deleted, or never visible), apart from a failure to read. */

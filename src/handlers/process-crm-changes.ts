@@ -28,6 +28,7 @@
  */
 import { checkReferral, type PersonRef } from '../rules/attribute-referral.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
+import { sharesContactPoint, type ContactPoints } from '../rules/contact-identity.js';
 import { membersToEnroll } from '../rules/enroll-members.js';
 import type { Projection } from '../rules/project-to-crm.js';
 import { capReferrerMonth, monthOf, type CappedEntry } from '../rules/cap-referrer-month.js';
@@ -41,6 +42,7 @@ import { settleDeal, type PlannedEntry } from '../rules/settle-deal.js';
 import { crmChangeJob } from './crm-change-job.js';
 import { expiresAtFor } from '../rules/expiry.js';
 import { clientDealsOf } from './member-summaries.js';
+import { enqueueFeedback, type FeedbackItem } from './enqueue-feedback.js';
 import { currentProgram, programVersion, type LoadedProgram } from './program-versions.js';
 import {
   projectionKey,
@@ -48,6 +50,7 @@ import {
   type CrmEntity,
   type CrmPerson,
   type CrmRead,
+  type CrmPort,
   type DealState,
   type Deps,
   type FxUsed,
@@ -196,7 +199,10 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
     const m = index.get(p);
     if (m) touchedMembers.add(m.id);
   }
-  if (claims.length) await attribute(deps, portalId, now, claims, index, actives, touchedMembers, dealReferrers);
+  if (claims.length) {
+    const known = new Map(people.map((p) => [refKey(p), p]));
+    await attribute(deps, crm, portalId, now, claims, index, actives, touchedMembers, dealReferrers, known);
+  }
 
   // ---- 3. money ----------------------------------------------------------------------------
   // The client of each deal: a won deal's client (or one with a claim) becomes a member.
@@ -306,6 +312,7 @@ async function claimsOf(deps: Deps, portalId: number, people: CrmPerson[], deals
 /** Records the referral each claim names unless its referee has one (first attribution wins). */
 async function attribute(
   deps: Deps,
+  crm: CrmPort,
   portalId: number,
   now: Date,
   claims: Claim[],
@@ -313,6 +320,7 @@ async function attribute(
   actives: Map<number, Referral>,
   touched: Set<number>,
   dealReferrers: Map<number, PersonRef | null>,
+  known: Map<string, CrmPerson>,
 ): Promise<void> {
   const { store, log } = deps;
   const codes = claims.map((c) => (c.code ? normalizeCode(c.code) : null)).filter((c): c is string => c !== null);
@@ -364,6 +372,17 @@ async function attribute(
     if (m.leadId !== null) won(m.id, history.get(`lead:${m.leadId}`));
   }
 
+  const points = await contactPointsOf(
+    crm,
+    known,
+    resolved.flatMap(({ claim, referrer }) => {
+      const referee = index.get(claim.referee);
+      return referee && referrer && referee.id !== referrer.id && !actives.has(referee.id) ? [[referee, referrer] as [Member, Member]] : [];
+    }),
+  );
+  const pointsOf = (m: Member): ContactPoints[] => refsOfMember(m).flatMap((r) => points.get(refKey(r)) ?? []);
+
+  const feedback: FeedbackItem[] = [];
   for (const { claim, referrer, code } of resolved) {
     const referee = index.get(claim.referee);
     if (!referee || actives.has(referee.id)) continue;
@@ -371,7 +390,7 @@ async function attribute(
       refereeMemberId: referee.id,
       referrerMemberId: referrer?.id ?? null,
       referrerAncestors: referrer ? ancestors(referrer.id) : [],
-      sameIdentity: sameEntity(referee, referrer),
+      sameIdentity: sameEntity(referee, referrer) || (referrer !== null && sharesContactPoint(pointsOf(referee), pointsOf(referrer))),
       refereeFirstWonAt: firstWon.get(referee.id) ?? null,
       referralAt: now,
     });
@@ -397,7 +416,57 @@ async function attribute(
     } else {
       log.info({ portalId, source: claim.sourceRef, reason: referral.rejectReason }, 'referral.rejected');
     }
+    const event =
+      referral.status === 'active'
+        ? ({ type: 'referral_attributed', code: referral.code, referrer: personRefOf(referrer), referee: claim.referee } as const)
+        : ({ type: 'referral_rejected', code: referral.code, reason: referral.rejectReason!, referrer: personRefOf(referrer) } as const);
+    const what = `referral:${referral.id}:${referral.status === 'active' ? 'attributed' : 'rejected'}`;
+    if (claim.referee) feedback.push({ key: `${what}:${claim.referee.entity}:${claim.referee.id}`, to: claim.referee, event });
+    if (claim.dealId !== undefined) feedback.push({ key: `${what}:deal:${claim.dealId}`, to: { entity: 'deal', id: claim.dealId }, event });
   }
+  // Referrals are recorded one statement each (first attribution wins), not in one transaction:
+  // their messages follow them, keyed by referral, so a rerun records nothing twice.
+  await enqueueFeedback(store, portalId, feedback, now);
+}
+
+function refsOfMember(m: Member): PersonRef[] {
+  return [...(m.contactId !== null ? [{ entity: 'contact' as const, id: m.contactId }] : []), ...(m.leadId !== null ? [{ entity: 'lead' as const, id: m.leadId }] : [])];
+}
+
+/**
+ * The phones and e-mails of the people of the batch's new claims (referees and their
+ * referrers), for the self-referral check by phone or e-mail (SPEC 5). Who the run read already
+ * (changed contacts and leads: PHONE and EMAIL come with the same list commands) costs nothing;
+ * the others — mostly referrers, known to Sarafan by their code only — are read in ONE more
+ * request (list commands of 50 ids in a `batch`: up to 2 500 people), made only by runs that
+ * attribute new referrals. `crm.duplicate.findbycomm` would instead take one command per 20
+ * values, per type (PHONE, EMAIL) and per entity type, and still need every referee's values
+ * read first: more commands for the same answer. Referrals are attributed once per referee,
+ * while deals are credited many times, so the loop's ≤ 0.1 requests per deal holds (SPEC 11).
+ * A person the portal will not show has no contact points (the referral is judged without them).
+ */
+async function contactPointsOf(crm: CrmPort, known: Map<string, CrmPerson>, pairs: [referee: Member, referrer: Member][]): Promise<Map<string, ContactPoints>> {
+  const out = new Map<string, ContactPoints>();
+  const missing = new Map<string, PersonRef>();
+  // A referee read in this run with no phone and no e-mail on any of its records shares none:
+  // its referrer need not be read (the common case of a client typed in with a name only).
+  const bare = (m: Member) =>
+    refsOfMember(m).every((r) => {
+      const p = known.get(refKey(r));
+      return p !== undefined && !p.phones.length && !p.emails.length;
+    });
+  for (const m of pairs.flatMap(([referee, referrer]) => (bare(referee) ? [] : [referee, referrer]))) {
+    for (const ref of refsOfMember(m)) {
+      const key = refKey(ref);
+      const person = known.get(key);
+      if (person) out.set(key, person);
+      else missing.set(key, ref);
+    }
+  }
+  if (!missing.size) return out;
+  const read = await crm.read({ deals: [], people: [...missing.values()] });
+  for (const [key, answer] of read.people) if (answer.status === 'found') out.set(key, answer.record);
+  return out;
 }
 
 function personRefOf(m: Member | null): PersonRef | null {
@@ -619,6 +688,7 @@ async function settleDeals(
       entry.reason === 'redemption' ? 'redemption.returned' : entry.kind === 'reversal' ? 'reward.reversed' : 'reward.credited',
     );
   }
+  await enqueueFeedback(tx, portalId, await rewardFeedback(tx, portalId, inserted, states, deals, programs), now);
 
   // Clients are enrolled (given a code and link) when they first win a deal (SPEC 5.1 enrol).
   const winners = [...new Set(states.filter((s) => s.won && s.clientMemberId !== null).map((s) => s.clientMemberId!))];
@@ -650,6 +720,51 @@ async function settleDeals(
     now,
   );
   return { jobKey, touchedMembers, touchedDeals: [...touchedDeals], dealEntries };
+}
+
+/** Reasons whose entries are told to the CRM (issue 9): the referral program's rewards. */
+const TOLD_REASONS = new Set(['referral', 'welcome']);
+
+/**
+ * The CRM feedback of the reward entries a run inserted: a timeline comment on the deal and on the
+ * beneficiary, and a notification of the deal's responsible user when a reward is credited. Keyed
+ * by entry, whose idempotency key already makes it unique, so a message exists once per entry.
+ */
+async function rewardFeedback(
+  tx: TxRepos,
+  portalId: number,
+  inserted: LedgerEntry[],
+  states: DealState[],
+  deals: DealInput[],
+  programs: Map<number, LoadedProgram>,
+): Promise<FeedbackItem[]> {
+  const told = inserted.filter((e) => TOLD_REASONS.has(e.reason) && e.dealId !== null && e.amount !== 0);
+  if (!told.length) return [];
+  const members = new Map((await tx.members.getMany(portalId, [...new Set(told.map((e) => e.memberId))])).map((m) => [m.id, m]));
+  const deleted = new Set(states.filter((s) => s.deleted).map((s) => s.dealId));
+  const assignedBy = new Map(deals.map((d) => [d.id, d.facts?.assignedById ?? null]));
+  const items: FeedbackItem[] = [];
+  for (const e of told) {
+    const dealId = e.dealId!;
+    const credited = e.kind !== 'reversal' && e.amount > 0;
+    const beneficiary = personRefOf(members.get(e.memberId) ?? null);
+    const currency = (e.programVersion !== null ? programs.get(e.programVersion) : undefined)?.program.currency ?? '';
+    const event = {
+      type: credited ? 'reward_credited' : 'reward_reversed',
+      amount: e.amount,
+      currency,
+      dealId,
+      level: e.level,
+      welcome: e.reason === 'welcome',
+      beneficiary,
+    } as const;
+    // A deleted deal has no timeline left to write to.
+    if (!deleted.has(dealId)) items.push({ key: `entry:${e.id}:deal`, to: { entity: 'deal', id: dealId }, event });
+    if (beneficiary) items.push({ key: `entry:${e.id}:person`, to: beneficiary, event });
+    const userId = assignedBy.get(dealId);
+    if (credited && userId) items.push({ key: `entry:${e.id}:notify`, to: { userId }, event });
+  }
+  return items;
 }
 
 /** How long the durable projection job waits for the run that enqueued it to write inline. */

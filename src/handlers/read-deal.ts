@@ -7,7 +7,8 @@
 import { fromMinor } from '../rules/money.js';
 import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, ReferralSource, PersonRef } from './ports.js';
+import type { Deps, Installation, ReferralSource, ReferralStatus, PersonRef, RejectReason } from './ports.js';
+import type { ReferralView } from './referral-view.js';
 
 export interface DealEntry extends LedgerItem {
   /** Who the entry credits or debits. */
@@ -18,7 +19,19 @@ export interface DealAnswer {
   id: number;
   /** The program currency all amounts are in. */
   currency: string;
-  referral: { code: string | null; referrer: PersonRef | null; source: ReferralSource } | null;
+  /**
+   * The referral of the deal's client: the one in force, else the rejection of this deal's claim
+   * (or the client's latest), with its reason and any admin override.
+   */
+  referral: {
+    id: number;
+    code: string | null;
+    referrer: PersonRef | null;
+    source: ReferralSource;
+    status: ReferralStatus;
+    rejectReason: RejectReason | null;
+    override: ReferralView['override'];
+  } | null;
   /** Oldest first. */
   entries: DealEntry[];
   /** Milestone coupons whose credit or reversal this deal's change caused, with their holder. */
@@ -33,8 +46,12 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
   const { program } = await currentProgram(store.programs, portalId, now);
   const [deal, entries] = await Promise.all([store.deals.get(portalId, dealId), store.ledger.forDeal(portalId, dealId)]);
 
-  const referral = deal?.referralId ? await store.referrals.get(portalId, deal.referralId) : null;
   const clientMemberId = deal?.clientMemberId ?? null;
+  let referral = deal?.referralId ? await store.referrals.get(portalId, deal.referralId) : null;
+  if (!referral && clientMemberId) {
+    const all = await store.referrals.ofReferees(portalId, [clientMemberId]);
+    referral = all.find((r) => r.status === 'active') ?? all.find((r) => r.sourceRef === `deal:${dealId}`) ?? all[0] ?? null;
+  }
   const memberIds = [...new Set([...entries.map((e) => e.memberId), ...(referral?.referrerMemberId ? [referral.referrerMemberId] : []), ...(clientMemberId ? [clientMemberId] : [])])];
   const members = new Map((await store.members.getMany(portalId, memberIds)).map((m) => [m.id, m]));
   const items = await ledgerItems(store, portalId, entries, now, entries);
@@ -56,7 +73,15 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
     id: dealId,
     currency: program.currency,
     referral: referral
-      ? { code: referral.code, referrer: referral.referrerMemberId ? personOf(members.get(referral.referrerMemberId)) : null, source: referral.source }
+      ? {
+          id: referral.id,
+          code: referral.code,
+          referrer: referral.referrerMemberId ? personOf(members.get(referral.referrerMemberId)) : null,
+          source: referral.source,
+          status: referral.status,
+          rejectReason: referral.rejectReason,
+          override: referral.override ? { by: referral.override.by, at: referral.override.at.toISOString(), comment: referral.override.comment } : null,
+        }
       : null,
     entries: items.map((item, i) => ({ ...item, member: personOf(members.get(entries[i]!.memberId)) })),
     coupons: couponItems(coupons).map((item, i) => ({ ...item, member: personOf(members.get(coupons[i]!.memberId)) })),

@@ -14,6 +14,7 @@ import { loadMemberSummaries } from './member-summaries.js';
 import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
 import type { Deps, Installation, PersonEntity, PersonRef } from './ports.js';
+import { referralViews, type ReferralView } from './referral-view.js';
 
 export const DEFAULT_LEDGER_PAGE = 20;
 export const MAX_LEDGER_PAGE = 100;
@@ -49,6 +50,10 @@ export interface MemberAnswer {
    * the total and each date (ISO) with its amount, soonest first.
    */
   expiring: { total: number; dates: { at: string; amount: number }[] };
+  /** How this person came: the active referral, else the latest rejection (with its reason). */
+  referral: ReferralView | null;
+  /** Every referral recorded for this person as referee, newest first (rejections included). */
+  referralHistory: ReferralView[];
   ledger: LedgerItem[];
   /** Milestone coupons this person earned, oldest milestone first (reversed ones too). */
   coupons: CouponItem[];
@@ -77,17 +82,20 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     referrals: 0,
     referrer: null,
     expiring: { total: 0, dates: [] },
+    referral: null,
+    referralHistory: [],
     ledger: [],
     coupons: [],
     nextBefore: null,
   };
   if (!member) return answer;
 
-  const [summaries, entries, coupons, all] = await Promise.all([
+  const [summaries, entries, coupons, all, history] = await Promise.all([
     loadMemberSummaries(store, portalId, [member.id], program, now),
     store.ledger.forMember(portalId, member.id, { limit: q.limit, ...(q.before === undefined ? {} : { beforeId: q.before }) }),
     store.coupons.forMembers(portalId, [member.id]),
     store.ledger.forMembers(portalId, [member.id]),
+    store.referrals.ofReferees(portalId, [member.id]).then((rows) => referralViews(store, portalId, rows)),
   ]);
   const upcoming = decideExpiry(all, now).upcoming;
   const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
@@ -107,6 +115,8 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
       total: fromMinor(upcoming.reduce((sum, u) => sum + u.amount, 0)),
       dates: upcoming.map((u) => ({ at: u.at.toISOString(), amount: fromMinor(u.amount) })),
     },
+    referral: history.find((r) => r.status === 'active') ?? history[0] ?? null,
+    referralHistory: history,
     ledger: await ledgerItems(store, portalId, entries, now),
     coupons: couponItems(coupons),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,

@@ -15,11 +15,12 @@
  * Idempotency: with a client key (`Idempotency-Key`), a retry answers the first redemption again
  * instead of spending twice. Limits: the deal's amount is in the deal's currency; a deal in
  * another currency than the program's is refused (`currency_mismatch`) until conversion exists.
- * Timeline feedback: the answer's `facts` carry what a timeline comment needs (the feedback
- * helper enqueues it; nothing is posted here).
+ * Timeline feedback: a comment on the deal and on the client, recorded in the redemption's
+ * transaction and sent by the crm.feedback job.
  */
 import { fromMinor } from '../rules/money.js';
 import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
+import { enqueueFeedback } from './enqueue-feedback.js';
 import { AppError } from './errors.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { processCrmChanges } from './process-crm-changes.js';
@@ -130,8 +131,18 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
       },
     ]);
     const entry = inserted[0]!; // the key is fresh or ours, and was not found above under the lock
-    // Timeline feedback ("bonus redeemed on this deal") belongs here, in this transaction, once
-    // the durable feedback job exists: RedemptionFacts (the answer's `facts`) holds what it says.
+    // "Bonus redeemed on this deal", on the deal's and the client's timelines: recorded with the
+    // entry, so it is told once, whatever the retries (the crm.feedback job sends it).
+    const told = { type: 'redeemed' as const, amount, currency: program.currency, dealId: cmd.dealId };
+    await enqueueFeedback(
+      tx,
+      portalId,
+      [
+        { key: `entry:${entry.id}:deal`, to: { entity: 'deal', id: cmd.dealId }, event: told },
+        { key: `entry:${entry.id}:person`, to: { entity: client.entity, id: client.id }, event: told },
+      ],
+      now,
+    );
     const jobKey = await oweProjections(deps, tx, portalId, { memberIds: [memberId], dealIds: [cmd.dealId] }, now);
     return { entry, entries: [...entries, entry], fresh: true, jobKey, currency: program.currency, now };
   });

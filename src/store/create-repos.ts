@@ -6,6 +6,7 @@ import { createClickRepo } from './click-repo.js';
 import type { Db } from './db.js';
 import { createCouponRepo } from './coupon-repo.js';
 import { createDealRepo } from './deal-repo.js';
+import { createFeedbackRepo } from './feedback-repo.js';
 import { createHistoryRepo } from './history-repo.js';
 import { createInstallationRepo, withMemberCache } from './installation-repo.js';
 import { createJobQueue } from './job-queue.js';
@@ -35,6 +36,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     deals: createDealRepo(db),
     projections: createProjectionRepo(db),
     history: createHistoryRepo(db),
+    feedback: createFeedbackRepo(db),
     jobs: createJobQueue(db, { groupCommit: root }),
     schedule: createScheduleRepo(db),
     watermarks: createWatermarkRepo(db),

@@ -11,6 +11,7 @@ import {
   coupons,
   crmProjections,
   deals,
+  feedbackMessages,
   historyDeals,
   installations,
   jobs,
@@ -163,6 +164,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(crmProjections).where(eq(crmProjections.portalId, id));
         await tx.delete(jobs).where(eq(jobs.portalId, id));
         await tx.delete(watermarks).where(eq(watermarks.portalId, id));
+        await tx.delete(feedbackMessages).where(eq(feedbackMessages.portalId, id));
       });
     },
   };

@@ -3,7 +3,7 @@
  * attribution wins) and one rejection per (referee, referrer, reason); `record` inserts with
  * ON CONFLICT DO NOTHING and returns the row that already holds the place.
  */
-import { and, count, eq, inArray, sql } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { NewReferral, Referral, ReferralRepo } from '../handlers/ports.js';
 import { rowsOf, type Db } from './db.js';
@@ -22,7 +22,18 @@ const toReferral = (row: Row): Referral => ({
   status: row.status,
   rejectReason: row.rejectReason,
   createdAt: row.createdAt,
+  override:
+    row.overriddenAt !== null && row.overriddenBy !== null ? { by: row.overriddenBy, at: row.overriddenAt, comment: row.overrideComment ?? '' } : null,
 });
+
+/** The unique violation of `referrals_active_referee_uq`: the referee got an active referral meanwhile. */
+function isActiveRefereeConflict(e: unknown): boolean {
+  for (let at: unknown = e; at && typeof at === 'object'; at = (at as { cause?: unknown }).cause) {
+    const { code, constraint, message } = at as { code?: string; constraint?: string; message?: string };
+    if (code === '23505' && (constraint === 'referrals_active_referee_uq' || /referrals_active_referee_uq/.test(message ?? ''))) return true;
+  }
+  return false;
+}
 
 export function createReferralRepo(db: Db): ReferralRepo {
   async function activeFor(portalId: number, refereeMemberId: number): Promise<Referral | null> {
@@ -161,6 +172,50 @@ export function createReferralRepo(db: Db): ReferralRepo {
         GROUP BY p.member_id`);
       for (const row of rowsOf<{ member_id: string; n: number }>(rows)) counts.set(Number(row.member_id), Number(row.n));
       return counts;
+    },
+
+    async override(portalId, referralId, o) {
+      const [row] = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), eq(referrals.id, referralId)))
+        .limit(1);
+      if (!row) return null;
+      if (row.status !== 'rejected') return 'not_rejected';
+      if (row.referrerMemberId === null) return 'no_referrer';
+      if (await activeFor(portalId, row.refereeMemberId)) return 'referee_has_referral';
+      try {
+        const [updated] = await db
+          .update(referrals)
+          .set({ status: 'active', overriddenBy: o.by, overriddenAt: o.at, overrideComment: o.comment })
+          .where(and(eq(referrals.portalId, portalId), eq(referrals.id, referralId), eq(referrals.status, 'rejected')))
+          .returning();
+        return updated ? toReferral(updated) : 'not_rejected';
+      } catch (e) {
+        // A concurrent attribution (or override) made another referral of this referee active.
+        if (isActiveRefereeConflict(e)) return 'referee_has_referral';
+        throw e;
+      }
+    },
+
+    async list(portalId, q) {
+      const rows = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), eq(referrals.status, q.status), q.beforeId === undefined ? undefined : lt(referrals.id, q.beforeId)))
+        .orderBy(desc(referrals.id))
+        .limit(q.limit);
+      return rows.map(toReferral);
+    },
+
+    async ofReferees(portalId, refereeMemberIds) {
+      if (!refereeMemberIds.length) return [];
+      const rows = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), inArray(referrals.refereeMemberId, [...new Set(refereeMemberIds)])))
+        .orderBy(desc(referrals.id));
+      return rows.map(toReferral);
     },
 
     async countByReferrer(portalId, memberIds) {

@@ -40,6 +40,9 @@ import type {
   RegistrationReport,
   RejectReason,
   WatermarkName,
+  FeedbackStatus,
+  FeedbackTarget,
+  PortalLang,
 } from '../handlers/ports.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -129,6 +132,10 @@ export const referrals = pgTable(
     status: text('status').$type<ReferralStatus>().notNull(),
     rejectReason: text('reject_reason').$type<RejectReason>(),
     createdAt: at('created_at').notNull(),
+    // An admin's override of a rejection (migration 0008): the reason stays for the record.
+    overriddenBy: integer('overridden_by'),
+    overriddenAt: at('overridden_at'),
+    overrideComment: text('override_comment'),
   },
   (t) => [
     primaryKey({ name: 'referrals_pk', columns: [t.portalId, t.id] }),
@@ -144,7 +151,11 @@ export const referrals = pgTable(
     index('referrals_referee_idx').on(t.portalId, t.refereeMemberId),
     index('referrals_referrer_idx').on(t.portalId, t.referrerMemberId),
     check('referrals_status_check', sql`status IN ('active', 'rejected')`),
-    check('referrals_reason_check', sql`(status = 'rejected') = (reject_reason IS NOT NULL)`),
+    index('referrals_status_idx').on(t.portalId, t.status, t.id),
+    check(
+      'referrals_reason_check',
+      sql`(status = 'rejected' AND reject_reason IS NOT NULL) OR (status = 'active' AND (reject_reason IS NULL OR overridden_at IS NOT NULL))`,
+    ),
   ],
 );
 
@@ -440,3 +451,38 @@ export const promoCodes = pgTable(
     check('promo_codes_used_check', sql`(used_by_member_id IS NULL) = (used_at IS NULL)`),
   ],
 );
+
+/**
+ * Feedback in the CRM (issue 9): timeline comments and notifications Sarafan owes the portal,
+ * one row per message key, recorded in the transaction of what caused it and sent by the
+ * `crm.feedback` job; `sent` rows are never sent again.
+ */
+export const feedbackMessages = pgTable(
+  'feedback_messages',
+  {
+    portalId: portalId(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    key: text('key').notNull(),
+    target: text('target').$type<FeedbackTarget>().notNull(),
+    entity: text('entity').$type<CrmEntity>(),
+    entityId: integer('entity_id'),
+    userId: integer('user_id'),
+    text: text('text').notNull(),
+    status: text('status').$type<FeedbackStatus>().notNull().default('queued'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    createdAt: at('created_at').notNull(),
+    sentAt: at('sent_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'feedback_messages_pk', columns: [t.portalId, t.id] }),
+    uniqueIndex('feedback_messages_key_uq').on(t.portalId, t.key),
+    index('feedback_messages_queued_idx').on(t.portalId, t.id).where(sql`status = 'queued'`),
+    check(
+      'feedback_messages_target_check',
+      sql`(target = 'timeline' AND entity IN ('deal', 'contact', 'lead') AND entity_id IS NOT NULL) OR (target = 'notify' AND user_id IS NOT NULL)`,
+    ),
+    check('feedback_messages_status_check', sql`status IN ('queued', 'sent', 'dead')`),
+  ],
+);
+

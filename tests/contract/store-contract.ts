@@ -487,6 +487,99 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('referral overrides and CRM feedback', () => {
+      it('turns a rejection into an active referral with who, when and why, keeping the reason', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const [referee, referrer, third] = await Promise.all([1, 2, 3].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const rejected = await store.referrals.record(referral(portal.id, referee!, referrer!, { status: 'rejected', rejectReason: 'already_customer' }));
+        expect(rejected.override).toBeNull();
+        // Another portal cannot reach it.
+        expect(await store.referrals.override(other.id, rejected.id, { by: 9, at: at(5), comment: 'x' })).toBeNull();
+        const done = await store.referrals.override(portal.id, rejected.id, { by: 7, at: at(10), comment: 'Покупал до программы, но пришёл по рекомендации' });
+        expect(done).toMatchObject({
+          id: rejected.id,
+          status: 'active',
+          rejectReason: 'already_customer',
+          override: { by: 7, at: at(10), comment: 'Покупал до программы, но пришёл по рекомендации' },
+        });
+        expect(await store.referrals.activeFor(portal.id, referee!.id)).toEqual(done);
+        expect(await store.referrals.chain(portal.id, referee!.id, 5)).toEqual([referrer!.id]);
+        // Twice is refused: it is no longer a rejection.
+        expect(await store.referrals.override(portal.id, rejected.id, { by: 7, at: at(11), comment: 'again' })).toBe('not_rejected');
+        // A rejection without a referrer (unknown code) cannot become a referral.
+        const unknown = await store.referrals.record(referral(portal.id, third!, null, { status: 'rejected', rejectReason: 'unknown_code', code: 'NOSUCH' }));
+        expect(await store.referrals.override(portal.id, unknown.id, { by: 7, at: at(12), comment: 'x' })).toBe('no_referrer');
+        // A referee that has an active referral keeps it: first attribution wins.
+        const second = await store.referrals.record(referral(portal.id, referee!, third!, { status: 'rejected', rejectReason: 'cycle' }));
+        expect(await store.referrals.override(portal.id, second.id, { by: 7, at: at(13), comment: 'x' })).toBe('referee_has_referral');
+        expect((await store.referrals.get(portal.id, second.id))?.status).toBe('rejected');
+        expect(await store.referrals.override(portal.id, 999_999, { by: 7, at: at(13), comment: 'x' })).toBeNull();
+      });
+
+      it('lists referrals by status, newest first, paged, within the portal; and every referral of referees', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const m = await Promise.all([1, 2, 3, 4].map((id) => store.members.ensure(portal.id, 'contact', id, NOW)));
+        const [a, b, c, d] = m as [Member, Member, Member, Member];
+        const r1 = await store.referrals.record(referral(portal.id, b, a, { status: 'rejected', rejectReason: 'self_referral' }));
+        const r2 = await store.referrals.record(referral(portal.id, c, a, { status: 'rejected', rejectReason: 'cycle' }));
+        const r3 = await store.referrals.record(referral(portal.id, d, a));
+        const r4 = await store.referrals.record(referral(portal.id, b, c, { status: 'rejected', rejectReason: 'already_customer' }));
+        const o = await store.members.ensure(other.id, 'contact', 1, NOW);
+        const o2 = await store.members.ensure(other.id, 'contact', 2, NOW);
+        await store.referrals.record(referral(other.id, o, o2, { status: 'rejected', rejectReason: 'cycle' }));
+        expect((await store.referrals.list(portal.id, { status: 'rejected', limit: 10 })).map((r) => r.id)).toEqual([r4.id, r2.id, r1.id]);
+        expect((await store.referrals.list(portal.id, { status: 'rejected', limit: 2 })).map((r) => r.id)).toEqual([r4.id, r2.id]);
+        expect((await store.referrals.list(portal.id, { status: 'rejected', limit: 2, beforeId: r2.id })).map((r) => r.id)).toEqual([r1.id]);
+        expect((await store.referrals.list(portal.id, { status: 'active', limit: 10 })).map((r) => r.id)).toEqual([r3.id]);
+        expect((await store.referrals.ofReferees(portal.id, [b.id, d.id])).map((r) => r.id)).toEqual([r4.id, r3.id, r1.id]);
+        expect(await store.referrals.ofReferees(portal.id, [])).toEqual([]);
+        expect(await store.referrals.ofReferees(other.id, [b.id])).toEqual([]);
+      });
+
+      it('records a feedback message once per key and hands out queued ones until they are sent', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const deal = { key: 'entry:1:deal', to: { entity: 'deal' as const, id: 12 }, text: 'Сарафан: награда' };
+        const note = { key: 'entry:1:notify', to: { userId: 5 }, text: 'Reward' };
+        expect(await store.feedback.record(portal.id, [deal, note, deal], NOW)).toBe(2);
+        expect(await store.feedback.record(portal.id, [deal, { ...note, text: 'changed' }], at(1))).toBe(0);
+        expect(await store.feedback.record(other.id, [deal], NOW)).toBe(1);
+        const queued = await store.feedback.queued(portal.id, 10);
+        expect(queued.map((m) => [m.key, m.to, m.text, m.status, m.attempts])).toEqual([
+          ['entry:1:deal', { entity: 'deal', id: 12 }, 'Сарафан: награда', 'queued', 0],
+          ['entry:1:notify', { userId: 5 }, 'Reward', 'queued', 0],
+        ]);
+        expect(await store.feedback.queued(portal.id, 1)).toHaveLength(1);
+        // Marks of another portal's ids change nothing here.
+        await store.feedback.markSent(other.id, queued.map((m) => m.id), at(2));
+        expect(await store.feedback.queued(portal.id, 10)).toHaveLength(2);
+        await store.feedback.markSent(portal.id, [queued[0]!.id], at(2));
+        await store.feedback.markFailed(portal.id, [{ id: queued[1]!.id, error: 'QUERY_LIMIT_EXCEEDED', dead: false }]);
+        const left = await store.feedback.queued(portal.id, 10);
+        expect(left.map((m) => [m.key, m.attempts, m.lastError])).toEqual([['entry:1:notify', 1, 'QUERY_LIMIT_EXCEEDED']]);
+        await store.feedback.markFailed(portal.id, [{ id: queued[1]!.id, error: 'gone', dead: true }]);
+        expect(await store.feedback.queued(portal.id, 10)).toEqual([]);
+        // Sent and dead messages stay recorded: their keys are never queued again.
+        expect(await store.feedback.record(portal.id, [deal, note], at(3))).toBe(0);
+        expect((await store.feedback.byKeyPrefix(portal.id, 'entry:1:')).map((m) => [m.key, m.status, m.sentAt?.toISOString() ?? null])).toEqual([
+          ['entry:1:deal', 'sent', at(2).toISOString()],
+          ['entry:1:notify', 'dead', null],
+        ]);
+        expect(await store.feedback.byKeyPrefix(portal.id, 'entry_')).toEqual([]);
+        expect((await store.feedback.queued(other.id, 10)).map((m) => m.key)).toEqual(['entry:1:deal']);
+      });
+
+      it('deletes feedback with a clean uninstall', async () => {
+        const portal = await newPortal();
+        await store.feedback.record(portal.id, [{ key: 'k', to: { entity: 'contact', id: 1 }, text: 't' }], NOW);
+        await store.installations.markUninstalled(portal.id, at(1), true);
+        expect(await count('feedback_messages', portal.id)).toBe(0);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('program versions', () => {
       it('numbers versions current + 1', async () => {
         const portal = await newPortal();

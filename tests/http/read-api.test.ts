@@ -95,6 +95,8 @@ describe('GET /api/members/:entity/:id', () => {
       referrals: 0,
       referrer: null,
       expiring: { total: 0, dates: [] },
+      referral: null,
+      referralHistory: [],
       ledger: [],
       coupons: [],
       nextBefore: null,

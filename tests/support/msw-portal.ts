@@ -38,6 +38,9 @@ export class MswPortal {
   events: { event: string; handler: string; auth_type: string; offline: number }[] = [];
   placements: { placement: string; handler: string; title: string; userId: number }[] = [];
   readonly calls: RecordedCall[] = [];
+  /** `crm.timeline.comment.add` and `im.notify.system.add` as the portal recorded them. */
+  readonly timeline: { entity: string; id: number; text: string }[] = [];
+  readonly notifications: { userId: number; text: string; tag: string | null }[] = [];
   readonly oauthRequests: Row[] = [];
   /** Whether the user the OAuth server issues tokens for (user 1) is a portal administrator. */
   installerIsAdmin = true;
@@ -298,6 +301,25 @@ export class MswPortal {
       }
       case 'crm.currency.list':
         return { result: this.currencies };
+      case 'crm.timeline.comment.add': {
+        // Only the lower-case `fields` key is accepted (reference §5.6).
+        const f = (p.fields ?? null) as Row | null;
+        const entity = String(f?.ENTITY_TYPE ?? '').toLowerCase();
+        const id = Number(f?.ENTITY_ID);
+        if (!f || !['deal', 'contact', 'lead'].includes(entity) || !this.entities[entity as Entity].has(id)) {
+          return { error: 'NOT_FOUND', description: 'Not found', status: 400 };
+        }
+        if (!String(f.COMMENT ?? '').trim()) return { error: 'INVALID_ARG_VALUE', description: 'COMMENT is empty', status: 400 };
+        this.timeline.push({ entity, id, text: String(f.COMMENT) });
+        return { result: this.timeline.length };
+      }
+      case 'im.notify.system.add': {
+        const userId = Number(p.USER_ID);
+        if (!Number.isSafeInteger(userId) || userId <= 0) return { error: 'USER_ID_EMPTY', description: 'Recipient user not specified', status: 400 };
+        if (!String(p.MESSAGE ?? '').trim()) return { error: 'MESSAGE_EMPTY', description: 'Message text is empty', status: 400 };
+        this.notifications.push({ userId, text: String(p.MESSAGE), tag: p.TAG ? String(p.TAG) : null });
+        return { result: this.notifications.length };
+      }
       case 'event.get':
         return { result: this.events };
       case 'event.bind': {
