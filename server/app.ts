@@ -46,6 +46,9 @@ export function createApp(deps: AppDeps): Express {
   app.post('/b24/events', deps.metrics.eventAckTimer());
   // Every body is read (bounded) before routing: see bitrixBody.
   app.use(bitrixBody());
+  // First after the body: the hot path (a bulk change is thousands of events at once) is
+  // matched before the routers of every other surface are walked.
+  app.use(eventRoutes(deps));
   app.use(healthRoutes({ ready: deps.ready }));
   app.use(metricsRoutes(deps.metrics));
   app.use(homeRoutes({ portalUrl: deps.portalUrl }));
@@ -55,7 +58,6 @@ export function createApp(deps: AppDeps): Express {
     res.sendFile(sdkBundle);
   });
   app.use(installRoutes(deps));
-  app.use(eventRoutes(deps));
   app.use(frameRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(notFound);
