@@ -54,7 +54,7 @@ export interface WorkerOptions {
   timers?: WorkerTimers;
   /**
    * With deps.ingest: how long a run may wait for event deliveries in flight to be answered
-   * before it starts anyway; default 1 000 ms (see server/jobs/ingest-pressure.ts).
+   * before it starts anyway; default 250 ms (see server/jobs/ingest-pressure.ts).
    */
   maxDeferMs?: number;
 }
@@ -79,7 +79,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: Inges
   const leaseMs = opts.leaseMs ?? 30_000;
   const renewEveryMs = Math.max(1, Math.floor(leaseMs / 3));
   const maxAttempts = opts.maxAttempts ?? 8;
-  const maxDeferMs = opts.maxDeferMs ?? 1_000;
+  const maxDeferMs = opts.maxDeferMs ?? 250;
   const timers = opts.timers ?? systemTimers;
   let running = false;
   let loop: Promise<void> | null = null;
