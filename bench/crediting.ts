@@ -70,6 +70,12 @@ export interface CreditingResult {
    * lost event, although Sarafan may still have queued it).
    */
   deliveries: { count: number; p50: number; p99: number; max: number; failed: number; histogram: Record<string, number> };
+  /**
+   * The same deliveries as Sarafan timed them (its sarafan_event_ack_seconds histogram, from the
+   * body read to the answer): answers within each bound, cumulative. Far below the portal's
+   * figures, the time went before Sarafan read the request (connection, the portal's own load).
+   */
+  serverAck: Record<string, number>;
   setupSeconds: number;
   loadAverage: { atStart: number[]; atEnd: number[] };
   logFile: string;
@@ -204,6 +210,7 @@ export async function benchCrediting(opts: { deals: number; store: 'embedded' | 
     }
     if (doneAt === null && referrerDone() && shown() === deals) doneAt = performance.now();
     const usageAfter = await sarafan.usage();
+    const serverAck = await eventAckHistogram(sarafan.url);
     if (profileDir) await sarafan.profile('stop', path.join(profileDir, `crediting-${opts.store}-${deals}-${Date.now()}.cpuprofile`));
     const credited = await sarafan.credits(wonAt);
     if (process.env.BENCH_SQL) {
@@ -241,6 +248,7 @@ export async function benchCrediting(opts: { deals: number; store: 'embedded' | 
       credited,
       shownInCrm: shown(),
       deliveries: { count: deliveryMs.length, ...percentiles(deliveryMs), failed: failedDeliveries - failedBefore, histogram: histogram(deliveryMs) },
+      serverAck,
       setupSeconds,
       loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((l) => round(l, 2)) },
       logFile,
@@ -261,6 +269,14 @@ export function isFeedbackBatch(key: string): boolean {
   if (!key.startsWith('batch:')) return false;
   const inner = key.slice('batch:'.length).split('+');
   return inner.length > 0 && inner.every((m) => FEEDBACK_METHODS.has(m));
+}
+
+/** Sarafan's own acknowledgement histogram (every status), `le` in seconds → answers within it. */
+async function eventAckHistogram(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^sarafan_event_ack_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  return out;
 }
 
 /** Answer times by band: the 1 s, 3 s and 7 s marks are where a dropped connection attempt is retried (TCP's SYN back-off). */

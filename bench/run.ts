@@ -102,7 +102,7 @@ function creditingRows(label: string, r: CreditingResult): void {
     },
     {
       scenario: `${label} · credited`,
-      measured: `${r.shownInCrm}/${r.deals} shown in the CRM, ${r.credited} ledger credits; ${r.deliveries.count} deliveries, answered p99 ${fmt(r.deliveries.p99, 0)} ms, ${r.deliveries.failed} given up`,
+      measured: `${r.shownInCrm}/${r.deals} shown in the CRM, ${r.credited} ledger credits; ${r.deliveries.count} deliveries, answered p99 ${fmt(r.deliveries.p99, 0)} ms (Sarafan: ${r.serverAck['0.05'] ?? 0} within 50 ms, ${r.serverAck['1'] ?? 0} within 1 s), ${r.deliveries.failed} given up`,
       budget: 'every deal',
       ok: r.shownInCrm === r.deals && r.credited === r.deals,
     },

@@ -112,7 +112,9 @@ if (process.env.BENCH_SETUP_LIMITS === 'off') {
 }
 const server = createServer(createApp({ ...deps, ready: () => store.ready() }));
 await new Promise<void>((resolve) => server.listen({ port, host: '127.0.0.1', backlog: Number(process.env.BENCH_BACKLOG ?? LISTEN_BACKLOG) }, resolve));
-const worker = createWorker(deps, { workerId: `bench-${process.pid}-${randomBytes(3).toString('hex')}` });
+// BENCH_MAX_DEFER_MS: how long a run may wait for deliveries in flight (0: not at all), to compare.
+const maxDeferMs = process.env.BENCH_MAX_DEFER_MS === undefined ? undefined : Number(process.env.BENCH_MAX_DEFER_MS);
+const worker = createWorker(deps, { workerId: `bench-${process.pid}-${randomBytes(3).toString('hex')}`, ...(maxDeferMs === undefined ? {} : { maxDeferMs }) });
 worker.start();
 
 // PostgreSQL backends of our database: CPU ticks of each, the highest seen (a backend whose pool

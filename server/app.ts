@@ -6,6 +6,7 @@ import express, { type Express } from 'express';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Deps } from '../src/handlers/ports.js';
+import type { IngestPressure } from './jobs/ingest-pressure.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, notFound, requestId } from './middleware/error-handler.js';
 import { bitrixBody, queryParser } from './middleware/body.js';
@@ -22,6 +23,8 @@ export interface AppDeps extends Deps {
   /** Store reachable and migrated (for /readyz). */
   ready: () => Promise<boolean>;
   metrics: Metrics;
+  /** Deliveries in flight, for the queue worker (composeDeps makes one). */
+  ingest?: IngestPressure;
   /** Sandbox mode: the sandbox portal's page, linked from `GET /`. */
   portalUrl?: string;
   /** Rate limit of the public referral link route (tests tighten it). */
@@ -50,8 +53,18 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestId());
   // Before the body is read: the ack latency includes reading it.
   app.post('/b24/events', deps.metrics.eventAckTimer());
+  const { ingest } = deps;
+  if (ingest) {
+    app.post('/b24/events', (_req, res, next) => {
+      res.once('close', ingest.begin());
+      next();
+    });
+  }
   // Every body is read (bounded) before routing: see bitrixBody.
   app.use(bitrixBody());
+  // First after the body: the hot path (a bulk change is thousands of events at once) is
+  // matched before the routers of every other surface are walked.
+  app.use(eventRoutes(deps));
   app.use(healthRoutes({ ready: deps.ready }));
   app.use(metricsRoutes(deps.metrics));
   app.use(homeRoutes({ portalUrl: deps.portalUrl }));
@@ -61,7 +74,6 @@ export function createApp(deps: AppDeps): Express {
     res.sendFile(sdkBundle);
   });
   app.use(installRoutes(deps));
-  app.use(eventRoutes(deps));
   app.use(frameRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(referralLinkRoutes(deps, deps.referralLinks));

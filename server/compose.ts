@@ -12,6 +12,7 @@ import { createCrmPorts } from '../src/bitrix/crm.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
 import type { Clock, Deps, Log, Store } from '../src/handlers/ports.js';
+import { createIngestPressure, type IngestPressure } from './jobs/ingest-pressure.js';
 import { createMetrics, type Metrics, type ReconcileLag } from './metrics.js';
 
 export interface ComposeOptions {
@@ -36,6 +37,8 @@ export interface ComposeOptions {
 /** What the process layer passes around: the use cases' Deps plus this composition's metrics. */
 export interface ServerDeps extends Deps {
   metrics: Metrics;
+  /** Deliveries in flight (the events route counts them, the worker yields to them). */
+  ingest: IngestPressure;
 }
 
 export const systemClock: Clock = { now: () => new Date() };
@@ -67,6 +70,7 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
   });
   const manifest = buildManifest(o.appBaseUrl);
   return {
+    ingest: createIngestPressure(),
     store: o.store,
     gateways,
     crm: createCrmPorts(gateways),

@@ -21,6 +21,7 @@ import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import { sendFeedback } from '../../src/handlers/send-feedback.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
+import type { IngestPressure } from './ingest-pressure.js';
 type SingleKind = Exclude<JobKind, 'crm.change' | 'crm.project'>;
 
 /** The timers of the lease renewal (tests inject their own and fire them by hand). */
@@ -53,6 +54,11 @@ export interface WorkerOptions {
   exclusive?: boolean;
   maxAttempts?: number;
   timers?: WorkerTimers;
+  /**
+   * With deps.ingest: how long a run may wait for event deliveries in flight to be answered
+   * before it starts anyway; default 250 ms (see server/jobs/ingest-pressure.ts).
+   */
+  maxDeferMs?: number;
 }
 
 export interface Worker {
@@ -66,7 +72,7 @@ export function backoffMs(attempts: number): number {
   return Math.min(2 ** attempts * 5_000, 3_600_000);
 }
 
-export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: WorkerOptions): Worker {
+export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: IngestPressure }, opts: WorkerOptions): Worker {
   // One run reads its entities with list commands (2 500 per request) and writes in batches of 50:
   // the bigger the run, the fewer REST requests per change (SPEC 11), at the price of a later write-back.
   const batchSize = opts.batchSize ?? 500;
@@ -75,6 +81,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
   const leaseMs = opts.leaseMs ?? 30_000;
   const renewEveryMs = Math.max(1, Math.floor(leaseMs / 3));
   const maxAttempts = opts.maxAttempts ?? 8;
+  const maxDeferMs = opts.maxDeferMs ?? 250;
   const timers = opts.timers ?? systemTimers;
   let running = false;
   let loop: Promise<void> | null = null;
@@ -232,8 +239,31 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
     deps.log[dead ? 'error' : 'warn']({ portalId: job.portalId, jobId: job.id, kind: job.kind, key: job.key, attempts: job.attempts, error }, dead ? 'queue.dead' : 'queue.retry');
   }
 
+  /** Waits `ms` unless stop() wakes it first. */
+  function pauseFor(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    }).finally(() => {
+      wake = null;
+    });
+  }
+
+  /** Event deliveries in flight are answered before a run takes the thread (bounded by maxDeferMs). */
+  async function yieldToIngest(): Promise<void> {
+    const { ingest } = deps;
+    if (!ingest) return;
+    const deadline = performance.now() + maxDeferMs;
+    while (running && ingest.busy() && performance.now() < deadline) await pauseFor(5);
+  }
+
   async function main(): Promise<void> {
     while (running) {
+      await yieldToIngest();
+      if (!running) break;
       let n = 0;
       try {
         n = await runOnce();
@@ -241,11 +271,9 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics }, opts: Worker
         deps.log.error({ error: e instanceof Error ? e.message : String(e) }, 'queue.loop_failed');
       }
       const pause = !n ? idleMs : n < batchSize ? lingerMs : 0;
-      if (pause && running) await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, pause);
-        wake = () => { clearTimeout(t); resolve(); };
-      });
-      wake = null;
+      if (pause && running) await pauseFor(pause);
+      // Even straight after a full batch: what arrived meanwhile (connections, requests) is served first.
+      else await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

@@ -209,23 +209,72 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   const needClient = deals.filter((d) => d.facts?.client && !index.get(d.facts.client) && (d.facts.semantic === 'S' || d.facts.refCode !== null || d.facts.referrer !== null));
   if (needClient.length) index.add(await store.members.ensureMany(portalId, needClient.map((d) => d.facts!.client!), now));
 
-  const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index, settings.value));
-  for (const id of settled.touchedMembers) touchedMembers.add(id);
+  // Echoes of Sarafan's own writes (and edits of fields the ledger does not read) leave a deal as
+  // recorded: nothing to settle, so they skip the money transaction — a burst's echoes are two
+  // thirds of its events. Their projections are still compared below (a hand-edited field is
+  // put back).
+  // Not skipped: deals a monthly cap may owe freed room (they are re-queued unchanged), deals of
+  // an older program version (whose cap may apply), and won deals whose currency could not be
+  // converted yet (the rates may be there now).
+  const mayOweMore = (prev: DealState | undefined) =>
+    current.program.referral.capPerReferrerMonth !== null ||
+    (prev?.programVersion != null && prev.programVersion !== current.version) ||
+    (prev?.won === true && prev.currency !== current.program.currency && prev.fxRate == null);
+  const unchanged = deals.filter((d) => !mayOweMore(previous.get(d.id)) && sameAsRecorded(d, previous.get(d.id), index, actives)).map((d) => d.id);
+  const skipped = new Set(unchanged);
+  const toSettle = skipped.size ? deals.filter((d) => !skipped.has(d.id)) : deals;
+  const settled = toSettle.length || !unchanged.length ? await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, toSettle, previous, index, settings.value)) : null;
+  for (const id of settled?.touchedMembers ?? []) touchedMembers.add(id);
 
   // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
+  const targets = { memberIds: [...touchedMembers], dealIds: [...(settled?.touchedDeals ?? []), ...unchanged] };
   try {
-    const { failed } = await writeProjections(
-      deps,
-      installation,
-      { memberIds: [...touchedMembers], dealIds: settled.touchedDeals },
-      { shown, dealReferrers, dealEntries: settled.dealEntries },
-    );
-    // The job's key is this run's own: nothing else can have been merged into it.
-    if (!failed.memberIds.length && !failed.dealIds.length) await store.jobs.completeQueued(portalId, 'crm.project', settled.jobKey, deps.clock.now());
+    const { failed } = await writeProjections(deps, installation, targets, { shown, dealReferrers, dealEntries: settled?.dealEntries });
+    if (!failed.memberIds.length && !failed.dealIds.length) {
+      // The job's key is this run's own: nothing else can have been merged into it.
+      if (settled) await store.jobs.completeQueued(portalId, 'crm.project', settled.jobKey, deps.clock.now());
+    } else if (unchanged.length) {
+      await deferProjections(deps, portalId, failed);
+    }
   } catch (e) {
     log.warn({ portalId, error: e instanceof Error ? e.message : String(e) }, 'crm.projections_deferred');
+    if (unchanged.length) await deferProjections(deps, portalId, { memberIds: settled ? [] : targets.memberIds, dealIds: unchanged });
   }
   return outcomes;
+}
+
+/**
+ * A deal whose facts are those Sarafan recorded, with the same referral: settling it again would
+ * append nothing (settling is a pure function of these facts and the ledger).
+ */
+function sameAsRecorded(d: DealInput, prev: DealState | undefined, index: MemberIndex, actives: Map<number, Referral>): boolean {
+  const f = d.facts;
+  if (!f || !prev || prev.deleted) return false;
+  const client = index.get(f.client)?.id ?? null;
+  return (
+    f.stageId === prev.stageId &&
+    f.semantic === prev.stageSemantic &&
+    f.amount === prev.amount &&
+    (f.currency === '' || f.currency === prev.currency) &&
+    f.categoryId === prev.categoryId &&
+    client === prev.clientMemberId &&
+    (prev.referralId !== null || client === null || !actives.has(client))
+  );
+}
+
+/** Projections no run job covers (the deals that skipped settlement), retried by a job of their own. */
+async function deferProjections(deps: Deps, portalId: number, targets: { memberIds: number[]; dealIds: number[] }): Promise<void> {
+  const now = deps.clock.now();
+  await deps.store.jobs.enqueue(
+    {
+      portalId,
+      kind: 'crm.project',
+      key: `run:${Buffer.from(deps.randomBytes(8)).toString('hex')}`,
+      payload: { members: targets.memberIds, deals: targets.dealIds },
+      runAt: new Date(now.getTime() + PROJECTION_GRACE_MS),
+    },
+    now,
+  );
 }
 
 function dedupe(changes: CrmChange[]): CrmChange[] {

@@ -11,11 +11,28 @@ export type TokenVerdict =
   | { ok: true; installation: Installation }
   | { ok: false; reason: 'unknown_member' | 'not_installed' | 'no_token_stored' | 'token_mismatch' };
 
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
 /** Constant-time equality that does not leak the length either (both sides are hashed first). */
 export function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest();
-  const hb = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(ha, hb);
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/**
+ * Digests of the tokens we store, kept: every event of a burst is checked against the same one,
+ * so only the presented side is hashed per event. Bounded (one entry per portal's token).
+ */
+const storedDigests = new Map<string, Buffer>();
+const MAX_STORED_DIGESTS = 10_000;
+
+function storedDigest(token: string): Buffer {
+  let d = storedDigests.get(token);
+  if (!d) {
+    if (storedDigests.size >= MAX_STORED_DIGESTS) storedDigests.clear();
+    d = digest(token);
+    storedDigests.set(token, d);
+  }
+  return d;
 }
 
 export async function verifyApplicationToken(
@@ -28,6 +45,6 @@ export async function verifyApplicationToken(
   if (!installation) return { ok: false, reason: 'unknown_member' };
   if (installation.status === 'uninstalled' && !opts.allowUninstalled) return { ok: false, reason: 'not_installed' };
   if (!installation.applicationToken) return { ok: false, reason: 'no_token_stored' };
-  if (!sameSecret(installation.applicationToken, applicationToken)) return { ok: false, reason: 'token_mismatch' };
+  if (!timingSafeEqual(storedDigest(installation.applicationToken), digest(applicationToken))) return { ok: false, reason: 'token_mismatch' };
   return { ok: true, installation };
 }

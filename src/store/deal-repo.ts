@@ -1,7 +1,7 @@
 /** Deals as Sarafan last saw them, keyed (portal_id, deal_id). */
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { DealRepo, DealState } from '../handlers/ports.js';
-import type { Db } from './db.js';
+import { anyId, type Db } from './db.js';
 import { deals } from './schema.js';
 
 type Row = typeof deals.$inferSelect;
@@ -41,7 +41,7 @@ export function createDealRepo(db: Db): DealRepo {
       const rows = await db
         .select()
         .from(deals)
-        .where(and(eq(deals.portalId, portalId), inArray(deals.dealId, dealIds)))
+        .where(and(eq(deals.portalId, portalId), anyId(deals.dealId, dealIds)))
         .orderBy(asc(deals.dealId));
       return rows.map(toDeal);
     },
@@ -85,7 +85,7 @@ export function createDealRepo(db: Db): DealRepo {
       const rows = await db
         .select()
         .from(deals)
-        .where(and(eq(deals.portalId, portalId), inArray(deals.clientMemberId, [...new Set(clientMemberIds)])))
+        .where(and(eq(deals.portalId, portalId), anyId(deals.clientMemberId, [...new Set(clientMemberIds)])))
         .orderBy(asc(deals.dealId));
       return rows.map(toDeal);
     },

@@ -3,9 +3,9 @@
  * unique (portal_id, idempotency_key) index: an append that loses the race to an equal key —
  * even one in a concurrent, uncommitted transaction — waits for it and then skips.
  */
-import { and, asc, desc, eq, gt, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
-import { rowsOf, type Db } from './db.js';
+import { anyId, rowsOf, type Db } from './db.js';
 import { ledgerEntries } from './schema.js';
 
 type Row = typeof ledgerEntries.$inferSelect;
@@ -98,7 +98,7 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       const rows = await db
         .select()
         .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.dealId, dealIds)))
+        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.dealId, dealIds)))
         .orderBy(asc(ledgerEntries.id));
       return rows.map(toEntry);
     },
@@ -131,7 +131,7 @@ export function createLedgerRepo(db: Db): LedgerRepo {
           pending: sumWhere(gt(ledgerEntries.availableAt, now)),
         })
         .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds)))
+        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.memberId, memberIds)))
         .groupBy(ledgerEntries.memberId);
       for (const row of rows) result.set(row.memberId, { available: row.available, pending: row.pending });
       return result;

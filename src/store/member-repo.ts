@@ -5,7 +5,7 @@
 import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { Member, MemberRepo, PersonEntity, PersonRef } from '../handlers/ports.js';
-import { UNIQUE_VIOLATION, pgErrorCode, rowsOf, tsParam, type Db } from './db.js';
+import { UNIQUE_VIOLATION, anyId, pgErrorCode, rowsOf, tsParam, type Db } from './db.js';
 import { members, referralCodes } from './schema.js';
 
 type Row = typeof members.$inferSelect;
@@ -42,7 +42,7 @@ export function createMemberRepo(db: Db): MemberRepo {
       .where(
         and(
           eq(members.portalId, portalId),
-          or(contactIds.length ? inArray(members.contactId, contactIds) : undefined, leadIds.length ? inArray(members.leadId, leadIds) : undefined),
+          or(contactIds.length ? anyId(members.contactId, contactIds) : undefined, leadIds.length ? anyId(members.leadId, leadIds) : undefined),
         ),
       )
       .orderBy(members.id);
@@ -64,7 +64,7 @@ export function createMemberRepo(db: Db): MemberRepo {
       const rows = await db
         .select()
         .from(members)
-        .where(and(eq(members.portalId, portalId), inArray(members.id, memberIds)))
+        .where(and(eq(members.portalId, portalId), anyId(members.id, memberIds)))
         .orderBy(members.id);
       return rows.map(toMember);
     },
@@ -114,7 +114,7 @@ export function createMemberRepo(db: Db): MemberRepo {
       const current = await db
         .select()
         .from(members)
-        .where(and(eq(members.portalId, portalId), inArray(members.id, [...byMember.keys()])))
+        .where(and(eq(members.portalId, portalId), anyId(members.id, [...byMember.keys()])))
         .orderBy(members.id)
         .for('update');
       const open = current.filter((m) => m.code === null);
@@ -136,7 +136,7 @@ export function createMemberRepo(db: Db): MemberRepo {
         RETURNING members.id`);
       const ids = rowsOf<{ id: string }>(updated).map((r) => Number(r.id));
       if (ids.length !== got.size) throw new AppError('internal', 'members changed during enrolment');
-      const rows = await db.select().from(members).where(and(eq(members.portalId, portalId), inArray(members.id, ids)));
+      const rows = await db.select().from(members).where(and(eq(members.portalId, portalId), anyId(members.id, ids)));
       enrolled.push(...rows.map(toMember));
       return { enrolled, taken };
     },

@@ -1,7 +1,7 @@
 /** What Sarafan last wrote to each CRM entity, merged key by key (jsonb `||`). */
-import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, eq, or, sql } from 'drizzle-orm';
 import { projectionKey, type CrmEntity, type ProjectionRepo, type ProjectionValues } from '../handlers/ports.js';
-import type { Db } from './db.js';
+import { anyId, type Db } from './db.js';
 import { crmProjections } from './schema.js';
 
 export function createProjectionRepo(db: Db): ProjectionRepo {
@@ -17,7 +17,7 @@ export function createProjectionRepo(db: Db): ProjectionRepo {
         .where(
           and(
             eq(crmProjections.portalId, portalId),
-            or(...[...idsByEntity].map(([entity, ids]) => and(eq(crmProjections.entity, entity), inArray(crmProjections.entityId, ids)))),
+            or(...[...idsByEntity].map(([entity, ids]) => and(eq(crmProjections.entity, entity), anyId(crmProjections.entityId, ids)))),
           ),
         );
       for (const row of rows) result.set(projectionKey(row.entity, row.entityId), row.values);

@@ -6,7 +6,7 @@
 import { and, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { NewReferral, Referral, ReferralRepo } from '../handlers/ports.js';
-import { rowsOf, type Db } from './db.js';
+import { anyId, idArray, rowsOf, type Db } from './db.js';
 import { referrals } from './schema.js';
 
 type Row = typeof referrals.$inferSelect;
@@ -127,7 +127,7 @@ export function createReferralRepo(db: Db): ReferralRepo {
       const rows = await db
         .select()
         .from(referrals)
-        .where(and(eq(referrals.portalId, portalId), inArray(referrals.refereeMemberId, [...new Set(refereeMemberIds)]), eq(referrals.status, 'active')));
+        .where(and(eq(referrals.portalId, portalId), anyId(referrals.refereeMemberId, [...new Set(refereeMemberIds)]), eq(referrals.status, 'active')));
       for (const row of rows) result.set(row.refereeMemberId, toReferral(row));
       return result;
     },
@@ -135,12 +135,11 @@ export function createReferralRepo(db: Db): ReferralRepo {
     async chains(portalId, memberIds, depth) {
       const result = new Map<number, number[]>(memberIds.map((id) => [id, []]));
       if (depth <= 0 || !memberIds.length) return result;
-      const starts = sql.join([...new Set(memberIds)].map((id) => sql`(${id}::bigint)`), sql`, `);
       // chain() for every start at once; `path` stops a walk on a cycle, `depth` bounds it.
       const rows = await db.execute(sql`
         WITH RECURSIVE up(start, member_id, depth, path) AS (
           SELECT r.referee_member_id, r.referrer_member_id, 1, ARRAY[r.referee_member_id, r.referrer_member_id]
-          FROM referrals r JOIN (VALUES ${starts}) AS s(id) ON r.referee_member_id = s.id
+          FROM referrals r JOIN unnest(${idArray([...new Set(memberIds)])}) AS s(id) ON r.referee_member_id = s.id
           WHERE r.portal_id = ${portalId} AND r.status = 'active'
             AND r.referrer_member_id IS NOT NULL AND r.referrer_member_id <> r.referee_member_id
           UNION ALL
@@ -157,12 +156,11 @@ export function createReferralRepo(db: Db): ReferralRepo {
     async qualifiedCount(portalId, memberIds) {
       const counts = new Map<number, number>(memberIds.map((id) => [id, 0]));
       if (!memberIds.length) return counts;
-      const ids = sql.join([...new Set(memberIds)].map((id) => sql`(${id}::bigint)`), sql`, `);
       const rows = await db.execute(sql`
         SELECT p.member_id, count(DISTINCT d.client_member_id)::int AS n
         FROM (
           SELECT l.member_id, l.deal_id
-          FROM ledger_entries l JOIN (VALUES ${ids}) AS m(id) ON l.member_id = m.id
+          FROM ledger_entries l JOIN unnest(${idArray([...new Set(memberIds)])}) AS m(id) ON l.member_id = m.id
           WHERE l.portal_id = ${portalId} AND l.reason = 'referral' AND l.level = 1 AND l.deal_id IS NOT NULL
           GROUP BY l.member_id, l.deal_id
           -- A clamped reversal's shortfall counts as taken back (migration 0004).
@@ -224,7 +222,7 @@ export function createReferralRepo(db: Db): ReferralRepo {
       const rows = await db
         .select({ referrer: referrals.referrerMemberId, n: count() })
         .from(referrals)
-        .where(and(eq(referrals.portalId, portalId), eq(referrals.status, 'active'), inArray(referrals.referrerMemberId, memberIds)))
+        .where(and(eq(referrals.portalId, portalId), eq(referrals.status, 'active'), anyId(referrals.referrerMemberId, memberIds)))
         .groupBy(referrals.referrerMemberId);
       for (const row of rows) if (row.referrer !== null) counts.set(row.referrer, row.n);
       return counts;

@@ -8,6 +8,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { crmEvent, installRequest, onAppInstall, onAppUninstall, onAppUpdate } from '../fixtures/bitrix/payloads.js';
 import { APP_BASE_URL, createHarness, type Harness } from '../support/harness.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import type { MswPortal } from '../support/msw-portal.js';
 
 let h: Harness;
@@ -269,6 +270,21 @@ describe('the referral loop', () => {
     expect(Number(portal.get('contact', referrer).UF_CRM_SARAFAN_BALANCE)).toBe(10000);
     expect(portal.commands('crm.contact.update')).toHaveLength(1);
     expect(Object.keys(portal.commands('crm.contact.update')[0]!.params.fields as object)).toEqual(['UF_CRM_SARAFAN_BALANCE']);
+  });
+
+  it('an unchanged deal skips the money transaction, yet a hand-edited reward on it is put back', async () => {
+    const runJobs = async () => (await (h.store as SqlStore).rawQuery<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE kind = 'crm.project'`))[0]!.n;
+    const jobsBefore = await runJobs();
+    portal.update('deal', refereeDeal, { UF_CRM_SARAFAN_REWARD: '1' });
+    portal.resetCalls();
+    await event(crmEvent(portal, 'ONCRMDEALUPDATE', refereeDeal));
+    await processAll();
+    expect(Number(portal.get('deal', refereeDeal).UF_CRM_SARAFAN_REWARD)).toBe(10000);
+    expect(portal.commands('crm.deal.update')).toHaveLength(1);
+    expect(Object.keys(portal.commands('crm.deal.update')[0]!.params.fields as object)).toEqual(['UF_CRM_SARAFAN_REWARD']);
+    expect(await ledgerFor(refereeDeal)).toHaveLength(1);
+    // No settlement ran: it would have left its durable `crm.project` job behind (done).
+    expect(await runJobs()).toBe(jobsBefore);
   });
 
   it('un-winning the deal reverses the credit and the CRM fields follow', async () => {

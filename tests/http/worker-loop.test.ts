@@ -60,4 +60,28 @@ describe('the background worker loop', () => {
     expect(await h.worker.drain()).toBe(1);
     expect(await h.store.deals.get(pid, second)).not.toBeNull();
   });
+
+  it('answers event deliveries in flight before it starts a run, and starts anyway after maxDeferMs', async () => {
+    let delivering = true;
+    const ingest = { begin: () => () => undefined, busy: () => delivering };
+    const worker = createWorker({ ...h.deps, ingest }, { workerId: 'defer-test', idleMs: 10, lingerMs: LINGER_MS, maxDeferMs: LINGER_MS });
+    const deal = h.portal.add('deal', { TITLE: 'Во время залпа', STAGE_ID: 'NEW', OPPORTUNITY: 30 });
+    await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALADD', deal));
+    worker.start();
+    // Not a deadline: while deliveries are in flight the loop does not claim, however long it waits.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 1, running: 0 });
+    delivering = false;
+    await until(async () => (await h.store.jobs.depth(pid)).queued === 0 && (await h.store.deals.get(pid, deal)) !== null);
+    await worker.stop();
+
+    // A stream that never pauses cannot starve the queue: the run starts after maxDeferMs.
+    delivering = true;
+    const bounded = createWorker({ ...h.deps, ingest }, { workerId: 'defer-bounded', idleMs: 10, lingerMs: LINGER_MS, maxDeferMs: 50 });
+    const next = h.portal.add('deal', { TITLE: 'Под потоком', STAGE_ID: 'NEW', OPPORTUNITY: 40 });
+    await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALADD', next));
+    bounded.start();
+    await until(async () => (await h.store.deals.get(pid, next)) !== null);
+    await bounded.stop();
+  });
 });
