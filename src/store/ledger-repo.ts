@@ -186,7 +186,7 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       const rows = await db
         .select()
         .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds), eq(ledgerEntries.reason, 'coupon')))
+        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.memberId, memberIds), eq(ledgerEntries.reason, 'coupon')))
         .orderBy(asc(ledgerEntries.id));
       return rows.map(toEntry);
     },
@@ -196,7 +196,7 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       const rows = await db
         .select()
         .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), inArray(ledgerEntries.memberId, memberIds)))
+        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.memberId, memberIds)))
         .orderBy(asc(ledgerEntries.id));
       return rows.map(toEntry);
     },
