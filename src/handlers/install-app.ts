@@ -8,7 +8,7 @@
  */
 import { AppError } from './errors.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, OAuthGrant, PortalLang, RegistrationReport } from './ports.js';
+import type { Deps, Installation, OAuthGrant, RegistrationReport } from './ports.js';
 
 export interface InstallForm {
   memberId: string;

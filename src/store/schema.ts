@@ -42,7 +42,6 @@ import type {
   WatermarkName,
   FeedbackStatus,
   FeedbackTarget,
-  PortalLang,
 } from '../handlers/ports.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
