@@ -199,7 +199,18 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   const needClient = deals.filter((d) => d.facts?.client && !index.get(d.facts.client) && (d.facts.semantic === 'S' || d.facts.refCode !== null || d.facts.referrer !== null));
   if (needClient.length) index.add(await store.members.ensureMany(portalId, needClient.map((d) => d.facts!.client!), now));
 
-  const settled = await store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index, settings.value));
+  const settle = () => store.transaction((tx) => settleDeals(deps, tx, installation, current, now, deals, previous, index, settings.value));
+  let settled: Settled;
+  try {
+    settled = await settle();
+  } catch (e) {
+    // A deal priced by an older, capped version met a portal whose zone was never read (the
+    // program in force has no cap): read it now — never inside the transaction — and settle again.
+    if (!(e instanceof SettingsNeeded) || settings.value) throw e;
+    await settings.take(deps, portalId, (await crm.read({ deals: [], people: [], settings: true })).settings);
+    if (!settings.value) throw e;
+    settled = await settle();
+  }
   for (const id of settled.touchedMembers) touchedMembers.add(id);
 
   // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
@@ -532,7 +543,7 @@ async function settleDeals(
     if (cap !== null && !settings && desired.some((d) => d.reason === 'referral')) {
       // Without the portal's zone the month is unknown: paying uncapped could overpay, so the run
       // fails and its job is retried once the portal answers.
-      throw new Error('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
+      throw new SettingsNeeded();
     }
     if (cap !== null && settings && deal.firstWonAt) {
       const month = monthOf(deal.firstWonAt, settings.utcOffsetMinutes);
@@ -830,4 +841,11 @@ async function settleCoupons(deps: Deps, tx: TxRepos, portalId: number, current:
     }),
   );
   return written;
+}
+
+/** Thrown inside the money transaction when a capped deal needs the portal's zone and none is known. */
+class SettingsNeeded extends Error {
+  constructor() {
+    super('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
+  }
 }

@@ -9,6 +9,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
 import type { LedgerEntry } from '../../src/handlers/ports.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import { DEFAULT_PROGRAM, type Program } from '../../src/rules/program.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
@@ -152,6 +153,27 @@ describe('referral.capPerReferrerMonth, months in the portal’s time zone', () 
     expect(reads).toContain(String(b.deal));
     // The April deal was never touched: another month.
     expect((await entries(c.deal)).map((e) => e.amount)).toEqual([100_00]);
+  });
+});
+
+describe('a capped deal after the cap was removed from the program', () => {
+  it('still meets the cap of the version that priced it, reading the portal’s zone when none is cached', async () => {
+    now = new Date('2027-04-20T09:00:00Z');
+    await useProgram((p) => ({ ...p, referral: { ...p.referral, qualify: 'every_won_deal', capPerReferrerMonth: 150 } }));
+    const r = await referrer('Реферер старой версии');
+    await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент Л1'); // 100
+    const b = await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент Л2'); // 50, 50 held back
+    await useProgram((p) => p); // no cap in force any more
+    await (h.store as SqlStore).rawQuery('DELETE FROM portal_settings WHERE portal_id = $1', [pid]);
+    h.portal.resetCalls();
+
+    await changeDeal(b.deal, { OPPORTUNITY: 1200 }); // 120 wanted, still 50 paid under the old version's cap
+    expect((await entries(b.deal)).map((e) => [e.amount, e.capped])).toEqual([
+      [50_00, 50_00],
+      [0, 70_00],
+    ]);
+    expect(h.portal.commands('server.time')).toHaveLength(1);
+    expect(await h.store.portalSettings.get(pid)).toMatchObject({ utcOffsetMinutes: 180 });
   });
 });
 
