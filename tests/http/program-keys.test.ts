@@ -251,6 +251,12 @@ describe('coupons: every N qualified referrals', () => {
     ]);
     expect((await h.store.coupons.forMembers(pid, [member.id]))[0]).toMatchObject({ code: coupon!.code, status: 'reversed' });
     expect(Number(h.portal.get('contact', r.contact)[F.BALANCE])).toBe(100);
+    const afterReversal = await api(`/api/members/contact/${r.contact}`);
+    expect(afterReversal.body.coupons[0]).toMatchObject({ code: coupon!.code, status: 'reversed' });
+    expect(afterReversal.body.ledger.filter((e: { reason: string }) => e.reason === 'coupon').map((e: { amount: number; status: string }) => [e.amount, e.status])).toEqual([
+      [-500, 'reversed'],
+      [500, 'reversed'],
+    ]);
 
     // Won again: the same coupon comes back.
     await changeDeal(a.deal, { STAGE_ID: 'WON' });
