@@ -22,8 +22,7 @@
  * `capped`); reversals follow the overspend policy (clamp records a `shortfall`); referrers'
  * milestone coupons follow their qualified referrals (helpers in program-keys.ts). The portal's
  * zone and rates are read through the CRM port with the batch and cached per portal for a day.
- * Known limits: deals without a contact or lead have no referee and pay nothing; tiers by won
- * amount add deal amounts as they are, in their own currencies.
+ * Known limit: deals without a contact or lead have no referee and pay nothing.
  */
 import { checkReferral, type PersonRef } from '../rules/attribute-referral.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';

@@ -60,7 +60,7 @@ export function priceOne(
     program,
     deal: { dealId: deal.dealId, amount, categoryId: deal.categoryId, won, wonAt: deal.firstWonAt ?? now },
     clientMemberId: client,
-    clientDeals: client !== null ? clientDealsOf(dealsOf.get(client) ?? []) : [],
+    clientDeals: client !== null ? clientDealsOf((dealsOf.get(client) ?? []).map((d) => inProgramCurrency(d, program.currency, settings))) : [],
     referral: referral && client !== null ? { createdAt: referral.createdAt, chain: (chains.get(client) ?? []).slice(0, program.referral.levels.length) } : null,
     now,
   });
@@ -232,4 +232,15 @@ export class SettingsNeeded extends Error {
   constructor() {
     super('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
   }
+}
+
+/**
+ * A client's deal with its amount in the program currency, for tiers by won amount: converted
+ * with its fixed rate, else today's; a deal that cannot be converted counts as nothing.
+ */
+function inProgramCurrency(d: DealState, currency: string, settings: PortalSettings | null): DealState {
+  if (d.currency === currency) return d;
+  const fixed = d.fxCurrency && d.fxRate ? { currency: d.fxCurrency, rate: d.fxRate } : null;
+  const converted = convertDealAmount({ amount: d.amount, from: d.currency, to: currency, rates: settings?.currencies ?? null, fixed });
+  return { ...d, amount: converted.ok ? converted.amount : 0 };
 }

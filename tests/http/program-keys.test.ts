@@ -112,6 +112,21 @@ describe('currency: a deal in another currency is converted with the portal’s 
     expect(read.body.entries[0]).toMatchObject({ amount: 9000, fx: { currency: 'USD', rate: '90.0000000000', amount: 1000 } });
   });
 
+  it('tiers by won amount count a deal in another currency at its converted amount', async () => {
+    await useProgram((p) => ({
+      ...p,
+      cashback: { enabled: true },
+      tiers: { basis: 'won_amount', levels: [{ name: 'Silver', from: 0, cashbackPercent: 1 }, { name: 'Gold', from: 50000, cashbackPercent: 5 }] },
+    }));
+    const client = h.portal.add('contact', { NAME: 'Клиент в долларах' });
+    const deal = h.portal.add('deal', { CONTACT_ID: client, STAGE_ID: 'WON', OPPORTUNITY: '1000.00', CURRENCY_ID: 'USD' });
+    await send(crmEvent(h.portal, 'ONCRMDEALUPDATE', deal));
+    await h.worker.drain();
+    // At the USD rate the test above moved to (100, cached): 1000 USD = 100 000 RUB, Gold, 5 % cashback
+    // = 5 000 RUB. Counted in dollars it would be Silver: 1 % of 100 000.
+    expect((await entries(deal)).map((e) => [e.reason, e.amount, e.fx?.rate])).toEqual([['cashback', 5000_00, '100.0000000000']]);
+  });
+
   it('a currency the portal does not list pays nothing and is logged, until its rate exists', async () => {
     const r = await referrer('Реферер GBP');
     const { deal } = await referredWin(r.code, { OPPORTUNITY: '100.00', CURRENCY_ID: 'GBP' }, 'Клиент GBP');
