@@ -65,7 +65,12 @@ export async function ledgerItems(
   slotEntries?: LedgerEntry[],
 ): Promise<LedgerItem[]> {
   const dealIds = [...new Set(entries.map((e) => e.dealId).filter((id): id is number => id !== null))];
-  const slots = slotEntries ?? (await store.ledger.forDeals(portalId, dealIds));
+  const couponHolders = [...new Set(entries.filter((e) => e.reason === 'coupon').map((e) => e.memberId))];
+  const slots = [
+    ...(slotEntries ?? (await store.ledger.forDeals(portalId, dealIds))),
+    // A coupon's reversal may be on another deal than its credit (src/rules/ledger-status.ts).
+    ...(couponHolders.length ? await store.ledger.couponEntries(portalId, couponHolders) : []),
+  ];
   const statuses = entryStatuses(entries, slots, now);
   return entries.map((e) => ({
     id: e.id,

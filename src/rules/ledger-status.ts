@@ -20,7 +20,9 @@ export interface StatusEntry {
   expiresAt: Date | null;
 }
 
-const slotKey = (e: StatusEntry): string | null => (e.dealId === null ? null : `${e.dealId}:${e.memberId}:${e.reason}:${e.level}`);
+// A coupon's slot is (member, milestone): its credit and its reversal may name different deals.
+const slotKey = (e: StatusEntry): string | null =>
+  e.reason === 'coupon' ? `coupon:${e.memberId}:${e.level}` : e.dealId === null ? null : `${e.dealId}:${e.memberId}:${e.reason}:${e.level}`;
 
 /**
  * Statuses of `entries` at `now`. `slotEntries` must hold every entry of the deal slots the

@@ -1299,6 +1299,33 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect((await store.ledger.referralNetInMonths(other.id, months, [])).get(key(referrer!.id, jan.from))).toBe(0);
       });
 
+      it('finds the deals of a referrer month still held back by the cap, and counts a clamped reversal as taken back', async () => {
+        const portal = await newPortal();
+        const [referrer, c1, c2, c3] = await store.members.ensureMany(portal.id, [1, 2, 3, 4].map((id) => ({ entity: 'contact' as const, id })), NOW).then((ms) => ms.sort((x, y) => x.contactId! - y.contactId!));
+        const month = { memberId: referrer!.id, from: new Date('2026-02-28T21:00:00Z'), to: new Date('2026-03-31T21:00:00Z') };
+        const deal = (dealId: number, client: Member, firstWonAt = NOW) => ({
+          portalId: portal.id, dealId, clientMemberId: client.id, categoryId: 0, stageId: 'WON', stageSemantic: 'S' as const,
+          amount: 1000, currency: 'RUB', won: true, deleted: false, firstWonAt, programVersion: 1, referralId: null, updatedAt: NOW,
+        });
+        await store.deals.upsertMany([deal(1, c1!), deal(2, c2!), deal(3, c3!), deal(4, c3!, new Date('2026-04-10T00:00:00Z'))]);
+        await store.ledger.append([
+          entry(portal.id, referrer!.id, 'd1', { dealId: 1, amount: 100 }),
+          entry(portal.id, referrer!.id, 'd2', { dealId: 2, amount: 50, capped: 50 }),
+          // Deal 3 was capped, then paid in full: its latest entry holds nothing back.
+          entry(portal.id, referrer!.id, 'd3a', { dealId: 3, amount: 0, capped: 100 }),
+          entry(portal.id, referrer!.id, 'd3b', { dealId: 3, amount: 100, kind: 'correction' }),
+          // Another month.
+          entry(portal.id, referrer!.id, 'd4', { dealId: 4, amount: 0, capped: 100 }),
+        ]);
+        expect(await store.ledger.cappedDeals(portal.id, [month])).toEqual([2]);
+        expect(await store.ledger.cappedDeals(portal.id, [])).toEqual([]);
+
+        // Qualified referrals: deal 1's reward reversed with a clamp shortfall no longer counts.
+        expect((await store.referrals.qualifiedCount(portal.id, [referrer!.id])).get(referrer!.id)).toBe(3);
+        await store.ledger.append([entry(portal.id, referrer!.id, 'd1r', { dealId: 1, amount: -30, kind: 'reversal', shortfall: 70 })]);
+        expect((await store.referrals.qualifiedCount(portal.id, [referrer!.id])).get(referrer!.id)).toBe(2);
+      });
+
       it('caches a portal’s settings, one row per portal', async () => {
         const portal = await newPortal();
         const other = await newPortal();

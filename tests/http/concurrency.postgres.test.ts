@@ -8,6 +8,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processCrmChanges } from '../../src/handlers/process-crm-changes.js';
+import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { enrolledReferrer } from '../support/scenario.js';
@@ -66,5 +67,26 @@ describe.skipIf(skip)(`exactly once under concurrent workers (PostgreSQL)${skip 
     const paid = [await net(a), await net(b)];
     expect(paid.filter((x) => x !== 0)).toHaveLength(1);
     expect([100_00, 300_00]).toContain(paid[0]! + paid[1]!);
+  });
+
+  it('eight referees of one referrer won at once: the monthly cap and the coupon milestones hold exactly', async () => {
+    await h.store.programs.create(pid, { ...DEFAULT_PROGRAM, referral: { ...DEFAULT_PROGRAM.referral, capPerReferrerMonth: 250 }, coupons: { everyReferrals: 2, value: 10 } }, null, new Date());
+    const { contact, code } = await enrolledReferrer(h, pid, 'Реферер с лимитом');
+    const clients = Array.from({ length: WORKERS }, (_, i) => h.portal.add('contact', { NAME: `Клиент ${i}`, UF_CRM_SARAFAN_REF_CODE: code }));
+    await processCrmChanges(h.deps, pid, clients.map((id) => ({ entity: 'contact' as const, id, deleted: false })));
+    const deals = clients.map((c) => h.portal.add('deal', { CONTACT_ID: c, STAGE_ID: 'WON', OPPORTUNITY: 1000 }));
+    const outcomes = await Promise.all(deals.map((id) => processCrmChanges(h.deps, pid, [{ entity: 'deal', id, deleted: false }])));
+    expect(outcomes.flat().every((o) => o.ok)).toBe(true);
+
+    const referrer = (await h.store.members.findByEntity(pid, 'contact', contact))!;
+    const entries = (await h.store.ledger.forDeals(pid, deals)).filter((e) => e.memberId === referrer.id);
+    const referral = entries.filter((e) => e.reason === 'referral');
+    // 8 × 100 wanted, 250 allowed: exactly 250 paid, the rest recorded as held back.
+    expect(referral.reduce((s, e) => s + e.amount, 0)).toBe(250_00);
+    expect(referral.reduce((s, e) => s + e.capped, 0)).toBe(800_00 - 250_00);
+    // Three deals pay something (100, 100, 50), so three referrals qualify: one coupon, once.
+    const coupons = await h.store.coupons.forMembers(pid, [referrer.id]);
+    expect(coupons.map((c) => [c.milestone, c.status])).toEqual([[1, 'issued']]);
+    expect((await h.store.ledger.couponEntries(pid, [referrer.id])).map((e) => e.amount)).toEqual([10_00]);
   });
 });

@@ -9,6 +9,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
 import type { LedgerEntry } from '../../src/handlers/ports.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import { DEFAULT_PROGRAM, type Program } from '../../src/rules/program.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
@@ -111,6 +112,21 @@ describe('currency: a deal in another currency is converted with the portal’s 
     expect(read.body.entries[0]).toMatchObject({ amount: 9000, fx: { currency: 'USD', rate: '90.0000000000', amount: 1000 } });
   });
 
+  it('tiers by won amount count a deal in another currency at its converted amount', async () => {
+    await useProgram((p) => ({
+      ...p,
+      cashback: { enabled: true },
+      tiers: { basis: 'won_amount', levels: [{ name: 'Silver', from: 0, cashbackPercent: 1 }, { name: 'Gold', from: 50000, cashbackPercent: 5 }] },
+    }));
+    const client = h.portal.add('contact', { NAME: 'Клиент в долларах' });
+    const deal = h.portal.add('deal', { CONTACT_ID: client, STAGE_ID: 'WON', OPPORTUNITY: '1000.00', CURRENCY_ID: 'USD' });
+    await send(crmEvent(h.portal, 'ONCRMDEALUPDATE', deal));
+    await h.worker.drain();
+    // At the USD rate the test above moved to (100, cached): 1000 USD = 100 000 RUB, Gold, 5 % cashback
+    // = 5 000 RUB. Counted in dollars it would be Silver: 1 % of 100 000.
+    expect((await entries(deal)).map((e) => [e.reason, e.amount, e.fx?.rate])).toEqual([['cashback', 5000_00, '100.0000000000']]);
+  });
+
   it('a currency the portal does not list pays nothing and is logged, until its rate exists', async () => {
     const r = await referrer('Реферер GBP');
     const { deal } = await referredWin(r.code, { OPPORTUNITY: '100.00', CURRENCY_ID: 'GBP' }, 'Клиент GBP');
@@ -152,6 +168,27 @@ describe('referral.capPerReferrerMonth, months in the portal’s time zone', () 
     expect(reads).toContain(String(b.deal));
     // The April deal was never touched: another month.
     expect((await entries(c.deal)).map((e) => e.amount)).toEqual([100_00]);
+  });
+});
+
+describe('a capped deal after the cap was removed from the program', () => {
+  it('still meets the cap of the version that priced it, reading the portal’s zone when none is cached', async () => {
+    now = new Date('2027-04-20T09:00:00Z');
+    await useProgram((p) => ({ ...p, referral: { ...p.referral, qualify: 'every_won_deal', capPerReferrerMonth: 150 } }));
+    const r = await referrer('Реферер старой версии');
+    await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент Л1'); // 100
+    const b = await referredWin(r.code, { OPPORTUNITY: 1000 }, 'Клиент Л2'); // 50, 50 held back
+    await useProgram((p) => p); // no cap in force any more
+    await (h.store as SqlStore).rawQuery('DELETE FROM portal_settings WHERE portal_id = $1', [pid]);
+    h.portal.resetCalls();
+
+    await changeDeal(b.deal, { OPPORTUNITY: 1200 }); // 120 wanted, still 50 paid under the old version's cap
+    expect((await entries(b.deal)).map((e) => [e.amount, e.capped])).toEqual([
+      [50_00, 50_00],
+      [0, 70_00],
+    ]);
+    expect(h.portal.commands('server.time')).toHaveLength(1);
+    expect(await h.store.portalSettings.get(pid)).toMatchObject({ utcOffsetMinutes: 180 });
   });
 });
 
@@ -229,6 +266,12 @@ describe('coupons: every N qualified referrals', () => {
     ]);
     expect((await h.store.coupons.forMembers(pid, [member.id]))[0]).toMatchObject({ code: coupon!.code, status: 'reversed' });
     expect(Number(h.portal.get('contact', r.contact)[F.BALANCE])).toBe(100);
+    const afterReversal = await api(`/api/members/contact/${r.contact}`);
+    expect(afterReversal.body.coupons[0]).toMatchObject({ code: coupon!.code, status: 'reversed' });
+    expect(afterReversal.body.ledger.filter((e: { reason: string }) => e.reason === 'coupon').map((e: { amount: number; status: string }) => [e.amount, e.status])).toEqual([
+      [-500, 'reversed'],
+      [500, 'reversed'],
+    ]);
 
     // Won again: the same coupon comes back.
     await changeDeal(a.deal, { STAGE_ID: 'WON' });

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { B24OAuth } from '@bitrix24/b24jssdk';
 import type { ChangeNote } from '../../sandbox/types.js';
+import { parseSettings } from '../../src/bitrix/crm.js';
 import { CLIENT_ID, sdkResult, startSandbox, type Sandbox } from './harness.js';
 
 let sb: Sandbox;
@@ -149,6 +150,29 @@ describe('deals: legacy strings and crm.item numbers', () => {
       ['USD', 'N'],
       ['EUR', 'N'],
     ]);
+  });
+
+  it('answers server.time in the portal’s zone and currency rates, which Sarafan’s CRM port reads', async () => {
+    const time = await sdkResult<string>(b24, 'server.time');
+    expect(time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+03:00$/);
+    const cur = await sdkResult<Rows>(b24, 'crm.currency.list');
+    expect(cur.map((c) => [c.CURRENCY, c.AMOUNT, c.AMOUNT_CNT])).toEqual([
+      ['RUB', '1.0000', '1'],
+      ['USD', '90.0000', '1'],
+      ['EUR', '100.0000', '1'],
+    ]);
+    const settings = parseSettings({ ok: true, result: time }, { ok: true, result: cur });
+    expect(settings).toEqual({
+      status: 'found',
+      record: {
+        utcOffsetMinutes: 180,
+        currencies: [
+          { currency: 'RUB', amount: '1.0000', amountCnt: 1, base: true },
+          { currency: 'USD', amount: '90.0000', amountCnt: 1, base: false },
+          { currency: 'EUR', amount: '100.0000', amountCnt: 1, base: false },
+        ],
+      },
+    });
   });
 });
 

@@ -1,6 +1,6 @@
 /** readEntities: lists by id in as few commands as possible; asks `get` only about what a list left out. */
 import { describe, expect, it } from 'vitest';
-import { createCrm, readEntities } from '../../../src/bitrix/crm.js';
+import { createCrm, parseSettings, readEntities } from '../../../src/bitrix/crm.js';
 import type { BatchCommand, BatchOutcome } from '../../../src/bitrix/portal-gateway.js';
 
 function fakeGateway(rows: Record<string, Record<number, Record<string, unknown>>>, getAnswers: Record<string, BatchOutcome> = {}) {
@@ -123,5 +123,39 @@ describe('the CRM port', () => {
       [{ method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', COMMENT: 'Referral credited' } } }],
       [{ method: 'im.notify.system.add', params: { USER_ID: 3, MESSAGE: 'Bonus credited', TAG: 'sarafan_5' } }],
     ]);
+  });
+});
+
+describe('the portal settings read with the batch', () => {
+  it('rides server.time and crm.currency.list in the same request as the entity lists', async () => {
+    const sent: BatchCommand[][] = [];
+    const crm = createCrm({
+      async batch(commands) {
+        sent.push(commands);
+        return commands.map((c): BatchOutcome => {
+          if (c.method === 'server.time') return { ok: true, result: '2027-01-31T23:30:00-05:00' };
+          if (c.method === 'crm.currency.list') return { ok: true, result: [{ CURRENCY: 'usd', AMOUNT: '1.0000', AMOUNT_CNT: '1', BASE: 'Y' }, { CURRENCY: 'KZT', AMOUNT: '0.2000', AMOUNT_CNT: '100', BASE: 'N' }, { CURRENCY: 'BAD', AMOUNT: 'x', AMOUNT_CNT: '1' }] };
+          return { ok: true, result: [{ ID: '5', STAGE_SEMANTIC_ID: 'S' }] };
+        });
+      },
+    });
+    const got = await crm.read({ deals: [5], people: [], settings: true });
+    expect(sent.map((b) => b.map((c) => c.method))).toEqual([['crm.deal.list', 'server.time', 'crm.currency.list']]);
+    expect(got.settings).toEqual({
+      status: 'found',
+      record: { utcOffsetMinutes: -300, currencies: [{ currency: 'USD', amount: '1.0000', amountCnt: 1, base: true }, { currency: 'KZT', amount: '0.2000', amountCnt: 100, base: false }] },
+    });
+    expect(got.deals.get(5)?.status).toBe('found');
+    // Without `settings` nothing extra is asked, and the answer has no settings.
+    const plain = await crm.read({ deals: [5], people: [] });
+    expect(sent.at(-1)!.map((c) => c.method)).toEqual(['crm.deal.list']);
+    expect(plain.settings).toBeUndefined();
+  });
+
+  it('reports a failed or offset-less answer as failed', () => {
+    const ok: BatchOutcome = { ok: true, result: [] };
+    expect(parseSettings({ ok: false, error: 'ACCESS_DENIED', description: 'no' }, ok)).toEqual({ status: 'failed', error: 'ACCESS_DENIED: no' });
+    expect(parseSettings({ ok: true, result: '2027-01-31 23:30' }, ok).status).toBe('failed');
+    expect(parseSettings({ ok: true, result: '2027-01-31T23:30:00+0330' }, ok)).toEqual({ status: 'found', record: { utcOffsetMinutes: 210, currencies: [] } });
   });
 });

@@ -19,6 +19,16 @@ const e = (o: Partial<StatusEntry>): StatusEntry => ({
   ...o,
 });
 
+describe('entryStatuses of coupons', () => {
+  it('reads a coupon credit as reversed when its reversal names another deal', () => {
+    const credit = e({ reason: 'coupon', dealId: 5, level: 1, amount: 500 });
+    const reversal = e({ reason: 'coupon', dealId: 6, level: 1, amount: -500, kind: 'reversal' });
+    const other = e({ reason: 'coupon', dealId: 5, level: 2, amount: 500 });
+    const statuses = entryStatuses([credit, reversal, other], [], NOW);
+    expect([statuses.get(credit.id), statuses.get(reversal.id), statuses.get(other.id)]).toEqual(['reversed', 'reversed', 'available']);
+  });
+});
+
 describe('entryStatuses', () => {
   it.each([
     ['available once availableAt has passed', e({ availableAt: NOW }), 'available'],

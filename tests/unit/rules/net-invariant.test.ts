@@ -7,12 +7,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Program } from '../../../src/rules/program.js';
-import { priceDeal, type ClientDeal } from '../../../src/rules/price-deal.js';
+import { priceDeal, type ClientDeal, type DesiredEntry } from '../../../src/rules/price-deal.js';
+import { capReferrerMonth, monthOf } from '../../../src/rules/cap-referrer-month.js';
 import { clampOverspend } from '../../../src/rules/clamp-overspend.js';
+import { toMinor } from '../../../src/rules/money.js';
 import { settleDeal, type PlannedEntry } from '../../../src/rules/settle-deal.js';
 import { T0, program } from './rules-fixtures.js';
 
 const HOUR = 3_600_000;
+const MOSCOW = 180;
 const DEAL_IDS = [1, 2, 3] as const;
 type DealId = (typeof DEAL_IDS)[number];
 
@@ -123,9 +126,21 @@ class World {
    * the ledger's net less what was spent elsewhere (a redemption the world does not model).
    */
   plan(): Applied[] {
-    const planned = DEAL_IDS.flatMap((dealId) => {
+    // The monthly cap as the loop applies it: every deal of the client is settled in the run, in
+    // order of first win, each meeting what the deals before it in its Moscow month took.
+    const cap = this.setup.program.referral.capPerReferrerMonth === null ? null : toMinor(this.setup.program.referral.capPerReferrerMonth);
+    const used = new Map<string, number>();
+    const order = [...DEAL_IDS].sort((a, b) => (this.seen.get(a)?.firstWonAt?.getTime() ?? 0) - (this.seen.get(b)?.firstWonAt?.getTime() ?? 0) || a - b);
+    const planned = order.flatMap((dealId) => {
       const existing = this.ledger.filter((e) => e.dealId === dealId);
-      return settleDeal({ dealId, desired: this.price(dealId), existing, now: this.now }).map((p) => ({ ...p, dealId }));
+      const firstWonAt = this.seen.get(dealId)?.firstWonAt ?? null;
+      let desired: (DesiredEntry & { capped?: number })[] = this.price(dealId);
+      if (cap !== null && firstWonAt) {
+        const month = monthOf(firstWonAt, MOSCOW).from.toISOString();
+        desired = capReferrerMonth(desired, cap, new Map(desired.map((d) => [d.memberId, used.get(`${d.memberId}:${month}`) ?? 0])));
+        for (const d of desired) if (d.reason === 'referral') used.set(`${d.memberId}:${month}`, (used.get(`${d.memberId}:${month}`) ?? 0) + d.amount);
+      }
+      return settleDeal({ dealId, desired, existing, now: this.now }).map((p) => ({ ...p, dealId }));
     });
     const held = new Map<number, number>();
     for (const e of this.ledger) held.set(e.memberId, (held.get(e.memberId) ?? 0) + e.amount);
@@ -212,19 +227,43 @@ class World {
     return nets;
   }
 
+  /** The hold-back each slot's latest entry recorded (monthly cap). */
+  lastCapped(dealId: number): Map<string, number> {
+    const capped = new Map<string, number>();
+    for (const e of this.ledger) if (e.dealId === dealId) capped.set(`${e.memberId}:${e.reason}:${e.level}`, e.capped);
+    return capped;
+  }
+
   checkInvariant(): void {
-    for (const dealId of DEAL_IDS) {
+    // With a monthly cap, a slot's net plus what the cap held back is what pricing pays.
+    const capped = DEAL_IDS.map((id) => this.lastCapped(id));
+    DEAL_IDS.forEach((dealId, i) => {
       const want = new Map(this.price(dealId).map((d) => [`${d.memberId}:${d.reason}:${d.level}`, d.amount]));
       const have = this.nets(dealId);
       for (const slot of new Set([...want.keys(), ...have.keys()])) {
-        expect(have.get(slot) ?? 0, `deal ${dealId}, slot ${slot}`).toBe(want.get(slot) ?? 0);
+        expect((have.get(slot) ?? 0) + (capped[i]!.get(slot) ?? 0), `deal ${dealId}, slot ${slot}`).toBe(want.get(slot) ?? 0);
       }
+    });
+    const cap = this.setup.program.referral.capPerReferrerMonth === null ? null : toMinor(this.setup.program.referral.capPerReferrerMonth);
+    if (cap !== null) {
+      // No referrer ever holds more than the cap from the deals of one month.
+      const perMonth = new Map<string, number>();
+      for (const e of this.ledger) {
+        const firstWonAt = this.seen.get(e.dealId as DealId)?.firstWonAt;
+        if (e.reason !== 'referral' || !firstWonAt) continue;
+        const key = `${e.memberId}:${monthOf(firstWonAt, MOSCOW).from.toISOString()}`;
+        perMonth.set(key, (perMonth.get(key) ?? 0) + e.amount - e.shortfall);
+      }
+      for (const [key, net] of perMonth) expect(net, `referrer month ${key}`).toBeLessThanOrEqual(cap);
+    } else {
+      for (const e of this.ledger) expect(e.capped).toBe(0);
     }
     if (![...this.seen.values()].some((s) => s.won && !s.deleted)) {
       for (const dealId of DEAL_IDS) for (const net of this.nets(dealId).values()) expect(net).toBe(0);
     }
-    // An entry moves money, except a clamped reversal that met nothing left to take back.
-    for (const e of this.ledger) if (e.amount === 0) expect(e.shortfall).toBeGreaterThan(0);
+    // An entry moves money, except a clamped reversal that met nothing left to take back, or a
+    // change of the cap's hold-back alone.
+    for (const e of this.ledger) if (e.amount === 0) expect(e.shortfall > 0 || cap !== null).toBe(true);
     if (this.setup.overspend === 'clamp') {
       // Clamping never takes a member below zero by itself: a balance only goes negative by spending elsewhere.
       const held = new Map<number, number>();
@@ -267,6 +306,7 @@ const programArb = fc
     referee: fc.option(reward),
     holdDays: fc.integer({ min: 0, max: 3 }),
     capPerReferral: fc.option(fc.integer({ min: 1, max: 100_000 }).map((n) => n / 100)),
+    capPerReferrerMonth: fc.option(fc.integer({ min: 1, max: 200_000 }).map((n) => n / 100), { freq: 3 }),
     cashback: fc.oneof(fc.constant({ enabled: false }), fc.integer({ min: 0, max: 1000 }).map((n) => ({ enabled: true, percent: n / 100 }))),
     tiers,
   })
@@ -364,7 +404,8 @@ describe('the net invariant', () => {
         const credits = world.ledger.filter((e) => e.kind === 'credit').map((e) => `${e.memberId}:${e.reason}:${e.level}`);
         expect(new Set(credits).size).toBe(credits.length);
         // A clamped reversal's shortfall is written off: counted as taken back, never recovered.
-        const total = world.ledger.reduce((sum, e) => sum + e.amount - e.shortfall, 0);
+        const heldBack = [...world.lastCapped(1).values()].reduce((sum, c) => sum + c, 0);
+        const total = world.ledger.reduce((sum, e) => sum + e.amount - e.shortfall, 0) + heldBack;
         expect(total).toBe(once.reduce((sum, d) => sum + d.amount, 0));
       }),
       { numRuns: 200 },

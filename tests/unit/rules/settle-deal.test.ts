@@ -42,6 +42,15 @@ describe('settleDeal', () => {
     ['an already reversed slot', [], [had(10000, 0), had(-10000, 1)], []],
     ['a slot at net zero is not credited again', [], [had(0, 0)], []],
     ['a desired amount of zero reverses', [want(0)], [had(10000, 0, at(0))], [plan(-10000, 'reversal', 1, now)]],
+    // Monthly cap (cap-referrer-month.ts): the hold-back is recorded, a change of it alone as a zero entry.
+    ['a capped first credit records what the cap held back', [{ ...want(6000), capped: 4000 } as DesiredEntry], [], [plan(6000, 'credit', 0, at(14), { capped: 4000 })]],
+    ['a reward held back entirely is a zero credit, so the cap is visible', [{ ...want(0), capped: 10000 } as DesiredEntry], [], [plan(0, 'credit', 0, at(14), { capped: 10000 })]],
+    ['the same capped slot again writes nothing', [{ ...want(6000), capped: 4000 } as DesiredEntry], [had(6000, 0, at(0), { capped: 4000 })], []],
+    ['freed room pays the rest: a correction with the hold-back gone', [want(10000)], [had(6000, 0, at(0), { capped: 4000 })], [plan(4000, 'correction', 1, now)]],
+    ['a hold-back that changes alone is a zero correction', [{ ...want(0), capped: 8000 } as DesiredEntry], [had(0, 0, at(0), { capped: 10000 })], [plan(0, 'correction', 1, now, { capped: 8000 })]],
+    // Clamp overspend: a shortfall counts as taken back, so the reversed slot is settled.
+    ['a clamped reversal with its shortfall settles the slot', [], [had(10000, 0, at(0)), had(-3000, 1, at(0), { shortfall: 7000 })], []],
+    ['won again after a clamped reversal pays the reward again', [want(10000)], [had(10000, 0, at(0)), had(-3000, 1, at(0), { shortfall: 7000 })], [plan(10000, 'correction', 2, now)]],
     [
       'entries pricing does not own are left alone',
       [],
