@@ -9,8 +9,10 @@
  * job for the members' BALANCE and the moved watermark are committed together, per chunk of
  * members; a crash leaves the watermark behind and the next run finds the same members again.
  *
- * Limits: an expired credit of a deal reversed afterwards is taken back again by the reversal
- * (the reversal spends other bonus, or makes the balance negative); expiry is not given back.
+ * A deal reversed after its reward expired would take the same bonus twice; the rule gives the
+ * expiry back instead (a positive `expiry` entry keyed `expiry:<credit id>:back:<reversal id>`),
+ * so members with reversals since the last run are replayed too. Until the next run the balance
+ * may show the reversal alone.
  */
 import { decideExpiry } from '../rules/expiry.js';
 import type { Deps, LedgerEntry, NewLedgerEntry } from './ports.js';
@@ -51,7 +53,7 @@ export async function expireBonus(deps: Deps, portalId: number): Promise<number>
             availableAt: d.at,
             expiresAt: null,
             causedBy: 'expiry',
-            comment: `expired: unspent bonus of entry ${d.lotId}`,
+            comment: d.amount < 0 ? `expired: unspent bonus of entry ${d.lotId}` : `expiry of entry ${d.lotId} given back: its deal was reversed`,
             createdAt: now,
           });
         }

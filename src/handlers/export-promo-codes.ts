@@ -44,7 +44,12 @@ const PAGE = 5_000;
 export const CSV_BOM = '\uFEFF';
 const HEADER = ['code', 'campaign', 'status', 'used_by_entity', 'used_by_id', 'used_at'];
 
-const csvField = (value: string): string => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
+// A campaign name typed by an admin such as `=HYPERLINK(…)` would run as a formula when the file
+// is opened in Excel (CSV injection, OWASP): a leading quote makes it text.
+const csvField = (raw: string): string => {
+  const value = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+};
 const csvLine = (fields: string[]): string => `${fields.map(csvField).join(',')}\r\n`;
 
 export interface CodesExport {

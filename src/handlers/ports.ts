@@ -349,7 +349,10 @@ export interface LedgerRepo {
   byKey(portalId: number, idempotencyKey: string): Promise<LedgerEntry | null>;
   /** Every entry of these members, oldest (lowest id) first: bonus expiry replays them. */
   forMembers(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
-  /** Members with entries whose `expiresAt` is in (after, upTo], ascending. */
+  /**
+   * Members bonus expiry must look at, ascending: with entries whose `expiresAt` is in (after, upTo],
+   * or with a deal's negative entry (a reversal) that became available in (after, upTo].
+   */
   expiring(portalId: number, after: Date, upTo: Date): Promise<number[]>;
 }
 

@@ -721,8 +721,10 @@ async function settleDeals(
       programVersion: version,
       idempotencyKey: p.idempotencyKey,
       availableAt: p.availableAt,
-      // Bonus credited under a program with expiry lapses N days after it becomes available.
-      expiresAt: p.amount > 0 ? expiresAtFor(p.availableAt, expiryDays) : null,
+      // Bonus credited under a program with expiry lapses N days after it becomes available — and
+      // never before it was credited (a deal won long ago and first seen now), which also keeps
+      // every expiry ahead of the hourly job's watermark.
+      expiresAt: p.amount > 0 ? expiresAtFor(new Date(Math.max(p.availableAt.getTime(), now.getTime())), expiryDays) : null,
       causedBy: `deal:${deal.dealId}`,
       comment: null,
       createdAt: now,

@@ -8,9 +8,14 @@
  * beyond what is available is a debt that the next lots to become available pay first. What is
  * left of a lot when its `expiresAt` comes (inclusive: at exactly N days it is gone) expires.
  *
- * Expiry entries name the lot they expire in their idempotency key (`expiry:<lot id>`), so the
- * decision is a replay of the member's whole ledger: a lot whose expiry is written is closed at
- * its expiry time with what was written, never written twice.
+ * A reversal of a deal whose credit already expired finds nothing of that credit left to take
+ * back: it takes back the expired part instead, so the credit is not removed twice — the expiry
+ * is given back (a positive expiry entry) as far as the reversal reaches into it.
+ *
+ * Expiry entries name the lot they expire in their idempotency key (`expiry:<lot id>`, and
+ * `expiry:<lot id>:back:<reversal id>` for a give-back), so the decision is a replay of the
+ * member's whole ledger: a lot whose expiry is written is closed at its expiry time with what was
+ * written, and nothing is ever written twice.
  */
 
 export interface ExpiryEntry {
@@ -27,9 +32,9 @@ export interface ExpiryEntry {
 export interface DueExpiry {
   /** The credit (lot) whose unspent remainder expires. */
   lotId: number;
-  /** Negative: what is taken from the balance. */
+  /** Negative: what expires; positive: expired bonus given back because its deal was reversed. */
   amount: number;
-  /** When the lot expired (its expiresAt); the expiry entry becomes "available" then. */
+  /** When it takes effect: the lot's expiresAt, or the reversal's availableAt for a give-back. */
   at: Date;
   idempotencyKey: string;
 }
@@ -50,12 +55,19 @@ export interface ExpiryDecision {
 const EXPIRY_KEY_PREFIX = 'expiry:';
 
 export const expiryKey = (lotId: number): string => `${EXPIRY_KEY_PREFIX}${lotId}`;
+export const giveBackKey = (lotId: number, reversalId: number): string => `${EXPIRY_KEY_PREFIX}${lotId}:back:${reversalId}`;
+
+const KEY = /^expiry:(\d{1,15})(?::back:(\d{1,15}))?$/;
+
+/** The lot an expiry entry (or give-back) is about, and the reversal of a give-back; null for other keys. */
+export function parseExpiryKey(key: string): { lotId: number; reversalId: number | null } | null {
+  const m = KEY.exec(key);
+  return m ? { lotId: Number(m[1]), reversalId: m[2] === undefined ? null : Number(m[2]) } : null;
+}
 
 /** The lot an expiry entry expired, or null when the key is not an expiry key. */
 export function lotOfExpiryKey(key: string): number | null {
-  if (!key.startsWith(EXPIRY_KEY_PREFIX)) return null;
-  const id = Number(key.slice(EXPIRY_KEY_PREFIX.length));
-  return Number.isSafeInteger(id) && id > 0 ? id : null;
+  return parseExpiryKey(key)?.lotId ?? null;
 }
 
 export const DAY_MS = 86_400_000;
@@ -72,6 +84,8 @@ interface Lot {
   expiresAt: number | null;
   remaining: number;
   open: boolean;
+  /** What expired of it and was not given back yet. */
+  expired: number;
 }
 
 // Events at one instant: a lot is available from its availableAt, gone at its expiresAt, and a
@@ -92,15 +106,19 @@ const slotOf = (e: ExpiryEntry): string | null => (e.dealId === null ? null : `$
  */
 export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizonMs = 30 * DAY_MS): ExpiryDecision {
   const written = new Map<number, number>();
+  const writtenKeys = new Set<string>();
   const events: Event[] = [];
+  const lotsOfSlot = new Map<string, Lot[]>();
   for (const e of entries) {
     if (e.reason === 'expiry') {
-      const lotId = lotOfExpiryKey(e.idempotencyKey);
-      if (lotId !== null) written.set(lotId, (written.get(lotId) ?? 0) + e.amount);
+      const key = parseExpiryKey(e.idempotencyKey);
+      writtenKeys.add(e.idempotencyKey);
+      if (key !== null && key.reversalId === null) written.set(key.lotId, (written.get(key.lotId) ?? 0) + e.amount);
       continue;
     }
     if (e.amount > 0) {
-      const lot: Lot = { id: e.id, slot: slotOf(e), availableAt: e.availableAt.getTime(), expiresAt: e.expiresAt?.getTime() ?? null, remaining: e.amount, open: false };
+      const lot: Lot = { id: e.id, slot: slotOf(e), availableAt: e.availableAt.getTime(), expiresAt: e.expiresAt?.getTime() ?? null, remaining: e.amount, open: false, expired: 0 };
+      if (lot.slot !== null) lotsOfSlot.set(lot.slot, [...(lotsOfSlot.get(lot.slot) ?? []), lot]);
       events.push({ at: lot.availableAt, type: 'available', id: e.id, lot });
       if (lot.expiresAt !== null) events.push({ at: lot.expiresAt, type: 'expire', id: e.id, lot });
     } else if (e.amount < 0) {
@@ -120,9 +138,10 @@ export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizon
   const due: DueExpiry[] = [];
   const nowMs = now.getTime();
 
-  // Replays up to and including `until`; `expired` receives what each expiring lot still held.
+  // Replays up to and including `until`; `expired` receives what each expiring lot still held,
+  // `givenBack` what a reversal took back of a lot's expired part.
   let next = 0;
-  const replay = (until: number, expired: (lot: Lot, left: number, at: number) => void): void => {
+  const replay = (until: number, expired: (lot: Lot, left: number, at: number) => void, givenBack: (lot: Lot, reversalId: number, amount: number, at: number) => void = () => {}): void => {
     for (; next < events.length && events[next]!.at <= until; next++) {
       const ev = events[next]!;
       if (ev.type === 'available') {
@@ -134,10 +153,22 @@ export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizon
         lot.open = false;
         const left = lot.remaining;
         lot.remaining = 0;
+        const w = written.get(lot.id);
+        lot.expired = w === undefined ? left : -w;
         expired(lot, left, ev.at);
       } else {
         let wanted = ev.amount;
-        if (ev.slot !== null) for (const lot of open) if (lot.open && lot.slot === ev.slot && wanted > 0) wanted -= take(lot, wanted);
+        if (ev.slot !== null) {
+          for (const lot of open) if (lot.open && lot.slot === ev.slot && wanted > 0) wanted -= take(lot, wanted);
+          for (const lot of lotsOfSlot.get(ev.slot) ?? []) {
+            if (wanted === 0) break;
+            if (lot.open || lot.expired === 0) continue;
+            const back = Math.min(lot.expired, wanted);
+            lot.expired -= back;
+            wanted -= back;
+            givenBack(lot, ev.id, back, ev.at);
+          }
+        }
         for (const lot of open) {
           if (wanted === 0) break;
           if (lot.open) wanted -= take(lot, wanted);
@@ -149,9 +180,16 @@ export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizon
     }
   };
 
-  replay(nowMs, (lot, left, at) => {
-    if (!written.has(lot.id) && left > 0) due.push({ lotId: lot.id, amount: -left, at: new Date(at), idempotencyKey: expiryKey(lot.id) });
-  });
+  replay(
+    nowMs,
+    (lot, left, at) => {
+      if (!written.has(lot.id) && left > 0) due.push({ lotId: lot.id, amount: -left, at: new Date(at), idempotencyKey: expiryKey(lot.id) });
+    },
+    (lot, reversalId, amount, at) => {
+      const key = giveBackKey(lot.id, reversalId);
+      if (!writtenKeys.has(key)) due.push({ lotId: lot.id, amount, at: new Date(at), idempotencyKey: key });
+    },
+  );
   // Upcoming: lots still holding bonus (pending ones included) whose expiry falls in the horizon.
   // Entries already written for a later instant (e.g. a pending reversal) are replayed too.
   const byDate = new Map<number, number>();

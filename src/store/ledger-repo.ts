@@ -3,7 +3,7 @@
  * unique (portal_id, idempotency_key) index: an append that loses the race to an equal key —
  * even one in a concurrent, uncommitted transaction — waits for it and then skips.
  */
-import { and, asc, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNotNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
 import { anyId, rowsOf, type Db } from './db.js';
 import { ledgerEntries } from './schema.js';
@@ -205,7 +205,16 @@ export function createLedgerRepo(db: Db): LedgerRepo {
       const rows = await db
         .selectDistinct({ memberId: ledgerEntries.memberId })
         .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), gt(ledgerEntries.expiresAt, after), lte(ledgerEntries.expiresAt, upTo)))
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            or(
+              and(gt(ledgerEntries.expiresAt, after), lte(ledgerEntries.expiresAt, upTo)),
+              // A deal's reversal may meet a credit that already expired: its expiry is given back.
+              and(gt(ledgerEntries.availableAt, after), lte(ledgerEntries.availableAt, upTo), lt(ledgerEntries.amount, 0), isNotNull(ledgerEntries.dealId)),
+            ),
+          ),
+        )
         .orderBy(asc(ledgerEntries.memberId));
       return rows.map((r) => r.memberId);
     },

@@ -137,6 +137,13 @@ export function describePromoContract(getStore: () => SqlStore, newPortal: () =>
       expect(await store.ledger.expiring(portal.id, NOW, new Date(NOW.getTime() + DAY))).toEqual([m1!.id]);
       expect(await store.ledger.expiring(portal.id, new Date(NOW.getTime() + DAY), new Date(NOW.getTime() + 3 * DAY))).toEqual([m2!.id]);
       expect((await store.ledger.forMembers(portal.id, [m1!.id, m3!.id])).map((e) => e.idempotencyKey)).toEqual(['a', 'c', 'd']);
+      // A deal's reversal that became available in the window brings its member in too; a spend without a deal does not.
+      const later = new Date(NOW.getTime() + 5 * DAY);
+      await store.ledger.append([
+        { ...credit(portal.id, m3!.id, 'rev', null), amount: -100, reason: 'referral', kind: 'reversal', dealId: 4, level: 1, availableAt: later },
+        { ...credit(portal.id, m2!.id, 'spend', null), amount: -10, reason: 'redemption', kind: 'credit', availableAt: later },
+      ]);
+      expect(await store.ledger.expiring(portal.id, new Date(later.getTime() - 1), later)).toEqual([m3!.id]);
       const other = await newPortal();
       expect(await store.ledger.expiring(other.id, NOW, new Date(NOW.getTime() + 3 * DAY))).toEqual([]);
       expect(await store.ledger.forMembers(other.id, [m1!.id])).toEqual([]);

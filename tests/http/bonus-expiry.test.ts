@@ -13,9 +13,9 @@ import { expireBonus } from '../../src/handlers/expire-bonus.js';
 import type { LedgerEntry } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
-import { installRequest } from '../fixtures/bitrix/payloads.js';
+import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, enrolledReferrer, referredWin } from '../support/scenario.js';
+import { FORM, enrolledReferrer, referredWin, sendEvent } from '../support/scenario.js';
 
 const DAY = 24 * 3600_000;
 const ADMIN = 'user-token-admin-expiry-01';
@@ -124,5 +124,34 @@ describe('bonus expiry', () => {
     expect(await expireBonus(h.deps, pid)).toBe(0);
     expect((await ledger()).filter((e) => e.reason === 'expiry')).toHaveLength(1);
     expect(h.portal.calls).toEqual([]);
+  });
+
+  it('a deal lost after its reward expired does not take that bonus twice: the expiry is given back', async () => {
+    ahead = 40 * DAY;
+    const second = await referredWin(h, referrer.code, 500, 'Вера');
+    const credit = (await h.store.ledger.forDeal(pid, second.deal))[0]!;
+    expect(credit.amount).toBe(50_00);
+    ahead = 40 * DAY + 31 * DAY;
+    await createScheduler(h.deps, {}).tick('bonus.expire', now());
+    await h.worker.drain();
+    expect(await balanceIsSumOfLedger()).toBe(0);
+
+    ahead = 40 * DAY + 32 * DAY;
+    h.portal.update('deal', second.deal, { STAGE_ID: 'LOSE' });
+    await sendEvent(h, crmEvent(h.portal, 'ONCRMDEALUPDATE', second.deal));
+    await h.worker.drain();
+    expect(await balanceIsSumOfLedger()).toBe(-50_00);
+    h.portal.resetCalls();
+    await createScheduler(h.deps, {}).tick('bonus.expire', now());
+    expect(await h.worker.drain()).toBe(2);
+    const reversal = (await h.store.ledger.forDeal(pid, second.deal)).find((e) => e.kind === 'reversal')!;
+    const expiries = (await ledger()).filter((e) => e.reason === 'expiry').map((e) => [e.amount, e.idempotencyKey]);
+    expect(expiries).toEqual([
+      [-30_00, `expiry:${promo.id}`],
+      [-50_00, `expiry:${credit.id}`],
+      [50_00, `expiry:${credit.id}:back:${reversal.id}`],
+    ]);
+    expect(await balanceIsSumOfLedger()).toBe(0);
+    expect(h.portal.commands('crm.contact.update').map((u) => (u.params.fields as Record<string, unknown>)[F.BALANCE])).toEqual(['0']);
   });
 });

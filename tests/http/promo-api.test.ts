@@ -206,6 +206,13 @@ describe('GET /api/promo-campaigns and the CSV export', () => {
     expect(rows.filter((r) => r[2] === 'unused').every((r) => r[3] === '' && r[5] === '')).toBe(true);
   });
 
+  it('quotes fields and defuses a campaign name Excel would run as a formula', async () => {
+    const created = await api('post', '/api/promo-campaigns').send({ name: '=HYPERLINK("x","Скидка, 10%")', count: 1, value: 1 });
+    const res = await api('get', `/api/promo-campaigns/${created.body.id}/codes.csv`);
+    const [, line] = res.text.replace(/^\uFEFF/, '').split('\r\n');
+    expect(line).toMatch(/^[23456789A-Z]{8},"'=HYPERLINK\(""x"",""Скидка, 10%""\)",unused,,,$/);
+  });
+
   it('answers 404 for a campaign that does not exist and 400 for a bad id', async () => {
     expect((await api('get', '/api/promo-campaigns/999999/codes.csv')).status).toBe(404);
     const bad = await api('get', '/api/promo-campaigns/abc/codes.csv');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DAY_MS, decideExpiry, expiresAtFor, expiryKey, lotOfExpiryKey, type ExpiryEntry } from '../../../src/rules/expiry.js';
+import { DAY_MS, decideExpiry, expiresAtFor, expiryKey, giveBackKey, lotOfExpiryKey, parseExpiryKey, type ExpiryEntry } from '../../../src/rules/expiry.js';
 
 const T0 = new Date('2026-01-01T00:00:00.000Z');
 const day = (d: number, ms = 0) => new Date(T0.getTime() + d * DAY_MS + ms);
@@ -60,6 +60,40 @@ describe('decideExpiry: what expires, oldest first', () => {
     expect(decideExpiry(entries, day(N + 5)).due).toEqual([]);
     // A later spend meets the second lot only.
     expect(due([...entries, spend(20, N + 6)], day(N + 10))).toEqual([[1, 30]]);
+  });
+
+  it('a reversal of a deal whose credit already expired gives the expiry back instead of taking the bonus twice', () => {
+    const lot = credit(100, 0, { dealId: 9 });
+    const other = credit(50, 1);
+    const reversal = spend(100, 40, { dealId: 9 });
+    const entries = [lot, other, expired(lot, 100), reversal];
+    const decision = decideExpiry(entries, day(41));
+    expect(decision.due).toEqual([
+      { lotId: other.id, amount: -50, at: day(N + 1), idempotencyKey: expiryKey(other.id) },
+      { lotId: lot.id, amount: 100, at: day(40), idempotencyKey: giveBackKey(lot.id, reversal.id) },
+    ]);
+    // Written, it is not written again; the unrelated lot was untouched and expires whole.
+    const back = { id: 999, amount: 100, reason: 'expiry', dealId: null, level: 0, idempotencyKey: giveBackKey(lot.id, reversal.id), availableAt: day(40), expiresAt: null };
+    expect(due([...entries, back], day(41))).toEqual([[1, 50]]);
+    expect(parseExpiryKey(back.idempotencyKey)).toEqual({ lotId: lot.id, reversalId: reversal.id });
+  });
+
+  it('a reversal after a partly spent credit expired gives back only what expired; the rest is a debt', () => {
+    const lot = credit(100, 0, { dealId: 9 });
+    const entries = [lot, spend(60, 5), expired(lot, 40), spend(100, 40, { dealId: 9 })];
+    const { due: list } = decideExpiry(entries, day(41));
+    expect(list.map((d) => d.amount)).toEqual([40]);
+    // +100 − 60 − 40 − 100 + 40: the 60 spent of a reward that was taken back is owed.
+    expect(entries.reduce((s, e) => s + e.amount, 0) + 40).toBe(-60);
+  });
+
+  it('expiry and its give-back are both due when the job runs after the reversal', () => {
+    const lot = credit(100, 0, { dealId: 9 });
+    const entries = [lot, spend(100, 40, { dealId: 9 })];
+    expect(decideExpiry(entries, day(41)).due.map((d) => [d.amount, d.at])).toEqual([
+      [-100, day(N)],
+      [100, day(40)],
+    ]);
   });
 
   it('answers the due entry with its key and the instant it expired', () => {
