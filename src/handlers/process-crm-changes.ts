@@ -677,7 +677,8 @@ async function rewardFeedback(
     if (!deleted.has(dealId)) items.push({ key: `entry:${e.id}:deal`, to: { entity: 'deal', id: dealId }, event });
     if (beneficiary) items.push({ key: `entry:${e.id}:person`, to: beneficiary, event });
     const userId = assignedBy.get(dealId);
-    if (credited && userId) items.push({ key: `entry:${e.id}:notify`, to: { userId }, event });
+    // The responsible user hears of a new reward, not of later corrections of its amount.
+    if (e.kind === 'credit' && userId) items.push({ key: `entry:${e.id}:notify`, to: { userId }, event });
   }
   return items;
 }
