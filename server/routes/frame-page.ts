@@ -21,6 +21,14 @@ const TEXT = {
     unsupported: 'Это место встройки не поддерживается:',
     referral: 'Рекомендация',
     noReferral: 'Сделка пришла без рекомендации.',
+    rejected: 'Отклонена',
+    overridden: 'Принята администратором',
+    rejectReasons: {
+      self_referral: 'самоприглашение (тот же клиент, телефон или e-mail)',
+      cycle: 'приглашение по кругу',
+      already_customer: 'клиент уже покупал до приглашения',
+      unknown_code: 'неизвестный код',
+    },
     code: 'Код',
     referrer: 'Кто рекомендовал',
     rewards: 'Начисления по сделке',
@@ -92,6 +100,14 @@ const TEXT = {
     unsupported: 'This placement is not supported:',
     referral: 'Referral',
     noReferral: 'This deal has no referral.',
+    rejected: 'Rejected',
+    overridden: 'Accepted by an administrator',
+    rejectReasons: {
+      self_referral: 'self-referral (same client, phone or e-mail)',
+      cycle: 'referral cycle',
+      already_customer: 'already a customer before the referral',
+      unknown_code: 'unknown code',
+    },
     code: 'Code',
     referrer: 'Referred by',
     rewards: 'Rewards of this deal',
@@ -274,7 +290,7 @@ const SCRIPT = `
   const renderDeal = async (id) => {
     const d = await api('/api/deals/' + id);
     const ref = card(T.referral);
-    if (d.referral) ref.appendChild(list('sf-facts', [[T.code, d.referral.code], [T.referrer, person(d.referral.referrer)]]));
+    if (d.referral) ref.appendChild(list('sf-facts', [[T.code, d.referral.code], [T.referrer, person(d.referral.referrer)], ...verdict(d.referral)]));
     else ref.appendChild(h('p', 'sf-muted', T.noReferral));
     const rewards = card(T.rewards);
     if (d.entries.length) {
@@ -290,9 +306,17 @@ const SCRIPT = `
     }
   };
 
+  // A rejection shows its reason (SPEC 5); an admin's override shows who accepted it and why.
+  const verdict = (r) => {
+    const why = r.rejectReason ? T.rejectReasons[r.rejectReason] || r.rejectReason : '';
+    if (r.status === 'rejected') return [[T.rejected, why]];
+    if (r.override) return [[T.overridden, '#' + r.override.by + ' — ' + r.override.comment + (why ? ' (' + why + ')' : '')]];
+    return [];
+  };
+
   const renderMember = async (entity, id) => {
     const m = await api('/api/members/' + entity + '/' + id);
-    if (!m.enrolled && !m.balance && !m.pending && !m.referrals && !m.referrer && !m.ledger.length) {
+    if (!m.enrolled && !m.balance && !m.pending && !m.referrals && !m.referrer && !m.referral && !m.ledger.length) {
       card().appendChild(h('p', 'sf-empty', T.notInProgram));
       return;
     }
@@ -321,6 +345,7 @@ const SCRIPT = `
     stats.style.marginTop = '12px';
     main.appendChild(stats);
     if (m.referrer) main.appendChild(h('div', 'sf-row')).append(h('span', 'sf-muted', T.referrer + ':'), person(m.referrer));
+    if (m.referral && verdict(m.referral).length) main.appendChild(list('sf-facts', [[T.code, m.referral.code], ...verdict(m.referral)]));
     const history = card(T.history);
     if (m.ledger.length) {
       history.appendChild(table([T.date, T.reason, T.amount, T.status, T.deal], m.ledger.map((e) => [day(e.at), e.comment ? reason(e) + ' — ' + e.comment : reason(e), amountCell(e.amount, m.currency), badge(e.status), e.dealId ? '#' + e.dealId : '—'])));

@@ -6,11 +6,14 @@
  * 1. Read the changed entities through the CRM port (events carry only the ID, reference §4.2),
  *    and load what Sarafan knows of them: members, previous deal states, active referrals.
  * 2. Attribution: referral codes and manager-picked referrers are resolved and checked
- *    (src/rules/attribution: self-referral, cycles, existing customers), first attribution wins.
+ *    (src/rules/attribute-referral: self-referral — same record, or a phone or e-mail shared
+ *    (src/rules/contact-identity) — cycles, existing customers, the backfilled history included),
+ *    first attribution wins; each new referral or rejection queues its timeline comments.
  * 3. Money, in one transaction under per-client advisory locks: the affected clients' deals, their
  *    referrals, referrer chains and ledger entries are loaded, priced and settled by the pure rules
  *    (rewards, settle: the net invariant), and the difference is appended to the ledger together
- *    with the deal states, the enrolment of first-time winners and a durable `crm.project` job.
+ *    with the deal states, the enrolment of first-time winners, a durable `crm.project` job and
+ *    the feedback messages of the reward entries (enqueue-feedback.ts: comments, notification).
  *    Bonus redeemed on a deal that is now lost or deleted is returned in the same append
  *    (src/rules/redemption.ts), from the deal's entries loaded under the lock.
  * 4. The projections that job owes are written at once (the job stays as the guarantee that a
@@ -821,7 +824,8 @@ async function rewardFeedback(
     if (!deleted.has(dealId)) items.push({ key: `entry:${e.id}:deal`, to: { entity: 'deal', id: dealId }, event });
     if (beneficiary) items.push({ key: `entry:${e.id}:person`, to: beneficiary, event });
     const userId = assignedBy.get(dealId);
-    if (credited && userId) items.push({ key: `entry:${e.id}:notify`, to: { userId }, event });
+    // The responsible user hears of a new reward, not of later corrections of its amount.
+    if (e.kind === 'credit' && userId) items.push({ key: `entry:${e.id}:notify`, to: { userId }, event });
   }
   return items;
 }

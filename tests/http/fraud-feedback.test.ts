@@ -10,6 +10,7 @@ import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM, sendEvent } from '../support/scenario.js';
 import { backoffMs } from '../../server/jobs/worker.js';
+import { enqueueFeedback } from '../../src/handlers/enqueue-feedback.js';
 
 let h: Harness;
 let pid: number;
@@ -199,5 +200,35 @@ describe('feedback on credits and reversals', () => {
       ['deal', deal],
     ]);
     expect((await h.store.feedback.byKeyPrefix(pid, `entry:${credit!.id}:`)).every((m) => m.status === 'sent')).toBe(true);
+  });
+});
+
+describe('enqueueFeedback, the entry point of other use cases', () => {
+  it('renders texts in the portal’s language, records each key once, and sends them with the next crm.feedback run', async () => {
+    expect(await h.store.feedback.language(pid)).toBe('ru'); // from the install wizard's LANG
+    const deal = h.portal.add('deal', { STAGE_ID: 'NEW', OPPORTUNITY: 100 });
+    const items = [{ key: `redemption:test-${deal}:deal`, to: { entity: 'deal' as const, id: deal }, event: { type: 'redeemed' as const, amount: 250_00, currency: 'RUB', dealId: deal } }];
+    await h.store.feedback.setLanguage(pid, 'en');
+    try {
+      expect(await h.store.transaction((tx) => enqueueFeedback(tx, pid, items, clock.now()))).toBe(1);
+      // A retried caller records nothing twice, in Russian or in English.
+      await h.store.feedback.setLanguage(pid, 'ru');
+      expect(await h.store.transaction((tx) => enqueueFeedback(tx, pid, items, clock.now()))).toBe(0);
+      // Rolled back with the caller's transaction: nothing is recorded.
+      const other = [{ ...items[0]!, key: `redemption:rolled-back-${deal}:deal` }];
+      await expect(
+        h.store.transaction(async (tx) => {
+          await enqueueFeedback(tx, pid, other, clock.now());
+          throw new Error('the redemption failed');
+        }),
+      ).rejects.toThrow('the redemption failed');
+      expect(await h.store.feedback.byKeyPrefix(pid, `redemption:rolled-back-${deal}`)).toEqual([]);
+
+      h.portal.resetCalls();
+      await h.worker.drain();
+      expect(comments()).toEqual([{ ENTITY_ID: String(deal), ENTITY_TYPE: 'deal', COMMENT: `Sarafan: 250.00 RUB of bonus redeemed against deal #${deal}.` }]);
+    } finally {
+      await h.store.feedback.setLanguage(pid, 'ru');
+    }
   });
 });

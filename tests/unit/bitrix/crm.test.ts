@@ -95,6 +95,30 @@ describe('the CRM port', () => {
     expect(got.people.get('lead:4')).toEqual({ status: 'failed', error: 'ACCESS_DENIED: Access denied' });
   });
 
+  it('reads people with their PHONE and EMAIL multi-fields (named: `*` leaves them out) and deals with their responsible user', async () => {
+    const gw = fakeGateway({
+      deal: { 5: { ID: '5', STAGE_SEMANTIC_ID: 'P', CONTACT_ID: '7', ASSIGNED_BY_ID: '12' }, 6: { ID: '6', ASSIGNED_BY_ID: '' } },
+      contact: {
+        7: {
+          ID: '7',
+          PHONE: [{ ID: '1', TYPE_ID: 'PHONE', VALUE: '+7 999 123-45-67', VALUE_TYPE: 'WORK' }, { ID: '2', TYPE_ID: 'PHONE', VALUE: '', VALUE_TYPE: 'HOME' }],
+          EMAIL: [{ ID: '3', TYPE_ID: 'EMAIL', VALUE: 'Ann@Mail.ru', VALUE_TYPE: 'WORK' }],
+        },
+      },
+      lead: { 8: { ID: '8' } },
+    });
+    const got = await createCrm(gw).read({ deals: [5, 6], people: [{ entity: 'contact', id: 7 }, { entity: 'lead', id: 8 }] });
+    expect(gw.sent[0]!.map((c) => [c.method, c.params!.select])).toEqual([
+      ['crm.deal.list', ['*', 'UF_*']],
+      ['crm.contact.list', ['*', 'UF_*', 'PHONE', 'EMAIL']],
+      ['crm.lead.list', ['*', 'UF_*', 'PHONE', 'EMAIL']],
+    ]);
+    expect(got.people.get('contact:7')).toEqual({ status: 'found', record: expect.objectContaining({ phones: ['+7 999 123-45-67'], emails: ['Ann@Mail.ru'] }) });
+    expect(got.people.get('lead:8')).toEqual({ status: 'found', record: expect.objectContaining({ phones: [], emails: [] }) });
+    expect(got.deals.get(5)).toEqual({ status: 'found', record: expect.objectContaining({ assignedById: 12 }) });
+    expect(got.deals.get(6)).toEqual({ status: 'found', record: expect.objectContaining({ assignedById: null }) });
+  });
+
   it('writes projections as absolute wire values without a live-feed event, and tells a gone entity apart', async () => {
     const sent: BatchCommand[][] = [];
     const crm = createCrm({
