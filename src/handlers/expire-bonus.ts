@@ -33,7 +33,9 @@ export async function expireBonus(deps: Deps, portalId: number): Promise<number>
     const chunk = memberIds.slice(i, i + CHUNK);
     const last = i + CHUNK >= memberIds.length;
     written += await deps.store.transaction(async (tx) => {
-      await tx.lockMany(portalId, chunk.map((id) => `member:${id}`));
+      // The lock redemptions, adjustments and the loop take for a member's own balance: what is
+      // left of a credit is decided while nothing else spends it.
+      await tx.lockMany(portalId, chunk.map((id) => `client:${id}`));
       const byMember = new Map<number, LedgerEntry[]>(chunk.map((id) => [id, []]));
       for (const e of await tx.ledger.forMembers(portalId, chunk)) byMember.get(e.memberId)?.push(e);
       const planned: NewLedgerEntry[] = [];

@@ -734,6 +734,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         const deal = {
           portalId: portal.id, dealId: 100, clientMemberId: client.id, categoryId: 2, stageId: 'C2:NEW', stageSemantic: 'P' as const,
           amount: 123_456_789_012, currency: 'RUB', won: false, deleted: false, firstWonAt: null, programVersion: null, referralId: null, updatedAt: NOW,
+          fxCurrency: null, fxRate: null,
         };
         await store.deals.upsert(deal);
         expect(await store.deals.get(portal.id, 100)).toEqual(deal);

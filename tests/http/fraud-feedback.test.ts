@@ -204,15 +204,13 @@ describe('feedback on credits and reversals', () => {
 });
 
 describe('enqueueFeedback, the entry point of other use cases', () => {
-  it('renders texts in the portal’s language, records each key once, and sends them with the next crm.feedback run', async () => {
-    expect(await h.store.feedback.language(pid)).toBe('ru'); // from the install wizard's LANG
+  it('renders texts in the portal’s language (the installation’s), records each key once, and sends them with the next crm.feedback run', async () => {
+    expect((await h.store.installations.get(pid))?.lang).toBe('ru'); // from the install wizard's LANG
     const deal = h.portal.add('deal', { STAGE_ID: 'NEW', OPPORTUNITY: 100 });
     const items = [{ key: `redemption:test-${deal}:deal`, to: { entity: 'deal' as const, id: deal }, event: { type: 'redeemed' as const, amount: 250_00, currency: 'RUB', dealId: deal } }];
-    await h.store.feedback.setLanguage(pid, 'en');
-    try {
+    {
       expect(await h.store.transaction((tx) => enqueueFeedback(tx, pid, items, clock.now()))).toBe(1);
-      // A retried caller records nothing twice, in Russian or in English.
-      await h.store.feedback.setLanguage(pid, 'ru');
+      // A retried caller records nothing twice.
       expect(await h.store.transaction((tx) => enqueueFeedback(tx, pid, items, clock.now()))).toBe(0);
       // Rolled back with the caller's transaction: nothing is recorded.
       const other = [{ ...items[0]!, key: `redemption:rolled-back-${deal}:deal` }];
@@ -226,9 +224,7 @@ describe('enqueueFeedback, the entry point of other use cases', () => {
 
       h.portal.resetCalls();
       await h.worker.drain();
-      expect(comments()).toEqual([{ ENTITY_ID: String(deal), ENTITY_TYPE: 'deal', COMMENT: `Sarafan: 250.00 RUB of bonus redeemed against deal #${deal}.` }]);
-    } finally {
-      await h.store.feedback.setLanguage(pid, 'ru');
+      expect(comments()).toEqual([{ ENTITY_ID: String(deal), ENTITY_TYPE: 'deal', COMMENT: `Сарафан: списано 250.00 RUB бонусов в оплату сделки #${deal}.` }]);
     }
   });
 });

@@ -7,6 +7,7 @@
  * below zero), every refusal is the one the model expects, and no deal ever carries more
  * redeemed than its limit.
  */
+import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
 import fc from 'fast-check';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,7 +58,7 @@ beforeAll(async () => {
     .put('/api/program')
     .set('Authorization', `Bearer ${ADMIN}`)
     .set('X-Sarafan-Portal', h.portal.memberId)
-    .send({ cashback: { enabled: true, percent: 10 }, redemption: { maxPercentOfDeal: 50 }, overspend: 'allow_negative' });
+    .send({ ...DEFAULT_PROGRAM, cashback: { enabled: true, percent: 10 }, redemption: { maxPercentOfDeal: 50 }, overspend: 'allow_negative' });
   expect(program.status).toBe(200);
   await h.worker.drain();
 });

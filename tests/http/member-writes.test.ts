@@ -52,7 +52,8 @@ describe('POST /api/members/:entity/:id/enroll', () => {
     expect(res.body).toMatchObject({ entity: 'contact', id: contact, enrolled: true, balance: 0, pending: 0, referrals: 0, ledger: [] });
     const code = res.body.code as string;
     expect(code).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
-    expect(res.body.link).toBe(`${APP_BASE_URL}/r/${h.portal.memberId}/${code}`);
+    const { publicId } = (await h.store.installations.findByMemberId(h.portal.memberId))!;
+    expect(res.body.link).toBe(`${APP_BASE_URL}/r/${publicId}/${code}`);
 
     const member = await h.store.members.findByEntity(portalId, 'contact', contact);
     expect(member).toMatchObject({ code, contactId: contact });

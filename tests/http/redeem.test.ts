@@ -91,6 +91,13 @@ describe('POST /api/deals/:id/redeem', () => {
     expect(h.portal.calls.map((c) => c.method)).toEqual(['profile', 'batch']);
     expect(Number(h.portal.get('deal', deal).UF_CRM_SARAFAN_REDEEMED)).toBe(2500.5);
     expect(Number(h.portal.get('contact', anna.contact).UF_CRM_SARAFAN_BALANCE)).toBe(7499.5);
+    // The redemption is told on the deal's and the client's timelines, once, by the feedback job.
+    h.portal.resetCalls();
+    expect(await h.worker.drain()).toBe(1);
+    expect(h.portal.commands('crm.timeline.comment.add').map((c) => [(c.params.fields as Record<string, unknown>).ENTITY_TYPE, Number((c.params.fields as Record<string, unknown>).ENTITY_ID)])).toEqual([
+      ['deal', deal],
+      ['contact', anna.contact],
+    ]);
     expect(await h.store.jobs.depth(portalId)).toMatchObject({ queued: 0, running: 0 });
 
     // A second redemption adds up on the deal.
@@ -112,7 +119,9 @@ describe('POST /api/deals/:id/redeem', () => {
     const res = await redeem(deal, { amount: 100 });
     expect(res.status).toBe(200);
     expect(h.portal.get('deal', deal).UF_CRM_SARAFAN_REDEEMED).toBeUndefined(); // not written yet
-    expect((await h.store.jobs.depth(portalId)).queued).toBe(1); // the crm.project job owed
+    expect((await h.store.jobs.depth(portalId)).queued).toBe(2); // the crm.project job owed, and the feedback
+    expect(await h.worker.drain()).toBe(1); // the feedback is sent; the projection waits for its grace period
+    expect(h.portal.get('deal', deal).UF_CRM_SARAFAN_REDEEMED).toBeUndefined();
 
     h.portal.failCommands('crm.deal.update', 0);
     expect(await h.worker.drain()).toBe(0); // not due before the grace period
