@@ -29,11 +29,11 @@ const previewBody = z.strictObject({
 
 export function programPreviewRoutes(deps: Deps): Router {
   const router = Router();
-  router.post('/api/program/preview', (req, res) => {
+  router.post('/api/program/preview', async (req, res) => {
     const c = caller(res);
     requireAdmin(c);
     const body = parseOrThrow(previewBody, req.body, 'preview request');
-    const { program, deal, result } = previewProgram(deps, body.program, {
+    const { program, deal, result } = await previewProgram(deps, c.installation, body.program, {
       amount: body.deal.amount,
       currency: body.deal.currency,
       depth: body.deal.depth,
@@ -54,6 +54,7 @@ export function programPreviewRoutes(deps: Deps): Router {
         availableAt: e.availableAt.toISOString(),
       })),
       total: fromMinor(result.total),
+      fx: result.fx ? { currency: result.fx.currency, rate: result.fx.rate, amount: fromMinor(result.fx.amount) } : null,
     });
   });
   return router;

@@ -1,12 +1,15 @@
 /**
  * POST /api/program/preview (SPEC 3, 7): what a program document — typically the one an admin is
  * editing, not yet saved — would pay for a hypothetical won deal. Validated like PUT (the
- * complete document), priced by the loop's own rule, and nothing is stored or sent anywhere.
+ * complete document), priced by the loop's own rule, and nothing is stored. A deal in another
+ * currency than the program's is converted with the portal's rates: the ones the loop cached
+ * (refreshed daily), else read once through the CRM port and cached the same way.
  */
 import { AppError } from './errors.js';
 import { previewDeal, type PreviewDeal, type PreviewResult } from '../rules/preview-deal.js';
 import { parseCompleteProgram, type Program } from '../rules/program.js';
-import type { Deps } from './ports.js';
+import { SettingsCache } from './program-keys.js';
+import type { Deps, Installation } from './ports.js';
 
 export interface ProgramPreview {
   program: Program;
@@ -14,11 +17,21 @@ export interface ProgramPreview {
   result: PreviewResult;
 }
 
-export function previewProgram(deps: Pick<Deps, 'clock'>, document: unknown, deal: PreviewDeal): ProgramPreview {
+export async function previewProgram(deps: Deps, installation: Installation, document: unknown, deal: PreviewDeal): Promise<ProgramPreview> {
   const parsed = parseCompleteProgram(document);
   if (!parsed.ok) {
     const details = parsed.errors.map((e) => ({ path: e.path ? `program.${e.path}` : 'program', message: e.message }));
     throw new AppError('bad_request', 'The program document is invalid', details);
   }
-  return { program: parsed.program, deal, result: previewDeal(parsed.program, deal, deps.clock.now()) };
+  const now = deps.clock.now();
+  let rates = null;
+  if (deal.currency !== parsed.program.currency) {
+    const settings = new SettingsCache(await deps.store.portalSettings.get(installation.id), now);
+    if (!settings.fresh) {
+      const read = await deps.crm.forInstallation(installation).read({ deals: [], people: [], settings: true });
+      await settings.take(deps, installation.id, read.settings);
+    }
+    rates = settings.value?.currencies ?? null;
+  }
+  return { program: parsed.program, deal, result: previewDeal(parsed.program, deal, now, rates) };
 }

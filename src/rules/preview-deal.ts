@@ -6,9 +6,10 @@
  *
  * The hypothetical deal is the client's first won deal (so `first_won_deal` qualifies and a tier
  * is reached by this deal alone), won now, in a pipeline that counts. What only the store knows
- * is not in it: the monthly cap per referrer (it depends on other deals this month) and currency
- * conversion (a deal in another currency is not priced by the loop yet, so not here either).
+ * is not in it: the monthly cap per referrer (it depends on other deals this month). A deal in
+ * another currency is converted with the portal's rates, as the loop converts a won deal.
  */
+import { convertDealAmount, type RateRow } from './convert-currency.js';
 import { priceDeal, type DesiredEntry } from './price-deal.js';
 import type { Program } from './program.js';
 
@@ -38,8 +39,10 @@ export interface PreviewEntry {
 }
 
 export type PreviewResult =
-  | { priced: true; entries: PreviewEntry[]; total: number }
-  | { priced: false; reason: 'currency_not_supported'; entries: []; total: 0 };
+  /** `fx`: the conversion used when the deal is in another currency (the amount in its currency). */
+  | { priced: true; entries: PreviewEntry[]; total: number; fx: { currency: string; rate: string; amount: number } | null }
+  /** The portal has no usable rate for the deal's currency. */
+  | { priced: false; reason: 'currency_not_converted'; entries: []; total: 0; fx: null };
 
 const CLIENT = 0;
 
@@ -48,17 +51,20 @@ function beneficiaryOf(e: DesiredEntry): Beneficiary {
   return e.reason === 'welcome' ? 'referee' : 'client';
 }
 
-export function previewDeal(program: Program, deal: PreviewDeal, now: Date): PreviewResult {
-  if (deal.currency !== program.currency) return { priced: false, reason: 'currency_not_supported', entries: [], total: 0 };
+export function previewDeal(program: Program, deal: PreviewDeal, now: Date, rates: RateRow[] | null = null): PreviewResult {
+  const converted = convertDealAmount({ amount: deal.amount, from: deal.currency, to: program.currency, rates, fixed: null });
+  if (!converted.ok) return { priced: false, reason: 'currency_not_converted', entries: [], total: 0, fx: null };
+  const amount = converted.amount;
+  const fx = deal.currency === program.currency ? null : { currency: deal.currency, rate: converted.rate, amount: deal.amount };
   const chain = Array.from({ length: Math.min(deal.depth, program.referral.levels.length) }, (_, i) => i + 1);
   const dealId = 1;
   const categoryId = deal.categoryId ?? program.referral.categories[0] ?? 0;
   const price = (p: Program) =>
     priceDeal({
       program: p,
-      deal: { dealId, amount: deal.amount, categoryId, won: true, wonAt: now },
+      deal: { dealId, amount, categoryId, won: true, wonAt: now },
       clientMemberId: CLIENT,
-      clientDeals: [{ dealId, won: true, firstWonAt: now, amount: deal.amount }],
+      clientDeals: [{ dealId, won: true, firstWonAt: now, amount }],
       referral: chain.length ? { createdAt: now, chain } : null,
       now,
     });
@@ -81,5 +87,5 @@ export function previewDeal(program: Program, deal: PreviewDeal, now: Date): Pre
       availableAt,
     };
   });
-  return { priced: true, entries, total: entries.reduce((sum, e) => sum + e.amount, 0) };
+  return { priced: true, entries, total: entries.reduce((sum, e) => sum + e.amount, 0), fx };
 }

@@ -84,7 +84,7 @@ describe('the README examples, priced by the preview route', () => {
     const example = EXAMPLES.get(name)!;
     const res = await preview({ program: example.program, deal: deal(example.depth) });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ currency: 'RUB', deal: { amount: 100_000, currency: 'RUB', depth: example.depth }, priced: true, entries, total });
+    expect(res.body).toEqual({ currency: 'RUB', deal: { amount: 100_000, currency: 'RUB', depth: example.depth }, priced: true, entries, total, fx: null });
   });
 
   it.each([...EXAMPLES.keys()])('%s is a complete document PUT /api/program stores as it is', async (name) => {
@@ -118,12 +118,26 @@ describe('POST /api/program/preview', () => {
     expect(res.body.entries).toEqual([expect.objectContaining({ beneficiary: 'referrer', level: 1, amount: 123.46 })]);
   });
 
-  it('a deal under the minimum pays no referral; a deal in another currency is not priced (as the loop does)', async () => {
+  it('a deal under the minimum pays no referral', async () => {
     const twoSided = EXAMPLES.get('two-sided')!.program;
-    expect((await preview({ program: twoSided, deal: deal(1, 9_999.99) })).body).toMatchObject({ priced: true, entries: [], total: 0 });
-    const res = await preview({ program: twoSided, deal: { ...deal(1), currency: 'USD' } });
+    expect((await preview({ program: twoSided, deal: deal(1, 9_999.99) })).body).toMatchObject({ priced: true, entries: [], total: 0, fx: null });
+  });
+
+  it('a deal in another currency is converted with the portal rates, read once and cached; one without a rate is not priced', async () => {
+    h.portal.resetCalls();
+    const res = await preview({ program: DEFAULT_PROGRAM, deal: { ...deal(1, 1000), currency: 'USD' } });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ priced: false, reason: 'currency_not_supported', entries: [], total: 0 });
+    // 1 000 USD at the portal's 90 RUB = 90 000 RUB; the direct referrer earns 10 %.
+    expect(res.body).toMatchObject({ priced: true, total: 9000, fx: { currency: 'USD', amount: 1000 } });
+    expect(Number(res.body.fx.rate)).toBe(90);
+    expect(res.body.entries).toEqual([expect.objectContaining({ beneficiary: 'referrer', level: 1, amount: 9000 })]);
+    expect(h.portal.commands().map((c) => c.method).filter((m) => m !== 'profile')).toEqual(['server.time', 'crm.currency.list']);
+    expect((await h.store.portalSettings.get(pid))?.currencies.map((r) => r.currency)).toContain('USD');
+
+    h.portal.resetCalls();
+    const gbp = await preview({ program: DEFAULT_PROGRAM, deal: { ...deal(1), currency: 'GBP' } });
+    expect(gbp.body).toMatchObject({ priced: false, reason: 'currency_not_converted', entries: [], total: 0, fx: null });
+    expect(h.portal.commands().filter((c) => c.method !== 'profile')).toEqual([]); // the cached rates answered
   });
 
   it('answers 400 naming each bad path of the deal', async () => {

@@ -55,8 +55,21 @@ describe('previewDeal', () => {
     expect(brief(p, 10_000_00, 1, 5)).toEqual([['referrer', 1, 1_000_00, 0, 'available']]);
   });
 
-  it('a deal below the minimum pays no referral, and one in another currency is not priced', () => {
+  it('a deal below the minimum pays no referral', () => {
     expect(brief(program({ minDealAmount: 1000 }), 999_99, 1)).toEqual([]);
-    expect(previewDeal(DEFAULT_PROGRAM, { amount: 100_00, currency: 'USD', depth: 1 }, NOW)).toEqual({ priced: false, reason: 'currency_not_supported', entries: [], total: 0 });
+  });
+
+  it('a deal in another currency is converted with the portal rates, and not priced without a rate', () => {
+    const rates = [
+      { currency: 'RUB', amount: '1', amountCnt: 1 },
+      { currency: 'USD', amount: '90.5', amountCnt: 1 },
+    ];
+    const usd = previewDeal(DEFAULT_PROGRAM, { amount: 100_01, currency: 'USD', depth: 1 }, NOW, rates);
+    // 100.01 USD × 90.5 = 9 050.905 RUB → 9 050.91 (half away from zero); 10 % of it = 905.091 → 905.09.
+    expect(usd).toMatchObject({ priced: true, total: 905_09, fx: { currency: 'USD', amount: 100_01 } });
+    expect(Number(usd.fx!.rate)).toBe(90.5);
+    expect(previewDeal(DEFAULT_PROGRAM, { amount: 100_00, currency: 'GBP', depth: 1 }, NOW, rates)).toEqual({ priced: false, reason: 'currency_not_converted', entries: [], total: 0, fx: null });
+    expect(previewDeal(DEFAULT_PROGRAM, { amount: 100_00, currency: 'USD', depth: 1 }, NOW)).toMatchObject({ priced: false, reason: 'currency_not_converted' });
+    expect(previewDeal(DEFAULT_PROGRAM, { amount: 100_00, currency: 'RUB', depth: 1 }, NOW)).toMatchObject({ priced: true, total: 10_00, fx: null });
   });
 });
