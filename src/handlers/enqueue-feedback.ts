@@ -11,7 +11,7 @@
  */
 import { feedbackText, type FeedbackEvent } from '../rules/feedback-text.js';
 import { portalLang } from '../rules/referral-landing.js';
-import type { FeedbackRecipient, NewFeedbackMessage, PortalLang, Repos } from './ports.js';
+import type { FeedbackRecipient, NewFeedbackMessage, NewJob, PortalLang, Repos } from './ports.js';
 
 export type { FeedbackEvent } from '../rules/feedback-text.js';
 
@@ -41,6 +41,11 @@ export async function enqueueFeedback(tx: Pick<Repos, 'feedback' | 'jobs' | 'ins
   const fresh = await tx.feedback.record(portalId, messages, now);
   // One queued job per portal gathers every message recorded until it runs (the worker runs it after
   // the run's CRM changes, and lingers between runs), so a burst goes out in full batches of 50.
-  if (fresh) await tx.jobs.enqueue({ portalId, kind: 'crm.feedback', key: 'send', payload: {} }, now);
+  if (fresh) await tx.jobs.enqueue(feedbackSendJob(portalId), now);
   return fresh;
+}
+
+/** The job that sends a portal's queued messages: one per portal while queued (they coalesce). */
+export function feedbackSendJob(portalId: number): NewJob {
+  return { portalId, kind: 'crm.feedback', key: 'send', payload: {} };
 }

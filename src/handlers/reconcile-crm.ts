@@ -13,9 +13,13 @@
  * quiet portal stops re-listing its last change. A portal's first reconciliation starts at its
  * install (the backfill covers the time before).
  *
+ * Messages still owed to the CRM timeline (their send job given up after its retries) are queued
+ * for sending again by the same tick, so a portal outage never leaves feedback unsent for good.
+ *
  * Known limit: a deletion whose event was lost is not seen (deleted entities are not listed).
  */
 import { crmChangeJob } from './crm-change-job.js';
+import { feedbackSendJob } from './enqueue-feedback.js';
 import type { CrmEntity, Deps, WatermarkName } from './ports.js';
 
 export const RECONCILE_OVERLAP_MS = 60_000;
@@ -67,6 +71,7 @@ export async function reconcileCrm(deps: Deps, portalId: number): Promise<Reconc
     await deps.store.watermarks.save(portalId, markName(entity), outcome.mark, deps.clock.now());
     outcomes.push(outcome);
   }
+  if ((await deps.store.feedback.queued(portalId, 1)).length) await deps.store.jobs.enqueue(feedbackSendJob(portalId), deps.clock.now());
   deps.log.info(
     { portalId, listed: Object.fromEntries(outcomes.map((o) => [o.entity, o.listed])), queued: outcomes.reduce((n, o) => n + o.queued, 0), requests: outcomes.reduce((n, o) => n + o.requests, 0) },
     'reconcile.done',

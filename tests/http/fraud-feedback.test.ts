@@ -11,6 +11,7 @@ import { createHarness, type Harness } from '../support/harness.js';
 import { FORM, sendEvent } from '../support/scenario.js';
 import { backoffMs } from '../../server/jobs/worker.js';
 import { enqueueFeedback } from '../../src/handlers/enqueue-feedback.js';
+import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 
 let h: Harness;
 let pid: number;
@@ -226,5 +227,28 @@ describe('enqueueFeedback, the entry point of other use cases', () => {
       await h.worker.drain();
       expect(comments()).toEqual([{ ENTITY_ID: String(deal), ENTITY_TYPE: 'deal', COMMENT: `Сарафан: списано 250.00 RUB бонусов в оплату сделки #${deal}.` }]);
     }
+  });
+});
+
+describe('feedback left queued', () => {
+  // A portal where nothing changed since the watermark (this test double only answers the listing).
+  const quietPortal = () => ({ ...h.deps, crmScanner: { changedSince: async () => ({ entities: [], more: false, listedAt: clock.now() }) } });
+
+  it('the periodic reconciliation queues the send again for messages whose job gave up', async () => {
+    const deal = h.portal.add('deal', { STAGE_ID: 'NEW', OPPORTUNITY: 100 });
+    await h.worker.drain();
+    // Recorded without a send job: what is left once a send job died after its retries.
+    expect(await h.store.feedback.record(pid, [{ key: `left:${deal}`, to: { entity: 'deal', id: deal }, text: 'Сарафан: проверка' }], clock.now())).toBe(1);
+    expect(await h.worker.drain()).toBe(0);
+    h.portal.resetCalls();
+    await reconcileCrm(quietPortal(), pid);
+    await h.worker.drain();
+    expect(comments().filter((c) => c.COMMENT === 'Сарафан: проверка')).toEqual([{ ENTITY_ID: String(deal), ENTITY_TYPE: 'deal', COMMENT: 'Сарафан: проверка' }]);
+    expect((await h.store.feedback.byKeyPrefix(pid, `left:${deal}`))[0]?.status).toBe('sent');
+    // Nothing left: the next reconciliation queues no send.
+    h.portal.resetCalls();
+    await reconcileCrm(quietPortal(), pid);
+    await h.worker.drain();
+    expect(comments()).toEqual([]);
   });
 });
