@@ -114,7 +114,13 @@ const server = createServer(createApp({ ...deps, ready: () => store.ready() }));
 await new Promise<void>((resolve) => server.listen({ port, host: '127.0.0.1', backlog: Number(process.env.BENCH_BACKLOG ?? LISTEN_BACKLOG) }, resolve));
 // BENCH_MAX_DEFER_MS: how long a run may wait for deliveries in flight (0: not at all), to compare.
 const maxDeferMs = process.env.BENCH_MAX_DEFER_MS === undefined ? undefined : Number(process.env.BENCH_MAX_DEFER_MS);
-const worker = createWorker(deps, { workerId: `bench-${process.pid}-${randomBytes(3).toString('hex')}`, ...(maxDeferMs === undefined ? {} : { maxDeferMs }) });
+// BENCH_BATCH_SIZE: changes per worker run (default the worker's), to compare.
+const batchSize = process.env.BENCH_BATCH_SIZE === undefined ? undefined : Number(process.env.BENCH_BATCH_SIZE);
+const worker = createWorker(deps, {
+  workerId: `bench-${process.pid}-${randomBytes(3).toString('hex')}`,
+  ...(maxDeferMs === undefined ? {} : { maxDeferMs }),
+  ...(batchSize === undefined ? {} : { batchSize }),
+});
 worker.start();
 
 // PostgreSQL backends of our database: CPU ticks of each, the highest seen (a backend whose pool
