@@ -3,9 +3,10 @@
  * referrals, referrer, tier — loaded for many members at once in a fixed handful of queries.
  * Used by the CRM projections, the read API and (later) robots, so they never disagree.
  */
+import { convertDealAmount } from '../rules/convert-currency.js';
 import type { Program } from '../rules/program.js';
 import { tierFor, type ClientDeal } from '../rules/price-deal.js';
-import type { Balance, DealState, Member, Referral, Repos } from './ports.js';
+import type { Balance, DealState, Member, PortalSettings, Referral, Repos } from './ports.js';
 
 export interface MemberSummary {
   member: Member;
@@ -23,8 +24,19 @@ export function clientDealsOf(deals: DealState[]): ClientDeal[] {
   return deals.map((d) => ({ dealId: d.dealId, won: d.won && !d.deleted, firstWonAt: d.firstWonAt, amount: d.amount }));
 }
 
+/**
+ * A client's deal with its amount in the program currency, for tiers by won amount: converted
+ * with its fixed rate, else today's; a deal that cannot be converted counts as nothing.
+ */
+export function inProgramCurrency(d: DealState, currency: string, settings: PortalSettings | null): DealState {
+  if (d.currency === currency) return d;
+  const fixed = d.fxCurrency && d.fxRate ? { currency: d.fxCurrency, rate: d.fxRate } : null;
+  const converted = convertDealAmount({ amount: d.amount, from: d.currency, to: currency, rates: settings?.currencies ?? null, fixed });
+  return { ...d, amount: converted.ok ? converted.amount : 0 };
+}
+
 export async function loadMemberSummaries(
-  store: Pick<Repos, 'members' | 'ledger' | 'referrals' | 'deals'>,
+  store: Pick<Repos, 'members' | 'ledger' | 'referrals' | 'deals' | 'portalSettings'>,
   portalId: number,
   memberIds: number[],
   program: Program,
@@ -33,13 +45,16 @@ export async function loadMemberSummaries(
   const ids = [...new Set(memberIds)];
   const result = new Map<number, MemberSummary>();
   if (!ids.length) return result;
-  const [members, balances, counts, referrals, deals] = await Promise.all([
+  const tiered = program.tiers.levels.length > 0;
+  const [members, balances, counts, referrals, deals, settings] = await Promise.all([
     store.members.getMany(portalId, ids),
     store.ledger.balances(portalId, ids, now),
     store.referrals.qualifiedCount(portalId, ids),
     store.referrals.activeForMany(portalId, ids),
     // Tiers are the only reason to read every deal of every member.
-    program.tiers.levels.length ? store.deals.forClients(portalId, ids) : Promise.resolve([] as DealState[]),
+    tiered ? store.deals.forClients(portalId, ids) : Promise.resolve([] as DealState[]),
+    // Deals in another currency count at their converted amounts, as pricing counts them.
+    tiered ? store.portalSettings.get(portalId) : Promise.resolve(null),
   ]);
   const byId = new Map(members.map((m) => [m.id, m]));
   const referrerIds = [...referrals.values()].map((r) => r.referrerMemberId).filter((id): id is number => id !== null && !byId.has(id));
@@ -61,7 +76,7 @@ export async function loadMemberSummaries(
       referrals: counts.get(id) ?? 0,
       referral,
       referrer: referral?.referrerMemberId ? (byId.get(referral.referrerMemberId) ?? null) : null,
-      tier: tierFor(program, clientDealsOf(dealsOf.get(id) ?? [])),
+      tier: tierFor(program, clientDealsOf((dealsOf.get(id) ?? []).map((d) => inProgramCurrency(d, program.currency, settings)))),
     });
   }
   return result;

@@ -14,7 +14,7 @@ import { issueCoupons } from '../rules/issue-coupons.js';
 import { toMinor } from '../rules/money.js';
 import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
 import { crmChangeJob } from './crm-change-job.js';
-import { clientDealsOf } from './member-summaries.js';
+import { clientDealsOf, inProgramCurrency } from './member-summaries.js';
 import type { LoadedProgram } from './program-versions.js';
 import type { CrmRead, DealState, Deps, FxUsed, LedgerEntry, NewLedgerEntry, PortalSettings, Referral, TxRepos } from './ports.js';
 
@@ -232,15 +232,4 @@ export class SettingsNeeded extends Error {
   constructor() {
     super('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
   }
-}
-
-/**
- * A client's deal with its amount in the program currency, for tiers by won amount: converted
- * with its fixed rate, else today's; a deal that cannot be converted counts as nothing.
- */
-function inProgramCurrency(d: DealState, currency: string, settings: PortalSettings | null): DealState {
-  if (d.currency === currency) return d;
-  const fixed = d.fxCurrency && d.fxRate ? { currency: d.fxCurrency, rate: d.fxRate } : null;
-  const converted = convertDealAmount({ amount: d.amount, from: d.currency, to: currency, rates: settings?.currencies ?? null, fixed });
-  return { ...d, amount: converted.ok ? converted.amount : 0 };
 }

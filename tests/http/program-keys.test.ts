@@ -125,6 +125,9 @@ describe('currency: a deal in another currency is converted with the portal’s 
     // At the USD rate the test above moved to (100, cached): 1000 USD = 100 000 RUB, Gold, 5 % cashback
     // = 5 000 RUB. Counted in dollars it would be Silver: 1 % of 100 000.
     expect((await entries(deal)).map((e) => [e.reason, e.amount, e.fx?.rate])).toEqual([['cashback', 5000_00, '100.0000000000']]);
+    // The read model agrees: the card and the CRM field show Gold, not the Silver of raw dollars.
+    expect((await api(`/api/members/contact/${client}`)).body.tier).toBe('Gold');
+    expect(h.portal.get('contact', client).UF_CRM_SARAFAN_TIER).toBe('Gold');
   });
 
   it('a currency the portal does not list pays nothing and is logged, until its rate exists', async () => {

@@ -1,7 +1,8 @@
 /**
  * The embedded store the HTTP and live tests run on: a copy of the migrated PGlite data directory
  * the global set-up made (tests/support/pglite-template.ts), removed again on close. Without that
- * set-up (a file run under another config) it falls back to a fresh in-memory PGlite.
+ * set-up (a file run under another config, or the bench outside vitest) it falls back to a fresh
+ * in-memory PGlite.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,17 @@ declare module 'vitest' {
   }
 }
 
+/** The template's directory, or null outside a vitest run (the bench opens live stores too). */
+function templateDir(): string | null {
+  try {
+    return inject('pgliteTemplate') ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export async function openTestStore(secretKey: string): Promise<SqlStore> {
-  const template = inject('pgliteTemplate');
+  const template = templateDir();
   if (!template) return openStore({ memory: true, secretKey });
   const dir = mkdtempSync(join(tmpdir(), 'sarafan-test-store-'));
   cpSync(template, dir, { recursive: true });
