@@ -153,7 +153,10 @@ async function answer(msg: ChildRequest): Promise<unknown> {
                 count(*) FILTER (WHERE status = 'queued' AND run_at > $1)::int AS future,
                 count(*) FILTER (WHERE status = 'running')::int AS running,
                 count(*) FILTER (WHERE status = 'dead')::int AS dead
-           FROM jobs`,
+           FROM jobs
+          -- Probed every 100 ms inside the measured process: only the claim index's live rows are
+          -- read, never the done jobs a run piles up (a full scan would be billed to Sarafan's CPU).
+          WHERE status IN ('queued', 'running', 'dead')`,
         [new Date().toISOString()],
       );
       return row satisfies QueueState | undefined;
