@@ -12,7 +12,7 @@
  */
 import { checkAdjustment } from '../rules/adjustment.js';
 import { fromMinor } from '../rules/money.js';
-import { readCrmPerson } from './crm-person.js';
+import { memberOfPerson, readCrmPerson } from './crm-person.js';
 import { AppError } from './errors.js';
 import { ledgerItems, type LedgerItem } from './ledger-view.js';
 import { oweProjections, projectNow } from './project-after-commit.js';
@@ -39,10 +39,7 @@ export async function adjustBalance(deps: Deps, installation: Installation, cmd:
   const { store } = deps;
   const portalId = installation.id;
   let member: Member | null = await store.members.findByEntity(portalId, cmd.person.entity, cmd.person.id);
-  if (!member) {
-    await readCrmPerson(deps, installation, cmd.person);
-    member = await store.members.ensure(portalId, cmd.person.entity, cmd.person.id, deps.clock.now());
-  }
+  if (!member) member = await memberOfPerson(store, portalId, await readCrmPerson(deps, installation, cmd.person), deps.clock.now());
   const memberId = member.id;
   // A client key is scoped to the member: the same key sent for someone else is another request.
   const key = `adjust:${memberId}:${cmd.clientKey === undefined ? `r:${Buffer.from(deps.randomBytes(12)).toString('hex')}` : `key:${cmd.clientKey}`}`;

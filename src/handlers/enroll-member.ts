@@ -6,7 +6,7 @@
  * already a member takes over that member (SPEC 5), as in the referral loop.
  */
 import { generateCode } from '../rules/codes.js';
-import { readCrmPerson } from './crm-person.js';
+import { memberOfPerson, readCrmPerson } from './crm-person.js';
 import { AppError } from './errors.js';
 import { currentProgram } from './program-versions.js';
 import { oweProjections, projectNow } from './project-after-commit.js';
@@ -22,12 +22,7 @@ export async function enrollMember(deps: Deps, installation: Installation, ref: 
   const { program } = await currentProgram(store.programs, portalId, now);
 
   const { member, enrolledNow, jobKey } = await store.transaction(async (tx) => {
-    let member: Member | null = null;
-    if (person.entity === 'contact' && person.leadId) {
-      const leadMember = await tx.members.findByEntity(portalId, 'lead', person.leadId);
-      if (leadMember) member = await tx.members.attachContact(portalId, leadMember.id, person.id);
-    }
-    member ??= await tx.members.ensure(portalId, ref.entity, ref.id, now);
+    const member = await memberOfPerson(tx, portalId, person, now);
     if (member.code !== null) return { member, enrolledNow: false, jobKey: null };
     for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {
       const result = await tx.members.enroll(portalId, member.id, generateCode(deps.randomBytes, { prefix: program.enrol.codePrefix }), now);

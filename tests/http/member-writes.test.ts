@@ -175,6 +175,17 @@ describe('POST /api/members/:entity/:id/adjust', () => {
     expect(await available()).toBe(before);
   });
 
+  it("adjusting a contact converted from a member lead credits the lead's member, not a new one", async () => {
+    const lead = h.portal.add('lead', { TITLE: 'Лид с бонусом' });
+    expect((await post(`/api/members/lead/${lead}/adjust`, { amount: 5, comment: 'лиду' }, { token: ADMIN })).status).toBe(200);
+    const converted = h.portal.add('contact', { NAME: 'Контакт из лида', LEAD_ID: lead });
+    const res = await post(`/api/members/contact/${converted}/adjust`, { amount: 7, comment: 'контакту' }, { token: ADMIN });
+    expect(res.status).toBe(200);
+    expect(res.body.balance).toBe(12);
+    const member = await h.store.members.findByEntity(portalId, 'lead', lead);
+    expect(member).toMatchObject({ leadId: lead, contactId: converted });
+  });
+
   it('answers 404 for a person the portal does not have', async () => {
     const res = await post('/api/members/lead/777777/adjust', { amount: 5, comment: 'x' }, { token: ADMIN });
     expect(res.status).toBe(404);

@@ -260,6 +260,14 @@ describe('POST /api/deals/:id/redeem', () => {
     expect(updates()).toEqual([]);
   });
 
+  it('refuses a deal in another currency than the program (409 currency_mismatch) until conversion exists', async () => {
+    const deal = await openDeal(anna.contact, 1000, { CURRENCY_ID: 'USD' });
+    const res = await redeem(deal, { amount: 1 });
+    expect(res.status).toBe(409);
+    expect(res.body.error.reason).toBe('currency_mismatch');
+    expect(await h.store.ledger.forDeal(portalId, deal)).toEqual([]);
+  });
+
   it('answers 400 naming the bad field, and changes nothing', async () => {
     const deal = await openDeal(anna.contact, 1000);
     const entries = await ledgerCount();
