@@ -8,7 +8,7 @@
 import { AppError } from './errors.js';
 import { previewDeal, type PreviewDeal, type PreviewResult } from '../rules/preview-deal.js';
 import { parseCompleteProgram, type Program } from '../rules/program.js';
-import { SettingsCache } from './program-keys.js';
+import { portalRates } from './program-keys.js';
 import type { Deps, Installation } from './ports.js';
 
 export interface ProgramPreview {
@@ -24,14 +24,6 @@ export async function previewProgram(deps: Deps, installation: Installation, doc
     throw new AppError('bad_request', 'The program document is invalid', details);
   }
   const now = deps.clock.now();
-  let rates = null;
-  if (deal.currency !== parsed.program.currency) {
-    const settings = new SettingsCache(await deps.store.portalSettings.get(installation.id), now);
-    if (!settings.fresh) {
-      const read = await deps.crm.forInstallation(installation).read({ deals: [], people: [], settings: true });
-      await settings.take(deps, installation.id, read.settings);
-    }
-    rates = settings.value?.currencies ?? null;
-  }
+  const rates = deal.currency === parsed.program.currency ? null : await portalRates(deps, installation);
   return { program: parsed.program, deal, result: previewDeal(parsed.program, deal, now, rates) };
 }

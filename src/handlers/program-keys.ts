@@ -16,7 +16,7 @@ import { priceDeal, type DesiredEntry } from '../rules/price-deal.js';
 import { crmChangeJob } from './crm-change-job.js';
 import { clientDealsOf, inProgramCurrency } from './member-summaries.js';
 import type { LoadedProgram } from './program-versions.js';
-import type { CrmRead, DealState, Deps, FxUsed, LedgerEntry, NewLedgerEntry, PortalSettings, Referral, TxRepos } from './ports.js';
+import type { CrmRead, CurrencyRate, DealState, Deps, FxUsed, Installation, LedgerEntry, NewLedgerEntry, PortalSettings, Referral, TxRepos } from './ports.js';
 
 const COUPON_CODE_ATTEMPTS = 8;
 
@@ -232,4 +232,15 @@ export class SettingsNeeded extends Error {
   constructor() {
     super('The portal settings (time zone) could not be read: the monthly referrer cap cannot be applied');
   }
+}
+
+/**
+ * The portal's currency rates for a request outside the loop (a preview, a redemption): the ones
+ * the loop cached, else read once through the CRM port and cached the same way. Never called
+ * inside a transaction (it may make a REST request).
+ */
+export async function portalRates(deps: Deps, installation: Installation): Promise<CurrencyRate[] | null> {
+  const settings = new SettingsCache(await deps.store.portalSettings.get(installation.id), deps.clock.now());
+  if (!settings.fresh) await settings.take(deps, installation.id, (await deps.crm.forInstallation(installation).read({ deals: [], people: [], settings: true })).settings);
+  return settings.value?.currencies ?? null;
 }

@@ -13,17 +13,20 @@
  * A lost or deleted deal returns what was redeemed (process-crm-changes.ts).
  *
  * Idempotency: with a client key (`Idempotency-Key`), a retry answers the first redemption again
- * instead of spending twice. Limits: the deal's amount is in the deal's currency; a deal in
- * another currency than the program's is refused (`currency_mismatch`) until conversion exists.
+ * instead of spending twice. A deal in another currency than the program's is limited by its
+ * amount converted like the loop converts it (its fixed rate once won, else the portal's rates);
+ * one the portal has no rate for is refused (`currency_not_converted`).
  * Timeline feedback: a comment on the deal and on the client, recorded in the redemption's
  * transaction and sent by the crm.feedback job.
  */
+import { convertDealAmount } from '../rules/convert-currency.js';
 import { fromMinor } from '../rules/money.js';
 import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
 import { enqueueFeedback } from './enqueue-feedback.js';
 import { AppError } from './errors.js';
 import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
 import { processCrmChanges } from './process-crm-changes.js';
+import { portalRates } from './program-keys.js';
 import { currentProgram } from './program-versions.js';
 import { oweProjections, projectNow } from './project-after-commit.js';
 import type { DealState, Deps, Installation, PersonRef } from './ports.js';
@@ -65,11 +68,11 @@ export interface RedeemAnswer {
   facts: RedemptionFacts;
 }
 
-const REFUSALS: Record<RedemptionRefusal | 'currency_mismatch' | 'deal_changed', string> = {
+const REFUSALS: Record<RedemptionRefusal | 'currency_not_converted' | 'deal_changed', string> = {
   deal_closed: 'The deal is lost or deleted: bonus cannot be redeemed against it',
   over_deal_limit: 'The amount is more than the program allows to redeem on this deal',
   insufficient_balance: "The client's available bonus is less than the amount",
-  currency_mismatch: "The deal's currency is not the program currency",
+  currency_not_converted: "The portal has no rate to convert the deal's currency into the program currency",
   // The deal moved to another client between reading it and locking: the caller asks again.
   deal_changed: 'The deal changed while redeeming; try again',
 };
@@ -87,6 +90,10 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
   const client = personOf(await store.members.get(portalId, memberId));
   if (!client) throw new AppError('not_found', `Deal ${cmd.dealId} has no client`);
 
+  // Rates are read before the locks (a REST request never runs inside the transaction).
+  const { program: inForce } = await currentProgram(store.programs, portalId, deps.clock.now());
+  const rates = deal.currency && deal.currency !== inForce.currency ? await portalRates(deps, installation) : null;
+
   const key = `redeem:${cmd.dealId}:${cmd.clientKey === undefined ? `r:${Buffer.from(deps.randomBytes(12)).toString('hex')}` : `key:${cmd.clientKey}`}`;
   const outcome = await store.transaction(async (tx) => {
     await tx.lockMany(portalId, [`client:${memberId}`, `deal:${cmd.dealId}`]);
@@ -100,10 +107,12 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw refuse('deal_changed');
-    if (state.currency !== program.currency && dealAcceptsRedemption(state)) throw refuse('currency_mismatch');
+    const fixed = state.fxCurrency && state.fxRate ? { currency: state.fxCurrency, rate: state.fxRate } : null;
+    const dealAmount = convertDealAmount({ amount: state.amount, from: state.currency || program.currency, to: program.currency, rates, fixed });
+    if (!dealAmount.ok && dealAcceptsRedemption(state)) throw refuse('currency_not_converted');
     const facts = {
       available: balances.get(memberId)?.available ?? 0,
-      dealAmount: state.amount,
+      dealAmount: dealAmount.ok ? dealAmount.amount : state.amount,
       maxPercentOfDeal: program.redemption.maxPercentOfDeal,
       dealEntries: entries,
       dealOpen: dealAcceptsRedemption(state),

@@ -260,12 +260,23 @@ describe('POST /api/deals/:id/redeem', () => {
     expect(updates()).toEqual([]);
   });
 
-  it('refuses a deal in another currency than the program (409 currency_mismatch) until conversion exists', async () => {
-    const deal = await openDeal(anna.contact, 1000, { CURRENCY_ID: 'USD' });
-    const res = await redeem(deal, { amount: 1 });
+  it('limits a deal in another currency by its converted amount; a currency without a rate is refused (409 currency_not_converted)', async () => {
+    // 10 USD at the portal's 90 RUB = 900 RUB: the default program lets half of it, 450, be redeemed.
+    const usd = await openDeal(anna.contact, 10, { CURRENCY_ID: 'USD' });
+    const before = await available();
+    const over = await redeem(usd, { amount: 450.01 });
+    expect(over.status).toBe(409);
+    expect(over.body.error.reason).toBe('over_deal_limit');
+    const max = await redeem(usd, { amount: 'max' });
+    expect(max.status).toBe(200);
+    expect(max.body).toMatchObject({ dealRedeemed: 450, currency: 'RUB' });
+    expect(await available()).toBe(before - 450_00);
+
+    const gbp = await openDeal(anna.contact, 10, { CURRENCY_ID: 'GBP' });
+    const res = await redeem(gbp, { amount: 1 });
     expect(res.status).toBe(409);
-    expect(res.body.error.reason).toBe('currency_mismatch');
-    expect(await h.store.ledger.forDeal(portalId, deal)).toEqual([]);
+    expect(res.body.error.reason).toBe('currency_not_converted');
+    expect(await h.store.ledger.forDeal(portalId, gbp)).toEqual([]);
   });
 
   it('answers 400 naming the bad field, and changes nothing', async () => {
