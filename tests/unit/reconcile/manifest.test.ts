@@ -88,7 +88,7 @@ describe('buildManifest: user fields (SPEC 4.1)', () => {
   });
 
   it('sends every field as single-valued and never mandatory', () => {
-    const empty = { userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [] };
+    const empty = { userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [], robots: [] };
     const adds = diffRegistration(manifest, empty).commands.filter((c) => c.command.method.endsWith('.userfield.add'));
     expect(adds).toHaveLength(24);
     for (const { command } of adds) {
