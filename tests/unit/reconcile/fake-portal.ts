@@ -42,6 +42,8 @@ export class FakePortal implements PortalGateway {
   placements: FakePlacementRow[] = [];
   /** Robots by CODE, with the parameters of their last add/update (as the batch delivered them). */
   robots = new Map<string, Row>();
+  /** Codes `bizproc.robot.list` does not show yet (another install's add landing after our read). */
+  unlistedRobots = new Set<string>();
   /** Every batch request, as sent (before encoding). */
   batches: BatchCommand[][] = [];
   /** Every single call. */
@@ -115,7 +117,7 @@ export class FakePortal implements PortalGateway {
       case 'placement.unbind':
         return this.unbindPlacement(params);
       case 'bizproc.robot.list':
-        return ok([...this.robots.keys()]);
+        return ok([...this.robots.keys()].filter((code) => !this.unlistedRobots.has(code)));
       case 'bizproc.robot.add':
         return this.addRobot(params);
       case 'bizproc.robot.update':

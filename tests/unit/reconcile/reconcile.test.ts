@@ -209,3 +209,51 @@ describe('readRegistration', () => {
     expect(state.placements).toEqual([{ placement: 'CRM_LEAD_DETAIL_TAB', handler: `${BASE}/b24/frame`, title: 'Sarafan', userId: 0 }]);
   });
 });
+
+describe('reconcileRegistration: robots', () => {
+  it('updates a robot whose add is refused as already installed, and keeps its hash', async () => {
+    const portal = await registeredPortal();
+    const stale = { ...portal.robots.get('sarafan_accrue')!, NAME: { ru: 'Старое имя', en: 'Old name' } };
+    portal.robots.set('sarafan_accrue', stale);
+    // Another install added it after our list was read.
+    portal.unlistedRobots.add('sarafan_accrue');
+
+    const report = await reconcile(portal);
+
+    expect(portal.batches.map((b) => b.map((c) => `${c.method}:${String(c.params?.CODE ?? '')}`))).toEqual([
+      READS.map((m) => `${m}:`),
+      ['bizproc.robot.add:sarafan_accrue'],
+      ['bizproc.robot.update:sarafan_accrue'],
+    ]);
+    expect(portal.refusals).toEqual([
+      { method: 'bizproc.robot.add', error: 'ERROR_ACTIVITY_ALREADY_INSTALLED', description: 'Activity or Automation rule already installed!' },
+    ]);
+    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: ['robot:sarafan_accrue'], failed: [], robots: ROBOTS_IN_PLACE });
+    expect(portal.robots.get('sarafan_accrue')?.NAME).toEqual({ ru: 'Сарафан: начислить бонусы', en: 'Sarafan: accrue bonus' });
+    expect([...portal.robots.keys()]).toHaveLength(5);
+  });
+
+  it('keeps no hash for a robot whose registration failed, so the next run retries it', async () => {
+    const portal = new FakePortal();
+    portal.failing.set('bizproc.robot.add', { error: 'ACCESS_DENIED', description: 'Access denied!' });
+    const first = await reconcile(portal);
+    expect(first.failed.filter((f) => f.item.startsWith('robot:'))).toHaveLength(5);
+    expect(first.robots).toEqual({});
+
+    portal.failing.delete('bizproc.robot.add');
+    const second = await reconcile(portal);
+    expect(second.created).toEqual(ROBOT_CODES.map((c) => `robot:${c}`));
+    expect(second.robots).toEqual(ROBOTS_IN_PLACE);
+  });
+
+  it('without the bizproc scope reads no robots, sends no robot call and reports each robot failed', async () => {
+    const portal = new FakePortal();
+    const report = await reconcileRegistration(portal, manifest, NOW, { scope: 'crm,placement', userId: 1, registration: null });
+
+    expect(portal.methodsOf(0)).toEqual(READS.filter((m) => m !== 'bizproc.robot.list'));
+    expect(portal.methodsOf(1).filter((m) => m.startsWith('bizproc.'))).toEqual([]);
+    expect(report.failed.map((f) => f.item)).toEqual(ROBOT_CODES.map((c) => `robot:${c}`));
+    expect(report).not.toHaveProperty('robots');
+    expect(portal.robots.size).toBe(0);
+  });
+});
