@@ -39,6 +39,8 @@ export class MswPortal {
   placements: { placement: string; handler: string; title: string; userId: number }[] = [];
   /** This app's robots by CODE, holding the parameters of their last add/update (reference §8.1). */
   readonly robots = new Map<string, Row>();
+  /** Codes `bizproc.robot.list` does not show yet (another install's add landing after the read). */
+  readonly unlistedRobots = new Set<string>();
   readonly calls: RecordedCall[] = [];
   /** `crm.timeline.comment.add` and `im.notify.system.add` as the portal recorded them. */
   readonly timeline: { entity: string; id: number; text: string }[] = [];
@@ -352,7 +354,7 @@ export class MswPortal {
         return { result: { count: before - this.placements.length } };
       }
       case 'bizproc.robot.list':
-        return { result: [...this.robots.keys()] };
+        return { result: [...this.robots.keys()].filter((code) => !this.unlistedRobots.has(code)) };
       case 'bizproc.robot.add': {
         const code = String(p.CODE ?? '');
         if (!/^[a-zA-Z0-9._-]+$/.test(code)) return { error: 'ERROR_ACTIVITY_VALIDATION_FAILURE', description: 'Wrong activity code!', status: 400 };
