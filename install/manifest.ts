@@ -1,5 +1,5 @@
 /**
- * What an install registers on a portal (SPEC 4.1–4.3), declared as data. Registration
+ * What an install registers on a portal (SPEC 4.1–4.4), declared as data. Registration
  * (src/bitrix/reconcile.ts) compares this with what the portal reports and applies only the
  * difference, so editing this file is how a new version changes what is registered.
  */
@@ -12,6 +12,7 @@ import type {
   UserFieldType,
 } from '../src/bitrix/manifest-types.js';
 import { F } from '../src/bitrix/crm-fields.js';
+import { buildRobots } from './robots.js';
 
 
 interface FieldDecl {
@@ -108,5 +109,6 @@ export function buildManifest(appBaseUrl: string): Manifest {
     userFields: [...fieldsOf('contact', PERSON_FIELDS), ...fieldsOf('lead', PERSON_FIELDS), ...fieldsOf('deal', DEAL_FIELDS)],
     events,
     placements,
+    robots: buildRobots(base),
   };
 }

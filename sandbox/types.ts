@@ -88,6 +88,11 @@ export interface RobotRegistration {
   properties: Row;
   returnProperties: Row;
   documentType: string[];
+  /**
+   * FILTER of bizproc.robot.add: where the robot is offered. Items are edition strings
+   * (`b24`, `box`) or (partial) document types such as `['crm','CCrmDocumentDeal']`.
+   */
+  filter?: { include: (string | string[])[]; exclude: (string | string[])[] } | null;
 }
 
 /** A robot put on a stage on the automation page. */

@@ -76,7 +76,7 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     crm: createCrmPorts(gateways),
     crmScanner: createCrmScanner(gateways),
     oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
-    registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now()) },
+    registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now(), installation) },
     crmHistory: createCrmHistory(gateways, clock),
     clock,
     log: o.log,

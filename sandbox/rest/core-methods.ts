@@ -119,10 +119,45 @@ function checkDocumentType(v: unknown): string[] {
   return list;
 }
 
-function checkFilter(v: unknown): void {
-  if (v === undefined || v === null || v === '') return;
+type RobotFilter = NonNullable<RobotRegistration['filter']>;
+
+function checkFilter(v: unknown): RobotFilter | null {
+  if (v === undefined || v === null || v === '') return null;
   const f = asRow(v);
   if (!f || Object.keys(f).some((k) => k !== 'INCLUDE' && k !== 'EXCLUDE')) throw fail('Wrong activity FILTER!');
+  const items = (list: unknown): (string | string[])[] => {
+    if (list === undefined || list === null || list === '') return [];
+    if (!isObject(list) && !Array.isArray(list)) throw fail('Wrong activity FILTER!');
+    return asList(list).map((item) => {
+      if (typeof item === 'string' && item) return item;
+      const parts = isObject(item) || Array.isArray(item) ? asList(item).map(str) : [];
+      if (!parts.length || parts.some((x) => !x)) throw fail('Wrong activity FILTER!');
+      return parts;
+    });
+  };
+  return { include: items(f.INCLUDE), exclude: items(f.EXCLUDE) };
+}
+
+/**
+ * Whether a robot's FILTER offers it on this document (`DEAL` / `LEAD`): an edition string
+ * matches when it is `b24` (the sandbox is a cloud portal); a document type matches as a prefix
+ * of `['crm', 'CCrmDocument<Doc>', '<DOC>']`. No FILTER offers it everywhere.
+ */
+export function robotFilterOffers(filter: RobotRegistration['filter'], doc: 'DEAL' | 'LEAD'): boolean {
+  if (!filter) return true;
+  const type = ['crm', `CCrmDocument${doc.charAt(0)}${doc.slice(1).toLowerCase()}`, doc];
+  const matches = (item: string | string[]): boolean =>
+    typeof item === 'string' ? item.toLowerCase() === 'b24' : item.every((part, i) => part.toLowerCase() === type[i]?.toLowerCase());
+  if (filter.exclude.some(matches)) return false;
+  return !filter.include.length || filter.include.some(matches);
+}
+
+/** Robot methods need the app's `bizproc` permission (reference §8.1). */
+function requireScope(app: NonNullable<CallContext['app']>, scope: string): void {
+  const granted = app.scope.split(/[\s,]+/).filter(Boolean);
+  if (!granted.includes(scope)) {
+    throw new PortalError('insufficient_scope', 'The request requires higher privileges than provided by the access token', 403);
+  }
 }
 
 function robotFields(src: Row, ctx: CallContext, partial: boolean): Partial<RobotRegistration> {
@@ -143,7 +178,7 @@ function robotFields(src: Row, ctx: CallContext, partial: boolean): Partial<Robo
   if (!partial || has('PROPERTIES')) out.properties = checkProperties(src.PROPERTIES);
   if (!partial || has('RETURN_PROPERTIES')) out.returnProperties = checkProperties(src.RETURN_PROPERTIES);
   if (!partial || has('DOCUMENT_TYPE')) out.documentType = checkDocumentType(src.DOCUMENT_TYPE);
-  if (has('FILTER')) checkFilter(src.FILTER);
+  if (!partial || has('FILTER')) out.filter = checkFilter(src.FILTER);
   if (yes(src.USE_PLACEMENT) && !src.PLACEMENT_HANDLER) throw fail('Empty PLACEMENT_HANDLER!');
   return out;
 }
@@ -355,6 +390,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (params, ctx) => {
       const app = requireApp(ctx);
+      requireScope(app, 'bizproc');
       if (Object.keys(params).length === 0) throw fail('Empty data!');
       const code = robotCode(params);
       const fields = robotFields(params, ctx, false);
@@ -366,6 +402,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (params, ctx) => {
       const app = requireApp(ctx);
+      requireScope(app, 'bizproc');
       const code = robotCode(params);
       const fields = asRow(param(params, 'FIELDS'));
       if (!fields || Object.keys(fields).length === 0) throw fail('No fields to update.');
@@ -378,6 +415,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (params, ctx) => {
       const app = requireApp(ctx);
+      requireScope(app, 'bizproc');
       ctx.portal.deleteRobot(app.clientId, robotCode(params));
       return true;
     },
@@ -386,6 +424,7 @@ export const coreMethods: MethodTable = {
     admin: true,
     handler: (_p, ctx) => {
       const app = requireApp(ctx);
+      requireScope(app, 'bizproc');
       return ctx.portal
         .robots()
         .filter((r) => r.clientId === app.clientId)

@@ -7,6 +7,7 @@ import { PortalError } from '../types.js';
 import type { RobotRegistration, Row, Stage } from '../types.js';
 import { dateTime, describeError, formText, langText, send, type WebContext } from './context.js';
 import { html, raw } from './html.js';
+import { robotFilterOffers } from '../rest/core-methods.js';
 
 type AutoKind = 'deal' | 'lead';
 const DOC: Record<AutoKind, 'DEAL' | 'LEAD'> = { deal: 'DEAL', lead: 'LEAD' };
@@ -21,7 +22,8 @@ export function robotsFor(ctx: WebContext, kind: AutoKind): RobotRegistration[] 
   return ctx.portal
     .robots()
     .filter((r) => ctx.portal.app(r.clientId)?.installed === true)
-    .filter((r) => !r.documentType?.length || r.documentType.some((t) => String(t).toUpperCase() === doc || String(t).toUpperCase().endsWith(`DOCUMENT${doc}`)));
+    .filter((r) => !r.documentType?.length || r.documentType.some((t) => String(t).toUpperCase() === doc || String(t).toUpperCase().endsWith(`DOCUMENT${doc}`)))
+    .filter((r) => robotFilterOffers(r.filter, doc));
 }
 
 interface PropSpec {

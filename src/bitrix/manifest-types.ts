@@ -48,4 +48,42 @@ export interface Manifest {
   userFields: UserFieldSpec[];
   events: EventBindingSpec[];
   placements: PlacementSpec[];
+  robots: RobotSpec[];
+}
+
+/** A text in both languages Sarafan speaks; Bitrix24 takes a `{lang: text}` map for robot names. */
+export interface LangText {
+  ru: string;
+  en: string;
+}
+
+/** Property types of `bizproc.robot.add` (reference §8.1). */
+export type RobotPropertyType = 'bool' | 'date' | 'datetime' | 'double' | 'int' | 'string' | 'text' | 'user';
+
+/** One entry of PROPERTIES / RETURN_PROPERTIES, in the wire's own key spelling. */
+export interface RobotPropertySpec {
+  Name: LangText;
+  Description: LangText;
+  Type: RobotPropertyType;
+  Required: 'Y' | 'N';
+  Multiple: 'Y' | 'N';
+}
+
+/**
+ * One automation robot (SPEC 4.4). AUTH_USER_ID is not here: it is the installing admin of each
+ * portal, added when the robot is registered there.
+ */
+export interface RobotSpec {
+  /** Unique within the app, `a-zA-Z0-9._-`. */
+  code: string;
+  /** Absolute URL built from APP_BASE_URL (same host as the app's handler). */
+  handler: string;
+  /** 'Y': the automation waits for `bizproc.event.send` and passes the return values on. */
+  useSubscription: 'Y';
+  name: LangText;
+  description: LangText;
+  properties: Record<string, RobotPropertySpec>;
+  returnProperties: Record<string, RobotPropertySpec>;
+  /** Where the robot is offered: deals and leads (`[module, document class]` pairs). */
+  filter: { INCLUDE: [string, string][] };
 }

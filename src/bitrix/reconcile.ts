@@ -11,10 +11,16 @@
  *   it may hold data, and `userfield.update` cannot change either (reference §6).
  * - Bindings of other handlers (another app's route, a manual hook) are left alone; only our own
  *   routes (`…/b24/events`, `…/b24/frame`) on another base URL are unbound as stale.
+ * - `bizproc.robot.list` answers codes only: a robot's content is compared through the hash of
+ *   the definition Sarafan last registered (kept in the registration report). A robot present
+ *   without a known hash is updated once. Robots of ours no longer declared are left in place
+ *   (deleting one would silently remove it from the admins' automation rules).
+ * - Without the `bizproc` scope robots cannot be read or registered: each is reported failed.
  */
-import type { RegistrationReport } from '../handlers/ports.js';
+import { createHash } from 'node:crypto';
+import type { Installation, RegistrationReport } from '../handlers/ports.js';
 import type { BatchCommand, BatchOutcome, PortalGateway } from './portal-gateway.js';
-import type { Manifest, UserFieldEntity, UserFieldSpec } from './manifest-types.js';
+import type { Manifest, RobotSpec, UserFieldEntity, UserFieldSpec } from './manifest-types.js';
 
 const ENTITIES: readonly UserFieldEntity[] = ['deal', 'contact', 'lead'];
 /** Fixed page size of Bitrix24 list methods (reference §3.3). */
@@ -54,10 +60,20 @@ export interface PortalRegistration {
   userFields: Record<UserFieldEntity, PortalUserField[]>;
   events: PortalEventBinding[];
   placements: PortalPlacementBinding[];
+  /** Codes of this app's robots (`bizproc.robot.list`); null when not read (no `bizproc` scope). */
+  robots: string[] | null;
+}
+
+/** What the portal cannot tell about robots: whom they run as and what we registered last. */
+export interface RobotContext {
+  /** AUTH_USER_ID: the installing admin; null leaves it to the portal (the calling admin). */
+  authUserId: number | null;
+  /** Code → definition hash of the last successful registration (RegistrationReport.robots). */
+  registered: Record<string, string>;
 }
 
 export interface RegistrationCommand {
-  /** Readable id: `field:contact:UF_CRM_SARAFAN_CODE`, `event:ONCRMDEALUPDATE`, `placement:CRM_DEAL_DETAIL_TAB`. */
+  /** Readable id: `field:contact:UF_CRM_SARAFAN_CODE`, `event:ONCRMDEALUPDATE`, `placement:CRM_DEAL_DETAIL_TAB`, `robot:sarafan_accrue`. */
   item: string;
   command: BatchCommand;
 }
@@ -67,6 +83,8 @@ export interface RegistrationDiff {
   commands: RegistrationCommand[];
   /** Differences no command can fix safely (they need an admin). */
   problems: { item: string; error: string }[];
+  /** Code → hash of each declared robot's wanted definition (what the report keeps once it is on the portal). */
+  robots: Record<string, string>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -76,12 +94,17 @@ export interface RegistrationDiff {
 const listMethod = (entity: UserFieldEntity): string => `crm.${entity}.userfield.list`;
 const LIST_PARAMS = { order: { ID: 'ASC' } };
 
-/** What the portal has registered, read in one batch. Throws when any read fails. */
-export async function readRegistration(gateway: PortalGateway): Promise<PortalRegistration> {
+/**
+ * What the portal has registered, read in one batch. Throws when any read fails. Robots are read
+ * only with `robots` (the app holds the `bizproc` scope): without it the whole read would fail.
+ */
+export async function readRegistration(gateway: PortalGateway, opts: { robots?: boolean } = {}): Promise<PortalRegistration> {
+  const readRobots = opts.robots ?? true;
   const commands: BatchCommand[] = [
     ...ENTITIES.map((entity) => ({ method: listMethod(entity), params: LIST_PARAMS })),
     { method: 'event.get' },
     { method: 'placement.get' },
+    ...(readRobots ? [{ method: 'bizproc.robot.list' }] : []),
   ];
   const outcomes = await gateway.batch(commands);
   const results = commands.map((command, i) => resultOf(command, outcomes[i]));
@@ -93,7 +116,14 @@ export async function readRegistration(gateway: PortalGateway): Promise<PortalRe
   }
   const events = rowsOf(results[ENTITIES.length]).map(toEventBinding);
   const placements = rowsOf(results[ENTITIES.length + 1]).map(toPlacementBinding);
-  return { userFields, events, placements };
+  const robots = readRobots ? robotCodesOf(results[ENTITIES.length + 2]) : null;
+  return { userFields, events, placements, robots };
+}
+
+/** `["code", …]`, or an object keyed 0..n the way PHP may answer a list. */
+function robotCodesOf(result: unknown): string[] {
+  const values = Array.isArray(result) ? result : isRecord(result) ? Object.values(result) : [];
+  return values.filter((v) => typeof v === 'string' || typeof v === 'number').map(String);
 }
 
 function resultOf(command: BatchCommand, outcome: BatchOutcome | undefined): unknown {
@@ -162,7 +192,9 @@ function toPlacementBinding(row: Record<string, unknown>): PortalPlacementBindin
 // Diff (pure)
 // ---------------------------------------------------------------------------------------------
 
-export function diffRegistration(manifest: Manifest, current: PortalRegistration): RegistrationDiff {
+const NO_ROBOT_CONTEXT: RobotContext = { authUserId: null, registered: {} };
+
+export function diffRegistration(manifest: Manifest, current: PortalRegistration, robotContext: RobotContext = NO_ROBOT_CONTEXT): RegistrationDiff {
   const unbinds: RegistrationCommand[] = [];
   const changes: RegistrationCommand[] = [];
   const problems: RegistrationDiff['problems'] = [];
@@ -231,7 +263,59 @@ export function diffRegistration(manifest: Manifest, current: PortalRegistration
     });
   }
 
-  return { commands: [...unbinds, ...changes], problems };
+  const robots: Record<string, string> = {};
+  for (const spec of manifest.robots) {
+    const item = `robot:${spec.code}`;
+    const params = robotParams(spec, robotContext.authUserId);
+    const hash = robotHash(params);
+    robots[spec.code] = hash;
+    if (current.robots === null) {
+      problems.push({ item, error: 'MISSING_SCOPE: the app has no bizproc permission; add bizproc to its scope and reinstall to get the robots' });
+      continue;
+    }
+    if (!current.robots.includes(spec.code)) {
+      changes.push({ item, command: { method: 'bizproc.robot.add', params } });
+    } else if (robotContext.registered[spec.code] !== hash) {
+      changes.push({ item, command: robotUpdate(params) });
+    }
+  }
+
+  return { commands: [...unbinds, ...changes], problems, robots };
+}
+
+/** The full `bizproc.robot.add` parameters (reference §8.1). */
+function robotParams(spec: RobotSpec, authUserId: number | null): Record<string, unknown> {
+  return {
+    CODE: spec.code,
+    HANDLER: spec.handler,
+    ...(authUserId !== null ? { AUTH_USER_ID: authUserId } : {}),
+    USE_SUBSCRIPTION: spec.useSubscription,
+    NAME: { ...spec.name },
+    DESCRIPTION: { ...spec.description },
+    PROPERTIES: structuredClone(spec.properties),
+    RETURN_PROPERTIES: structuredClone(spec.returnProperties),
+    FILTER: structuredClone(spec.filter),
+  };
+}
+
+/** `bizproc.robot.update` takes every field but CODE under FIELDS. */
+function robotUpdate(params: Record<string, unknown>): BatchCommand {
+  const { CODE, ...fields } = params;
+  return { method: 'bizproc.robot.update', params: { CODE, FIELDS: fields } };
+}
+
+/** Hash of the definition with keys sorted, so reordering the declaration is no change. */
+export function robotHash(params: Record<string, unknown>): string {
+  return createHash('sha256').update(canonicalJson(params)).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isRecord(v)) {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }
 
 function addFields(spec: UserFieldSpec): Record<string, unknown> {
@@ -313,25 +397,73 @@ function copyLangAll(langAll: Manifest['placements'][number]['langAll']): Record
 // Apply
 // ---------------------------------------------------------------------------------------------
 
-/** Read, diff, apply the difference in one batch, and say what happened. */
-export async function reconcileRegistration(gateway: PortalGateway, manifest: Manifest, now: Date): Promise<RegistrationReport> {
-  const current = await readRegistration(gateway);
-  const { commands, problems } = diffRegistration(manifest, current);
+/** Who the robots run as and what was registered last: read from the installation. */
+export type ReconcileContext = Pick<Installation, 'scope' | 'userId' | 'registration'>;
+
+/**
+ * Read, diff, apply the difference in one batch, and say what happened. A robot add refused as
+ * already installed (a concurrent run, or a list read before another install finished) is
+ * updated in one more batch, so its definition is ours either way.
+ */
+export async function reconcileRegistration(
+  gateway: PortalGateway,
+  manifest: Manifest,
+  now: Date,
+  context: ReconcileContext = { scope: '', userId: null, registration: null },
+): Promise<RegistrationReport> {
+  const current = await readRegistration(gateway, { robots: hasBizprocScope(context.scope) });
+  const registered = context.registration?.robots ?? {};
+  const { commands, problems, robots } = diffRegistration(manifest, current, { authUserId: context.userId, registered });
   const report: RegistrationReport = { at: now.toISOString(), created: [], updated: [], failed: [...problems] };
-  if (!commands.length) return report;
+  // Robots that are on the portal with the wanted definition; the rest are added to as they succeed.
+  const inPlace: Record<string, string> = {};
+  for (const [code, hash] of Object.entries(robots)) {
+    if (current.robots?.includes(code) && registered[code] === hash) inPlace[code] = hash;
+  }
+  const withRobots = (r: RegistrationReport): RegistrationReport => (current.robots === null ? r : { ...r, robots: inPlace });
+  if (!commands.length) return withRobots(report);
 
   const outcomes = await gateway.batch(commands.map((c) => c.command));
+  const retries: RegistrationCommand[] = [];
   commands.forEach(({ item, command }, i) => {
     const outcome = outcomes[i];
+    const code = robotCodeOf(command);
     if (!outcome) {
       report.failed.push({ item, error: 'NO_ANSWER: the batch returned no outcome for this command' });
     } else if (outcome.ok) {
       (isCreation(command.method) ? report.created : report.updated).push(item);
+      if (code) inPlace[code] = robots[code]!;
+    } else if (code && outcome.error === 'ERROR_ACTIVITY_ALREADY_INSTALLED') {
+      retries.push({ item, command: robotUpdate(command.params ?? {}) });
     } else if (!alreadyPresent(command.method, outcome)) {
       report.failed.push({ item, error: `${outcome.error}: ${outcome.description}` });
     }
   });
-  return report;
+  if (retries.length) {
+    const again = await gateway.batch(retries.map((c) => c.command));
+    retries.forEach(({ item, command }, i) => {
+      const outcome = again[i];
+      const code = robotCodeOf(command)!;
+      if (outcome?.ok) {
+        report.updated.push(item);
+        inPlace[code] = robots[code]!;
+      } else {
+        report.failed.push({ item, error: outcome ? `${outcome.error}: ${outcome.description}` : 'NO_ANSWER: the batch returned no outcome for this command' });
+      }
+    });
+  }
+  return withRobots(report);
+}
+
+/** An unknown scope (empty) is tried; a known one must name bizproc (reference §8.1). */
+function hasBizprocScope(scope: string): boolean {
+  const scopes = scope.split(/[\s,]+/).filter(Boolean);
+  return scopes.length === 0 || scopes.includes('bizproc');
+}
+
+function robotCodeOf(command: BatchCommand): string | null {
+  if (!command.method.startsWith('bizproc.robot.')) return null;
+  return text(command.params?.CODE) || null;
 }
 
 function isCreation(method: string): boolean {

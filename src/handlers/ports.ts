@@ -69,6 +69,11 @@ export interface RegistrationReport {
   created: string[];
   updated: string[];
   failed: { item: string; error: string }[];
+  /**
+   * Robot code → hash of the definition Sarafan last registered successfully. `bizproc.robot.list`
+   * answers codes only, so this is how a changed robot is told from an unchanged one.
+   */
+  robots?: Record<string, string>;
 }
 
 export interface InstallationRepo {
@@ -907,7 +912,7 @@ export interface Log {
   debug(fields: Record<string, unknown>, msg: string): void;
 }
 
-/** Registration reconciliation of SPEC 4 (fields, events, placements) for one installation. */
+/** Registration reconciliation of SPEC 4 (fields, events, placements, robots) for one installation. */
 export interface Registrar {
   reconcile(installation: Installation): Promise<RegistrationReport>;
 }

@@ -172,6 +172,17 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.installations.findByMemberId('no-such-member')).toBeNull();
       });
 
+      it('keeps the robot definition hashes of the registration report, and drops them with a report that has none', async () => {
+        const portal = await newPortal();
+        const robots = { sarafan_accrue: 'a'.repeat(64), sarafan_promo: 'b'.repeat(64) };
+        const report = { at: NOW.toISOString(), created: ['robot:sarafan_accrue'], updated: ['robot:sarafan_promo'], failed: [], robots };
+        await store.installations.saveRegistration(portal.id, report);
+        expect((await store.installations.get(portal.id))?.registration).toEqual(report);
+        const withoutRobots = { at: NOW.toISOString(), created: [], updated: [], failed: [{ item: 'robot:sarafan_accrue', error: 'MISSING_SCOPE' }] };
+        await store.installations.saveRegistration(portal.id, withoutRobots);
+        expect((await store.installations.get(portal.id))?.registration).toEqual(withoutRobots);
+      });
+
       it('keeps tokens encrypted at rest', async () => {
         const portal = await newPortal({ applicationToken: 'app-token-plaintext' });
         const [row] = await store.rawQuery('SELECT * FROM installations WHERE id = $1', [portal.id]);

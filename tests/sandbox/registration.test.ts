@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { B24OAuth } from '@bitrix24/b24jssdk';
+import { robotFilterOffers } from '../../sandbox/rest/core-methods.js';
 import { CLIENT_ID, sdkResult, startSandbox, type Sandbox } from './harness.js';
 
 let sb: Sandbox;
@@ -154,6 +155,51 @@ describe('robots', () => {
     expect(await sdkResult(b24, 'bizproc.robot.list')).toEqual(['sarafan_accrue']);
     expect(await sdkResult(b24, 'bizproc.robot.delete', { CODE: 'sarafan_accrue' })).toBe(true);
     expect((await sb.call('bizproc.robot.delete', { CODE: 'sarafan_accrue' })).body).toEqual({ error: 'ERROR_ACTIVITY_NOT_FOUND', error_description: 'Activity or Robot not found!' });
+  });
+
+  it('keeps FILTER (deals and leads, editions) and refuses a malformed one', async () => {
+    const filter = { INCLUDE: [['crm', 'CCrmDocumentDeal'], ['crm', 'CCrmDocumentLead']] };
+    const { DOCUMENT_TYPE: _type, ...noType } = robot();
+    expect(await sdkResult(b24, 'bizproc.robot.add', { ...noType, CODE: 'sarafan_filtered', FILTER: filter })).toBe(true);
+    const stored = sb.portal.robot(CLIENT_ID, 'sarafan_filtered')!;
+    expect(stored.filter).toEqual({ include: [['crm', 'CCrmDocumentDeal'], ['crm', 'CCrmDocumentLead']], exclude: [] });
+    expect([robotFilterOffers(stored.filter, 'DEAL'), robotFilterOffers(stored.filter, 'LEAD')]).toEqual([true, true]);
+
+    expect(await sdkResult(b24, 'bizproc.robot.update', { CODE: 'sarafan_filtered', FIELDS: { FILTER: { INCLUDE: [['crm', 'CCrmDocumentDeal']], EXCLUDE: ['box'] } } })).toBe(true);
+    const dealsOnly = sb.portal.robot(CLIENT_ID, 'sarafan_filtered')!.filter;
+    expect([robotFilterOffers(dealsOnly, 'DEAL'), robotFilterOffers(dealsOnly, 'LEAD')]).toEqual([true, false]);
+    expect(robotFilterOffers({ include: [], exclude: ['b24'] }, 'DEAL')).toBe(false);
+
+    const bad = await sb.call('bizproc.robot.add', { ...noType, CODE: 'sarafan_bad_filter', FILTER: { ONLY: ['b24'] } });
+    expect(bad.body).toEqual({ error: 'ERROR_ACTIVITY_VALIDATION_FAILURE', error_description: 'Wrong activity FILTER!' });
+    const emptyItem = await sb.call('bizproc.robot.add', { ...noType, CODE: 'sarafan_bad_filter', FILTER: { INCLUDE: [['crm', '']] } });
+    expect(emptyItem.body.error_description).toBe('Wrong activity FILTER!');
+    expect(sb.portal.robot(CLIENT_ID, 'sarafan_bad_filter')).toBeNull();
+    expect(await sdkResult(b24, 'bizproc.robot.delete', { CODE: 'sarafan_filtered' })).toBe(true);
+  });
+
+  it('refuses the robot methods to an app without the bizproc scope', async () => {
+    sb.portal.upsertApp({
+      clientId: 'local.noscope',
+      clientSecret: 'noscope-secret',
+      code: 'noscope',
+      title: 'No bizproc',
+      version: '1',
+      scope: 'crm,placement',
+      handlerUrl: `${sb.base}/b24/app`,
+      installUrl: `${sb.base}/b24/install`,
+    });
+    sb.portal.setAppInstalled('local.noscope', true);
+    const auth = sb.portal.issueTokens('local.noscope', 1).accessToken;
+    for (const [method, params] of [
+      ['bizproc.robot.list', {}],
+      ['bizproc.robot.add', { ...robot(), CODE: 'noscope_robot' }],
+    ] as const) {
+      const res = await fetch(`${sb.base}/rest/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ auth, ...params }) });
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({ error: 'insufficient_scope', error_description: 'The request requires higher privileges than provided by the access token' });
+    }
+    expect(sb.portal.robots().filter((r) => r.clientId === 'local.noscope')).toEqual([]);
   });
 
   it('bizproc.event.send finishes a waiting run once; activity.log appends', async () => {

@@ -37,6 +37,10 @@ export class MswPortal {
   readonly userFields: Record<Entity, Row[]> = { deal: [], contact: [], lead: [] };
   events: { event: string; handler: string; auth_type: string; offline: number }[] = [];
   placements: { placement: string; handler: string; title: string; userId: number }[] = [];
+  /** This app's robots by CODE, holding the parameters of their last add/update (reference §8.1). */
+  readonly robots = new Map<string, Row>();
+  /** Codes `bizproc.robot.list` does not show yet (another install's add landing after the read). */
+  readonly unlistedRobots = new Set<string>();
   readonly calls: RecordedCall[] = [];
   /** `crm.timeline.comment.add` and `im.notify.system.add` as the portal recorded them. */
   readonly timeline: { entity: string; id: number; text: string }[] = [];
@@ -349,6 +353,28 @@ export class MswPortal {
         this.placements = this.placements.filter((e) => !(e.placement === p.PLACEMENT && (!p.HANDLER || e.handler === p.HANDLER)));
         return { result: { count: before - this.placements.length } };
       }
+      case 'bizproc.robot.list':
+        return { result: [...this.robots.keys()].filter((code) => !this.unlistedRobots.has(code)) };
+      case 'bizproc.robot.add': {
+        const code = String(p.CODE ?? '');
+        if (!/^[a-zA-Z0-9._-]+$/.test(code)) return { error: 'ERROR_ACTIVITY_VALIDATION_FAILURE', description: 'Wrong activity code!', status: 400 };
+        if (!p.NAME) return { error: 'ERROR_ACTIVITY_VALIDATION_FAILURE', description: 'Empty activity NAME!', status: 400 };
+        if (this.robots.has(code)) {
+          return { error: 'ERROR_ACTIVITY_ALREADY_INSTALLED', description: 'Activity or Automation rule already installed!', status: 400 };
+        }
+        this.robots.set(code, p);
+        return { result: true };
+      }
+      case 'bizproc.robot.update': {
+        const code = String(p.CODE ?? '');
+        const existing = this.robots.get(code);
+        if (!existing) return { error: 'ERROR_ACTIVITY_NOT_FOUND', description: 'Activity or Robot not found!', status: 400 };
+        this.robots.set(code, { ...existing, ...((p.FIELDS ?? {}) as Row), CODE: code });
+        return { result: true };
+      }
+      case 'bizproc.robot.delete':
+        if (!this.robots.delete(String(p.CODE ?? ''))) return { error: 'ERROR_ACTIVITY_NOT_FOUND', description: 'Activity or Robot not found!', status: 400 };
+        return { result: true };
     }
     return { error: 'ERROR_METHOD_NOT_FOUND', description: `Method not found: ${method}`, status: 404 };
   }

@@ -10,9 +10,10 @@ import {
 
 const BASE = 'https://sarafan.example.com';
 const OLD = 'https://old-host.example.net';
-const manifest = buildManifest(BASE);
+/** Robots have their own diff tests (robots-diff.test.ts): here fields, events and placements. */
+const manifest: Manifest = { ...buildManifest(BASE), robots: [] };
 
-const empty = (): PortalRegistration => ({ userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [] });
+const empty = (): PortalRegistration => ({ userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [], robots: [] });
 
 /** A portal where everything of the manifest is registered, read back the way Bitrix answers. */
 function registered(m: Manifest = manifest): PortalRegistration {
@@ -125,7 +126,7 @@ describe('diffRegistration: an empty portal', () => {
 
 describe('diffRegistration: a registered portal', () => {
   it('needs nothing', () => {
-    expect(diffRegistration(manifest, registered())).toEqual({ commands: [], problems: [] });
+    expect(diffRegistration(manifest, registered())).toEqual({ commands: [], problems: [], robots: {} });
   });
 
   it('compares event and placement names case-insensitively, handlers exactly', () => {
@@ -156,7 +157,7 @@ describe('diffRegistration: a registered portal', () => {
       { event: 'ONCRMDEALUPDATE', handler: '', offline: true },
     );
     state.placements.push({ placement: 'CRM_DEAL_DETAIL_TAB', handler: 'https://other-app.example/tab', title: 'X', userId: 0 });
-    expect(diffRegistration(manifest, state)).toEqual({ commands: [], problems: [] });
+    expect(diffRegistration(manifest, state)).toEqual({ commands: [], problems: [], robots: {} });
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * An in-memory portal for registration tests: stores user fields, event and placement bindings,
- * answers in Bitrix24's shapes (reference §4.1, §6, §7.1; string ids, `[]` for empty settings)
+ * robots (reference §8.1: list answers codes only), answers in Bitrix24's shapes (reference §4.1, §6, §7.1; string ids, `[]` for empty settings)
  * and refuses duplicates the way the portal does. Batch params go through the same bracket
  * encoding as a real `batch` (`cmd` values are query strings), so numbers arrive as strings.
  */
@@ -40,6 +40,10 @@ export class FakePortal implements PortalGateway {
   fields: Record<UserFieldEntity, Row[]> = { deal: [], contact: [], lead: [] };
   events: FakeEventRow[] = [];
   placements: FakePlacementRow[] = [];
+  /** Robots by CODE, with the parameters of their last add/update (as the batch delivered them). */
+  robots = new Map<string, Row>();
+  /** Codes `bizproc.robot.list` does not show yet (another install's add landing after our read). */
+  unlistedRobots = new Set<string>();
   /** Every batch request, as sent (before encoding). */
   batches: BatchCommand[][] = [];
   /** Every single call. */
@@ -112,6 +116,14 @@ export class FakePortal implements PortalGateway {
         return this.bindPlacement(params);
       case 'placement.unbind':
         return this.unbindPlacement(params);
+      case 'bizproc.robot.list':
+        return ok([...this.robots.keys()].filter((code) => !this.unlistedRobots.has(code)));
+      case 'bizproc.robot.add':
+        return this.addRobot(params);
+      case 'bizproc.robot.update':
+        return this.updateRobot(params);
+      case 'bizproc.robot.delete':
+        return this.robots.delete(str(params.CODE)) ? ok(true) : fail('ERROR_ACTIVITY_NOT_FOUND', 'Activity or Robot not found!');
       default:
         return fail('ERROR_METHOD_NOT_FOUND', 'Method not found!');
     }
@@ -213,6 +225,30 @@ export class FakePortal implements PortalGateway {
     return ok({ count: before - this.placements.length });
   }
 
+  // Validation as bizproc.robot.add answers it (reference §8.1).
+  private addRobot(params: Row): Outcome {
+    const code = str(params.CODE);
+    if (!code) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', 'Empty activity code!');
+    if (!/^[a-zA-Z0-9._-]+$/.test(code)) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', 'Wrong activity code!');
+    const invalid = robotInvalid(params, false);
+    if (invalid) return invalid;
+    if (this.robots.has(code)) return fail('ERROR_ACTIVITY_ALREADY_INSTALLED', 'Activity or Automation rule already installed!');
+    this.robots.set(code, clone(params));
+    return ok(true);
+  }
+
+  private updateRobot(params: Row): Outcome {
+    const code = str(params.CODE);
+    const fields = params.FIELDS;
+    if (!fields || typeof fields !== 'object' || !Object.keys(fields).length) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', 'No fields to update.');
+    const existing = this.robots.get(code);
+    if (!existing) return fail('ERROR_ACTIVITY_NOT_FOUND', 'Activity or Robot not found!');
+    const invalid = robotInvalid(fields as Row, true);
+    if (invalid) return invalid;
+    this.robots.set(code, { ...existing, ...clone(fields as Row), CODE: code });
+    return ok(true);
+  }
+
   private fieldDefaults(entity: UserFieldEntity): Row {
     return {
       ENTITY_ID: ENTITY_IDS[entity],
@@ -241,4 +277,19 @@ function prepareSettings(type: string, raw: unknown): unknown {
     return out;
   }
   return Object.keys(s).length ? { ...s } : [];
+}
+
+function robotInvalid(p: Row, partial: boolean): Outcome | null {
+  if ((!partial || 'HANDLER' in p) && !/^https?:\/\//.test(str(p.HANDLER))) return fail('ERROR_WRONG_HANDLER_URL', 'Wrong handler URL');
+  if ((!partial || 'NAME' in p) && !p.NAME) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', 'Empty activity NAME!');
+  for (const key of ['PROPERTIES', 'RETURN_PROPERTIES']) {
+    const props = p[key];
+    if (props === undefined || props === '') continue;
+    if (typeof props !== 'object' || props === null) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', 'Wrong properties array!');
+    for (const [k, v] of Object.entries(props as Row)) {
+      if (!/^[a-zA-Z][a-zA-Z0-9_]*$/.test(k)) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', `Wrong property key ${k}!`);
+      if (!v || typeof v !== 'object' || !(v as Row).Name) return fail('ERROR_ACTIVITY_VALIDATION_FAILURE', `Empty property NAME ${k}!`);
+    }
+  }
+  return null;
 }

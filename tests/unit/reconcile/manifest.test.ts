@@ -88,7 +88,7 @@ describe('buildManifest: user fields (SPEC 4.1)', () => {
   });
 
   it('sends every field as single-valued and never mandatory', () => {
-    const empty = { userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [] };
+    const empty = { userFields: { deal: [], contact: [], lead: [] }, events: [], placements: [], robots: [] };
     const adds = diffRegistration(manifest, empty).commands.filter((c) => c.command.method.endsWith('.userfield.add'));
     expect(adds).toHaveLength(24);
     for (const { command } of adds) {
@@ -140,5 +140,55 @@ describe('buildManifest: events and placements (SPEC 4.2, 4.3)', () => {
     const m = buildManifest(base);
     expect(new Set(m.events.map((e) => e.handler))).toEqual(new Set([`${expected}/b24/events`]));
     expect(new Set(m.placements.map((p) => p.handler))).toEqual(new Set([`${expected}/b24/frame`]));
+  });
+});
+
+describe('buildManifest: robots (SPEC 4.4)', () => {
+  const { robots } = buildManifest('https://sarafan.example.com/');
+  const typesOf = (props: Record<string, { Type: string }>) => Object.fromEntries(Object.entries(props).map(([k, p]) => [k, p.Type]));
+  const byCode = (code: string) => robots.find((r) => r.code === code)!;
+
+  it('declares the five robots, each waiting for its answer, on deals and leads, at /b24/robots/<code>', () => {
+    expect(robots.map((r) => r.code)).toEqual(['sarafan_accrue', 'sarafan_redeem', 'sarafan_status', 'sarafan_enroll', 'sarafan_promo']);
+    for (const r of robots) {
+      expect(r.handler).toBe(`https://sarafan.example.com/b24/robots/${r.code}`);
+      expect(r.useSubscription).toBe('Y');
+      expect(r.filter).toEqual({ INCLUDE: [['crm', 'CCrmDocumentDeal'], ['crm', 'CCrmDocumentLead']] });
+      expect(r.name.ru).toBeTruthy();
+      expect(r.name.en).toBeTruthy();
+      expect(r.description.ru).toBeTruthy();
+      expect(r.description.en).toBeTruthy();
+      for (const p of [...Object.values(r.properties), ...Object.values(r.returnProperties)]) {
+        expect(p.Name.ru && p.Name.en && p.Description.ru && p.Description.en).toBeTruthy();
+        expect(p.Multiple).toBe('N');
+      }
+    }
+  });
+
+  it('types the input properties exactly; only the promo code is required', () => {
+    expect(typesOf(byCode('sarafan_accrue').properties)).toEqual({ amount: 'double', percent: 'double', comment: 'string' });
+    expect(typesOf(byCode('sarafan_redeem').properties)).toEqual({ amount: 'double' });
+    expect(typesOf(byCode('sarafan_status').properties)).toEqual({});
+    expect(typesOf(byCode('sarafan_enroll').properties)).toEqual({});
+    expect(typesOf(byCode('sarafan_promo').properties)).toEqual({ code: 'string' });
+    const required = robots.flatMap((r) => Object.entries(r.properties).filter(([, p]) => p.Required === 'Y').map(([k]) => `${r.code}.${k}`));
+    expect(required).toEqual(['sarafan_promo.code']);
+  });
+
+  it('types the return values exactly', () => {
+    expect(typesOf(byCode('sarafan_accrue').returnProperties)).toEqual({ accrued: 'double', balance: 'double', entry_id: 'int', ok: 'bool', error: 'string' });
+    expect(typesOf(byCode('sarafan_redeem').returnProperties)).toEqual({ redeemed: 'double', balance: 'double', ok: 'bool', error: 'string' });
+    expect(typesOf(byCode('sarafan_status').returnProperties)).toEqual({
+      code: 'string',
+      link: 'string',
+      balance: 'double',
+      pending: 'double',
+      tier: 'string',
+      referrals: 'int',
+      ok: 'bool',
+      error: 'string',
+    });
+    expect(typesOf(byCode('sarafan_enroll').returnProperties)).toEqual({ code: 'string', link: 'string', ok: 'bool', error: 'string' });
+    expect(typesOf(byCode('sarafan_promo').returnProperties)).toEqual({ ok: 'bool', accrued: 'double', balance: 'double', error: 'string' });
   });
 });

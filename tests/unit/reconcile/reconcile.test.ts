@@ -1,16 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { buildManifest } from '../../../install/manifest.js';
+import type { Manifest } from '../../../src/bitrix/manifest-types.js';
+import type { RegistrationReport } from '../../../src/handlers/ports.js';
 import { readRegistration, reconcileRegistration } from '../../../src/bitrix/reconcile.js';
 import { FakePortal } from './fake-portal.js';
 
 const BASE = 'https://sarafan.example.com';
 const NOW = new Date('2025-03-01T10:00:00.000Z');
-const READS = ['crm.deal.userfield.list', 'crm.contact.userfield.list', 'crm.lead.userfield.list', 'event.get', 'placement.get'];
+const READS = ['crm.deal.userfield.list', 'crm.contact.userfield.list', 'crm.lead.userfield.list', 'event.get', 'placement.get', 'bizproc.robot.list'];
 const manifest = buildManifest(BASE);
+
+const ROBOT_CODES = ['sarafan_accrue', 'sarafan_redeem', 'sarafan_status', 'sarafan_enroll', 'sarafan_promo'];
+/** What a report keeps once every robot is on the portal: a definition hash per code. */
+const ROBOTS_IN_PLACE = Object.fromEntries(ROBOT_CODES.map((c) => [c, expect.stringMatching(/^[0-9a-f]{64}$/)]));
+
+/** The installation's last report, as the store keeps it between runs (robot hashes live there). */
+const lastReport = new WeakMap<FakePortal, RegistrationReport>();
+async function reconcile(portal: FakePortal, m: Manifest = manifest): Promise<RegistrationReport> {
+  const report = await reconcileRegistration(portal, m, NOW, { scope: 'crm,placement,bizproc', userId: 1, registration: lastReport.get(portal) ?? null });
+  lastReport.set(portal, report);
+  return report;
+}
 
 async function registeredPortal(): Promise<FakePortal> {
   const portal = new FakePortal();
-  await reconcileRegistration(portal, manifest, NOW);
+  await reconcile(portal);
   portal.batches = [];
   portal.calls = [];
   portal.refusals = [];
@@ -20,16 +34,16 @@ async function registeredPortal(): Promise<FakePortal> {
 describe('reconcileRegistration against a fresh portal', () => {
   it('reads in one batch, creates everything in one more and reports it', async () => {
     const portal = new FakePortal();
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(portal.batches).toHaveLength(2);
     expect(portal.methodsOf(0)).toEqual(READS);
-    expect(portal.methodsOf(1)).toHaveLength(37);
+    expect(portal.methodsOf(1)).toHaveLength(42);
     expect(portal.calls).toEqual([]);
     expect(report.at).toBe('2025-03-01T10:00:00.000Z');
     expect(report.updated).toEqual([]);
     expect(report.failed).toEqual([]);
-    expect(report.created).toHaveLength(37);
+    expect(report.created).toHaveLength(42);
     expect(report.created).toContain('field:lead:UF_CRM_SARAFAN_SEGMENT');
     expect(report.created).toContain('event:ONAPPUNINSTALL');
     expect(report.created).toContain('placement:CRM_CONTACT_DETAIL_TAB');
@@ -52,12 +66,12 @@ describe('reconcileRegistration against a fresh portal', () => {
 
   it('sends only the read on a second run and reports nothing', async () => {
     const portal = await registeredPortal();
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(portal.batches).toHaveLength(1);
     expect(portal.methodsOf(0)).toEqual(READS);
     expect(portal.calls).toEqual([]);
-    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: [], failed: [] });
+    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: [], failed: [], robots: ROBOTS_IN_PLACE });
   });
 });
 
@@ -66,13 +80,13 @@ describe('reconcileRegistration against a partly registered portal', () => {
     const portal = await registeredPortal();
     portal.fields.contact = portal.fields.contact.filter((f) => f.FIELD_NAME !== 'UF_CRM_SARAFAN_TIER');
 
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(portal.batches).toHaveLength(2);
     expect(portal.batches[1]).toEqual([
       { method: 'crm.contact.userfield.add', params: { fields: expect.objectContaining({ FIELD_NAME: 'UF_CRM_SARAFAN_TIER', USER_TYPE_ID: 'string' }) } },
     ]);
-    expect(report).toEqual({ at: NOW.toISOString(), created: ['field:contact:UF_CRM_SARAFAN_TIER'], updated: [], failed: [] });
+    expect(report).toEqual({ at: NOW.toISOString(), created: ['field:contact:UF_CRM_SARAFAN_TIER'], updated: [], failed: [], robots: ROBOTS_IN_PLACE });
     expect(portal.field('contact', 'UF_CRM_SARAFAN_TIER')).toBeDefined();
   });
 
@@ -81,11 +95,14 @@ describe('reconcileRegistration against a partly registered portal', () => {
     portal.events.push({ event: 'ONCRMDEALUPDATE', handler: 'https://other-app.example/hook', auth_type: '0', offline: 0 });
     const moved = buildManifest('https://new-host.example.org/');
 
-    const report = await reconcileRegistration(portal, moved, NOW);
+    const report = await reconcile(portal, moved);
 
     expect(portal.methodsOf(1).slice(0, 13).every((m) => m.endsWith('.unbind'))).toBe(true);
-    expect(portal.methodsOf(1).slice(13).every((m) => m.endsWith('.bind'))).toBe(true);
-    expect(report.updated).toHaveLength(13);
+    expect(portal.methodsOf(1).slice(13, 26).every((m) => m.endsWith('.bind'))).toBe(true);
+    // The robots' HANDLER moves too: their definition hash changed, so each is updated.
+    expect(portal.methodsOf(1).slice(26)).toEqual(Array<string>(5).fill('bizproc.robot.update'));
+    expect(portal.robots.get('sarafan_redeem')?.HANDLER).toBe('https://new-host.example.org/b24/robots/sarafan_redeem');
+    expect(report.updated).toHaveLength(18);
     expect(report.created).toHaveLength(13);
     expect(report.failed).toEqual([]);
     expect(portal.events.map((e) => e.handler).sort()).toEqual([
@@ -101,7 +118,7 @@ describe('reconcileRegistration against a partly registered portal', () => {
     const balance = portal.field('lead', 'UF_CRM_SARAFAN_BALANCE')!;
     balance.SETTINGS = { PRECISION: 0, SIZE: 20, MIN_VALUE: 0, MAX_VALUE: 0, DEFAULT_VALUE: null };
 
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(portal.methodsOf(1)).toEqual(['crm.lead.userfield.update']);
     expect(report.updated).toEqual(['field:lead:UF_CRM_SARAFAN_BALANCE']);
@@ -113,13 +130,13 @@ describe('reconcileRegistration against a partly registered portal', () => {
     for (let i = 0; i < 60; i++) {
       portal.seedField('contact', { FIELD_NAME: `UF_CRM_${1724412000 + i}`, USER_TYPE_ID: 'string' });
     }
-    await reconcileRegistration(portal, manifest, NOW);
+    await reconcile(portal);
     portal.batches = [];
     portal.calls = [];
 
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
-    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: [], failed: [] });
+    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: [], failed: [], robots: ROBOTS_IN_PLACE });
     expect(portal.batches).toHaveLength(1);
     expect(portal.calls).toEqual([{ method: 'crm.contact.userfield.list', params: { order: { ID: 'ASC' }, start: 50 } }]);
   });
@@ -130,15 +147,16 @@ describe('reconcileRegistration: failures', () => {
     const portal = new FakePortal();
 
     const [a, b] = await Promise.all([
-      reconcileRegistration(portal, manifest, NOW),
-      reconcileRegistration(portal, manifest, NOW),
+      reconcile(portal),
+      reconcile(portal),
     ]);
 
     // Both read an empty portal; the second write met the first one's registrations.
-    expect(portal.refusals).toHaveLength(37);
+    expect(portal.refusals).toHaveLength(42);
     expect(portal.refusals.filter((r) => r.description === 'Handler already binded')).toHaveLength(13);
-    expect(a.created).toHaveLength(37);
-    expect(b).toEqual({ at: NOW.toISOString(), created: [], updated: [], failed: [] });
+    expect(a.created).toHaveLength(42);
+    // The robots the second run found already installed are updated to our definition instead.
+    expect(b).toEqual({ at: NOW.toISOString(), created: [], updated: ROBOT_CODES.map((c) => `robot:${c}`), failed: [], robots: ROBOTS_IN_PLACE });
     expect(portal.events).toHaveLength(10);
     expect(portal.fields.contact).toHaveLength(10);
   });
@@ -147,10 +165,10 @@ describe('reconcileRegistration: failures', () => {
     const portal = new FakePortal();
     portal.unknownEvents.add('ONCRMDEALDELETE');
 
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(report.failed).toEqual([{ item: 'event:ONCRMDEALDELETE', error: 'ERROR_EVENT_NOT_FOUND: Event not found' }]);
-    expect(report.created).toHaveLength(36);
+    expect(report.created).toHaveLength(41);
   });
 
   it('reports a field of the wrong type as failed and sends nothing for it', async () => {
@@ -158,7 +176,7 @@ describe('reconcileRegistration: failures', () => {
     portal.fields.deal = portal.fields.deal.filter((f) => f.FIELD_NAME !== 'UF_CRM_SARAFAN_REWARD');
     portal.seedField('deal', { FIELD_NAME: 'UF_CRM_SARAFAN_REWARD', USER_TYPE_ID: 'money', XML_ID: 'uf_crm_sarafan_reward' });
 
-    const report = await reconcileRegistration(portal, manifest, NOW);
+    const report = await reconcile(portal);
 
     expect(portal.batches).toHaveLength(1);
     expect(report.failed).toEqual([
@@ -170,7 +188,7 @@ describe('reconcileRegistration: failures', () => {
     const portal = new FakePortal();
     portal.failing.set('placement.get', { error: 'WRONG_AUTH_TYPE', description: 'Application context required' });
 
-    await expect(reconcileRegistration(portal, manifest, NOW)).rejects.toThrow(/placement\.get failed: WRONG_AUTH_TYPE/);
+    await expect(reconcile(portal)).rejects.toThrow(/placement\.get failed: WRONG_AUTH_TYPE/);
     expect(portal.batches).toHaveLength(1);
   });
 });
@@ -189,5 +207,53 @@ describe('readRegistration', () => {
     ]);
     expect(state.events).toEqual([{ event: 'ONCRMLEADADD', handler: `${BASE}/b24/events`, offline: false }]);
     expect(state.placements).toEqual([{ placement: 'CRM_LEAD_DETAIL_TAB', handler: `${BASE}/b24/frame`, title: 'Sarafan', userId: 0 }]);
+  });
+});
+
+describe('reconcileRegistration: robots', () => {
+  it('updates a robot whose add is refused as already installed, and keeps its hash', async () => {
+    const portal = await registeredPortal();
+    const stale = { ...portal.robots.get('sarafan_accrue')!, NAME: { ru: 'Старое имя', en: 'Old name' } };
+    portal.robots.set('sarafan_accrue', stale);
+    // Another install added it after our list was read.
+    portal.unlistedRobots.add('sarafan_accrue');
+
+    const report = await reconcile(portal);
+
+    expect(portal.batches.map((b) => b.map((c) => `${c.method}:${String(c.params?.CODE ?? '')}`))).toEqual([
+      READS.map((m) => `${m}:`),
+      ['bizproc.robot.add:sarafan_accrue'],
+      ['bizproc.robot.update:sarafan_accrue'],
+    ]);
+    expect(portal.refusals).toEqual([
+      { method: 'bizproc.robot.add', error: 'ERROR_ACTIVITY_ALREADY_INSTALLED', description: 'Activity or Automation rule already installed!' },
+    ]);
+    expect(report).toEqual({ at: NOW.toISOString(), created: [], updated: ['robot:sarafan_accrue'], failed: [], robots: ROBOTS_IN_PLACE });
+    expect(portal.robots.get('sarafan_accrue')?.NAME).toEqual({ ru: 'Сарафан: начислить бонусы', en: 'Sarafan: accrue bonus' });
+    expect([...portal.robots.keys()]).toHaveLength(5);
+  });
+
+  it('keeps no hash for a robot whose registration failed, so the next run retries it', async () => {
+    const portal = new FakePortal();
+    portal.failing.set('bizproc.robot.add', { error: 'ACCESS_DENIED', description: 'Access denied!' });
+    const first = await reconcile(portal);
+    expect(first.failed.filter((f) => f.item.startsWith('robot:'))).toHaveLength(5);
+    expect(first.robots).toEqual({});
+
+    portal.failing.delete('bizproc.robot.add');
+    const second = await reconcile(portal);
+    expect(second.created).toEqual(ROBOT_CODES.map((c) => `robot:${c}`));
+    expect(second.robots).toEqual(ROBOTS_IN_PLACE);
+  });
+
+  it('without the bizproc scope reads no robots, sends no robot call and reports each robot failed', async () => {
+    const portal = new FakePortal();
+    const report = await reconcileRegistration(portal, manifest, NOW, { scope: 'crm,placement', userId: 1, registration: null });
+
+    expect(portal.methodsOf(0)).toEqual(READS.filter((m) => m !== 'bizproc.robot.list'));
+    expect(portal.methodsOf(1).filter((m) => m.startsWith('bizproc.'))).toEqual([]);
+    expect(report.failed.map((f) => f.item)).toEqual(ROBOT_CODES.map((c) => `robot:${c}`));
+    expect(report).not.toHaveProperty('robots');
+    expect(portal.robots.size).toBe(0);
   });
 });
