@@ -88,11 +88,14 @@ export async function reconcileInstallation(deps: Deps, installation: Installati
 /**
  * new → active when registration succeeded and the application token is known. The history
  * backfill (SPEC 6) is queued first, so an installation never becomes active without it.
+ * Robots are not required: a portal whose app lacks the `bizproc` scope (or refused a robot)
+ * still runs the program; the failure stays in the report and the next reconciliation retries.
  */
 export async function activateIfReady(deps: Deps, portalId: number): Promise<void> {
   const inst = await deps.store.installations.get(portalId);
   if (!inst || inst.status !== 'new') return;
-  if (!inst.applicationToken || !inst.registration || inst.registration.failed.length) return;
+  const blocking = inst.registration?.failed.filter((f) => !f.item.startsWith('robot:')) ?? [];
+  if (!inst.applicationToken || !inst.registration || blocking.length) return;
   await deps.store.jobs.enqueue({ portalId, kind: 'backfill.crm', key: 'history', payload: {} }, deps.clock.now());
   await deps.store.installations.activate(portalId, deps.clock.now());
   deps.log.info({ memberId: inst.memberId, portalId }, 'install.finished');
