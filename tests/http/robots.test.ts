@@ -17,6 +17,9 @@ let h: Harness;
 let pid: number;
 const ADMIN = 'user-token-admin-robots-0001';
 let seq = 0;
+// Moved only by the test that needs a failed answer's retry to come due.
+let offset = 0;
+const clock = { now: () => new Date(Date.now() + offset) };
 
 const raw = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) => (h.store as SqlStore).rawQuery<T>(sql, params);
 const count = async (sql: string, params: unknown[] = []) => Number((await raw<{ n: string }>(sql, params))[0]!.n);
@@ -84,7 +87,7 @@ const robotEntries = (token: string) =>
 let anna: { contact: number; code: string };
 
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({ clock });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   const { query, body } = installRequest(h.portal);
   expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
@@ -100,7 +103,7 @@ afterAll(async () => {
 
 const balanceOf = async (entity: 'contact' | 'lead', id: number) => {
   const m = await h.store.members.findByEntity(pid, entity, id);
-  return m ? ((await h.store.ledger.balances(pid, [m.id], new Date())).get(m.id)?.available ?? 0) : 0;
+  return m ? ((await h.store.ledger.balances(pid, [m.id], clock.now())).get(m.id)?.available ?? 0) : 0;
 };
 
 describe('sarafan_accrue', () => {
@@ -166,6 +169,37 @@ describe('sarafan_accrue', () => {
     expect(h.portal.calls).toEqual([]);
     expect(await count('SELECT count(*) AS n FROM jobs WHERE portal_id = $1 AND kind = $2', [pid, 'robot.run'])).toBe(jobs);
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([7_00]);
+  });
+});
+
+describe('answering', () => {
+  it('an answer the portal failed to take is sent again, the same, without acting twice', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000 });
+    const { token, body } = robotPayload('sarafan_accrue', `DEAL_${deal}`, { amount: '12' });
+    h.portal.failCommands('bizproc.event.send', 1);
+    expect((await post('sarafan_accrue', body)).status).toBe(200);
+    await h.worker.drain();
+    expect(h.portal.robotAnswers.filter((a) => a.token === token)).toEqual([]);
+    expect((await robotEntries(token)).map((e) => e.amount)).toEqual([12_00]);
+    const stored = await h.store.robotCalls.get(pid, robotTokenHash(token));
+    expect(stored).toMatchObject({ answeredAt: null, answer: { values: { accrued: '12.00', ok: 'Y' } } });
+
+    offset += 3_600_000;
+    await h.worker.drain();
+    const answers = h.portal.robotAnswers.filter((a) => a.token === token);
+    expect(answers.map((a) => a.values)).toEqual([stored!.answer!.values]);
+    expect((await robotEntries(token)).map((e) => e.amount)).toEqual([12_00]);
+    expect((await h.store.robotCalls.get(pid, robotTokenHash(token)))?.answeredAt).not.toBeNull();
+  });
+
+  it('a token the portal no longer waits on (ACCESS_DENIED) ends the call without a retry', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000 });
+    const { token, body } = robotPayload('sarafan_status', `DEAL_${deal}`, {}, { wait: false });
+    expect((await post('sarafan_status', body)).status).toBe(200);
+    await h.worker.drain();
+    expect(h.portal.robotAnswers.filter((a) => a.token === token)).toEqual([]);
+    expect((await h.store.robotCalls.get(pid, robotTokenHash(token)))?.answeredAt).not.toBeNull();
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 0, running: 0, dead: 0 });
   });
 });
 
