@@ -17,6 +17,7 @@ import { adjustBalance } from './adjust-balance.js';
 import { enrollMember } from './enroll-member.js';
 import { activatePromoCode } from './activate-promo-code.js';
 import { AppError, PortalCallError } from './errors.js';
+import { currentProgram } from './program-versions.js';
 import { readMember } from './read-member.js';
 import { redeemBonus } from './redeem-bonus.js';
 import type { CrmDeal, Deps, Installation, PersonRef, RobotAnswer, RobotCall, RobotReturnValues } from './ports.js';
@@ -81,6 +82,9 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
         const percent = robotPercent(percentText);
         if (percent === null) return refuse({ reason: 'invalid_property', property: 'percent' });
         if (!target.deal) return refuse({ reason: 'deals_only' });
+        // The credit is in the program's currency: a share of a deal in another one would be a wrong amount.
+        const { program } = await currentProgram(deps.store.programs, installation.id, deps.clock.now());
+        if (target.deal.currency !== program.currency) return refuse({ reason: 'currency_mismatch' });
         amount = percentOfDeal(target.deal.amount, percent);
         if (amount <= 0) return refuse({ reason: 'invalid_property', property: 'percent' });
       } else return refuse({ reason: 'missing_property', property: 'amount' });

@@ -128,6 +128,13 @@ describe('sarafan_accrue', () => {
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([150_00]);
   });
 
+  it('a percent of a deal in another currency than the program’s is answered ok = N', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000, CURRENCY_ID: 'USD' });
+    const { token, answer } = await run('sarafan_accrue', `DEAL_${deal}`, { percent: '5' });
+    expect(answer.values).toMatchObject({ accrued: '0.00', ok: 'N', error: 'Валюта сделки не совпадает с валютой программы' });
+    expect(await robotEntries(token)).toEqual([]);
+  });
+
   it('an invalid amount is answered ok = N naming the property, and credits nothing', async () => {
     const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000 });
     const { token, answer, log } = await run('sarafan_accrue', `DEAL_${deal}`, { amount: 'abc' });
