@@ -58,5 +58,16 @@ export function describeRobotCallContract(getStore: () => SqlStore, newPortal: (
       await store.robotCalls.saveAnswer(theirs.id, 'h3', { values: { ok: 'Y' }, log: 'l' });
       expect((await store.robotCalls.get(mine.id, 'h3'))?.answer).toBeNull();
     });
+
+    it('a clean uninstall deletes the portal’s calls and only those', async () => {
+      const store = getStore();
+      const gone = await newPortal();
+      const kept = await newPortal();
+      await store.robotCalls.record(call(gone.id, 'h4'), NOW);
+      await store.robotCalls.record(call(kept.id, 'h4'), NOW);
+      await store.installations.markUninstalled(gone.id, LATER, true);
+      expect(await store.robotCalls.get(gone.id, 'h4')).toBeNull();
+      expect(await store.robotCalls.get(kept.id, 'h4')).not.toBeNull();
+    });
   });
 }
