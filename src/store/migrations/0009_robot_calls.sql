@@ -1,6 +1,7 @@
 -- Robot calls (issue 10): one row per (portal, event_token) so a repeated call is one call, and
--- the answer sent with bizproc.event.send is kept to be reported again. The token is stored as
--- its SHA-256 hex digest: it is a bearer credential for answering the workflow.
+-- the answer sent with bizproc.event.send is kept to be reported again. Keyed by the token's
+-- SHA-256 hex digest (what job keys and ledger causes carry, so logs never show the token); the
+-- token itself is kept only to answer with.
 CREATE TABLE "robot_calls" (
 	"portal_id" integer NOT NULL,
 	"token_hash" text NOT NULL,
