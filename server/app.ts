@@ -14,6 +14,7 @@ import { apiRoutes } from './routes/api.js';
 import { eventRoutes } from './routes/events.js';
 import { frameRoutes } from './routes/frame.js';
 import { healthRoutes } from './routes/health.js';
+import { robotRoutes } from './routes/robots.js';
 import { homeRoutes } from './routes/home.js';
 import { installRoutes } from './routes/install.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -65,6 +66,7 @@ export function createApp(deps: AppDeps): Express {
   // First after the body: the hot path (a bulk change is thousands of events at once) is
   // matched before the routers of every other surface are walked.
   app.use(eventRoutes(deps));
+  app.use(robotRoutes(deps));
   app.use(healthRoutes({ ready: deps.ready }));
   app.use(metricsRoutes(deps.metrics));
   app.use(homeRoutes({ portalUrl: deps.portalUrl }));

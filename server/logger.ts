@@ -28,6 +28,7 @@ export const SECRET_KEYS: readonly string[] = [
   'auth',
   // Robot callback token (answers `bizproc.event.send`).
   'event_token',
+  'eventToken',
   // Our own names for the same things (store rows, gateway options, config).
   'accessToken',
   'refreshToken',

@@ -18,6 +18,7 @@ import { matureHolds } from '../../src/handlers/mature-holds.js';
 import { expireBonus } from '../../src/handlers/expire-bonus.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
+import { runRobotCall } from '../../src/handlers/run-robot-call.js';
 import { sendFeedback } from '../../src/handlers/send-feedback.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
@@ -158,6 +159,10 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: Inges
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
     'bonus.expire': (job) => expireBonus(deps, job.portalId),
     'crm.feedback': (job) => sendFeedback(deps, job.portalId),
+    'robot.run': async (job) => {
+      const installation = await deps.store.installations.get(job.portalId);
+      if (installation && installation.status !== 'uninstalled' && installation.tokens) await runRobotCall(deps, installation, String(job.payload.tokenHash));
+    },
   };
 
   async function runCrm(jobs: Job[]): Promise<void> {

@@ -210,6 +210,16 @@ export function createCrm(gateway: Pick<PortalGateway, 'batch'>): CrmPort {
       );
       return outcomes.map(toOutcome);
     },
+
+    async answerRobot(eventToken, values, log) {
+      // One batch: the line for the robot's log, then the answer the workflow waits for (reference
+      // §8.3) — in that order, because the answer uses the token up and the workflow moves on.
+      const outcomes = await gateway.batch([
+        { method: 'bizproc.activity.log', params: { EVENT_TOKEN: eventToken, LOG_MESSAGE: log } },
+        { method: 'bizproc.event.send', params: { EVENT_TOKEN: eventToken, RETURN_VALUES: values, LOG_MESSAGE: log } },
+      ]);
+      return outcomes.map(toOutcome);
+    },
   };
 }
 

@@ -25,6 +25,8 @@ export interface AdjustCommand {
   comment: string;
   userId: number;
   clientKey?: string;
+  /** Who caused it, when not the user (an automation robot: `robot:<token hash>`); default `user:<userId>`. */
+  causedBy?: string;
 }
 
 export interface AdjustAnswer {
@@ -65,7 +67,7 @@ export async function adjustBalance(deps: Deps, installation: Installation, cmd:
         idempotencyKey: key,
         availableAt: now,
         expiresAt: null,
-        causedBy: `user:${cmd.userId}`,
+        causedBy: cmd.causedBy ?? `user:${cmd.userId}`,
         comment: cmd.comment,
         createdAt: now,
       },

@@ -566,6 +566,53 @@ export interface CouponRepo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Automation robot calls (issue 10; reference §8.2–8.3)
+// ---------------------------------------------------------------------------------------------
+
+export const ROBOT_CODES = ['sarafan_accrue', 'sarafan_redeem', 'sarafan_status', 'sarafan_enroll', 'sarafan_promo'] as const;
+export type RobotCode = (typeof ROBOT_CODES)[number];
+
+/** What `bizproc.event.send` carries back to the workflow (every value as text: Bitrix24 types it by the robot's RETURN_PROPERTIES). */
+export type RobotReturnValues = Record<string, string>;
+
+export interface RobotAnswer {
+  values: RobotReturnValues;
+  /** The line shown in the robot's log. */
+  log: string;
+}
+
+export interface NewRobotCall {
+  portalId: number;
+  /** SHA-256 hex of the event token: the key of the call. */
+  tokenHash: string;
+  eventToken: string;
+  code: RobotCode;
+  /** `document_id[2]` as it came, e.g. `DEAL_12`. */
+  documentId: string;
+  properties: Record<string, string>;
+  /** `auth[user_id]`: the portal user the automation runs as (told in timeline comments); null when absent. */
+  userId: number | null;
+}
+
+export interface RobotCall extends NewRobotCall {
+  /** Decided once (first answer wins), then sent until the portal took it. */
+  answer: RobotAnswer | null;
+  /** When the portal took the answer; null while it is still owed. */
+  createdAt: Date;
+  answeredAt: Date | null;
+}
+
+export interface RobotCallRepo {
+  /** Insert the call unless one with its token exists; `created` false returns the stored one. */
+  record(call: NewRobotCall, now: Date): Promise<{ created: boolean; call: RobotCall }>;
+  get(portalId: number, tokenHash: string): Promise<RobotCall | null>;
+  /** Store the answer once; returns the stored one (the first answer wins over a later one). */
+  saveAnswer(portalId: number, tokenHash: string, answer: RobotAnswer): Promise<RobotAnswer>;
+  /** The portal took the answer. */
+  markAnswered(portalId: number, tokenHash: string, now: Date): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Durable job queue
 // ---------------------------------------------------------------------------------------------
 
@@ -577,9 +624,10 @@ export interface CouponRepo {
  * install; the scheduled ones (SPEC 6), one per portal and tick: `reconcile.crm` (list what
  * changed since the watermark), `holds.mature` (re-project members whose held rewards became
  * available), `queue.purge` (delete old done jobs), `bonus.expire` (write the expiry of bonus
- * whose `expires_at` passed, SPEC 5 `expiry.days`).
+ * whose `expires_at` passed, SPEC 5 `expiry.days`); `robot.run`: answer one automation robot call
+ * (key: the call's token hash, payload: `{ tokenHash }`; the call itself is in RobotCallRepo).
  */
-export type JobKind = 'crm.change' | 'crm.project' | 'crm.feedback' | 'app.reconcile' | 'backfill.crm' | ScheduledJobKind;
+export type JobKind = 'crm.change' | 'crm.project' | 'crm.feedback' | 'app.reconcile' | 'backfill.crm' | 'robot.run' | ScheduledJobKind;
 export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge' | 'bonus.expire';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
@@ -743,6 +791,7 @@ export interface Repos {
   portalSettings: PortalSettingsRepo;
   coupons: CouponRepo;
   promo: PromoRepo;
+  robotCalls: RobotCallRepo;
 }
 
 export interface TxRepos extends Repos {
@@ -829,6 +878,11 @@ export interface CrmPort {
   addTimelineComments(comments: { entity: CrmEntity; id: number; text: string }[]): Promise<CrmOutcome[]>;
   /** System notifications to portal users; `tag` replaces an earlier notification with the same tag. */
   notifyUsers(notes: { userId: number; text: string; tag?: string }[]): Promise<CrmOutcome[]>;
+  /**
+   * Answer a waiting automation robot: a line in the robot's log a person reads, then its return
+   * values (reference §8.3). Outcomes: the log line's, then the answer's.
+   */
+  answerRobot(eventToken: string, values: RobotReturnValues, log: string): Promise<CrmOutcome[]>;
 }
 
 export interface CrmPorts {

@@ -17,6 +17,7 @@ import { createProgramRepo } from './program-repo.js';
 import { createProjectionRepo } from './projection-repo.js';
 import { createPromoRepo } from './promo-repo.js';
 import { createReferralRepo } from './referral-repo.js';
+import { createRobotCallRepo } from './robot-call-repo.js';
 import { createScheduleRepo } from './schedule-repo.js';
 import { createWatermarkRepo } from './watermark-repo.js';
 
@@ -43,6 +44,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     portalSettings: createPortalSettingsRepo(db),
     coupons: createCouponRepo(db),
     promo: createPromoRepo(db),
+    robotCalls: createRobotCallRepo(db),
   };
 }
 

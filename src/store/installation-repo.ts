@@ -25,6 +25,7 @@ import {
   referralCodes,
   referrals,
   watermarks,
+  robotCalls,
 } from './schema.js';
 
 type Row = typeof installations.$inferSelect;
@@ -154,6 +155,7 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(coupons).where(eq(coupons.portalId, id));
         await tx.delete(portalSettings).where(eq(portalSettings.portalId, id));
         await tx.delete(promoCodes).where(eq(promoCodes.portalId, id));
+        await tx.delete(robotCalls).where(eq(robotCalls.portalId, id));
         await tx.delete(promoCampaigns).where(eq(promoCampaigns.portalId, id));
         await tx.delete(referralClicks).where(eq(referralClicks.portalId, id));
         await tx.delete(ledgerEntries).where(eq(ledgerEntries.portalId, id));

@@ -31,6 +31,8 @@ import type {
   CurrencyRate,
   InstallationStatus,
   JobKind,
+  RobotAnswer,
+  RobotCode,
   JobStatus,
   LedgerKind,
   LedgerReason,
@@ -485,3 +487,24 @@ export const feedbackMessages = pgTable(
   ],
 );
 
+
+/**
+ * Automation robot calls (issue 10): one per (portal, event token), kept with the answer sent to
+ * the workflow, so a repeated call is answered from here instead of acting twice.
+ */
+export const robotCalls = pgTable(
+  'robot_calls',
+  {
+    portalId: portalId(),
+    tokenHash: text('token_hash').notNull(),
+    eventToken: text('event_token').notNull(),
+    code: text('code').$type<RobotCode>().notNull(),
+    documentId: text('document_id').notNull(),
+    properties: jsonb('properties').$type<Record<string, string>>().notNull(),
+    userId: integer('user_id'),
+    answer: jsonb('answer').$type<RobotAnswer>(),
+    createdAt: at('created_at').notNull(),
+    answeredAt: at('answered_at'),
+  },
+  (t) => [primaryKey({ name: 'robot_calls_pk', columns: [t.portalId, t.tokenHash] })],
+);

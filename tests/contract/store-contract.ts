@@ -12,6 +12,7 @@ import { AppError } from '../../src/handlers/errors.js';
 import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 import { describePromoContract } from './promo-contract.js';
+import { describeRobotCallContract } from './robot-call-contract.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
@@ -105,6 +106,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
 
     // -----------------------------------------------------------------------------------------
     describePromoContract(() => store, () => newPortal());
+    describeRobotCallContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {

@@ -269,7 +269,7 @@ describe('a body over 1 MB on any /b24/ route gets a 413 the client reads', () =
   });
 
   it('a body under the limit to a route that does not exist is read before the 404', async () => {
-    const res = await exchange('/b24/robots/x', { type: FORM, prefix: 'a=', suffix: '', size: MB - 1024, chunked: false });
+    const res = await exchange('/b24/nowhere', { type: FORM, prefix: 'a=', suffix: '', size: MB - 1024, chunked: false });
     expect(res.clientError).toBeNull();
     expect(res.status).toBe(404);
     expect(JSON.parse(res.body).error.code).toBe('not_found');

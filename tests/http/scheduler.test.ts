@@ -54,6 +54,7 @@ function instance(store: SqlStore, clock: { now: () => Date }): Instance {
       writeProjections: async () => refuse('writeProjections'),
       addTimelineComments: async () => refuse('addTimelineComments'),
       notifyUsers: async () => refuse('notifyUsers'),
+      answerRobot: async () => refuse('answerRobot'),
     }),
   };
   const crmScanner: CrmScanner = { changedSince: async () => refuse('changedSince') };

@@ -46,6 +46,11 @@ export class MswPortal {
   readonly timeline: { entity: string; id: number; text: string }[] = [];
   readonly notifications: { userId: number; text: string; tag: string | null }[] = [];
   readonly oauthRequests: Row[] = [];
+  /** Event tokens of robot calls whose workflow waits for `bizproc.event.send` (single-use, reference §8.3). */
+  readonly waitingRobots = new Set<string>();
+  /** `bizproc.event.send` and `bizproc.activity.log` as the portal took them. */
+  readonly robotAnswers: { token: string; values: Row; log: string }[] = [];
+  readonly robotLog: { token: string; message: string }[] = [];
   /** Whether the user the OAuth server issues tokens for (user 1) is a portal administrator. */
   installerIsAdmin = true;
   /** User access tokens the portal knows (for `profile`). */
@@ -323,6 +328,20 @@ export class MswPortal {
         if (!String(p.MESSAGE ?? '').trim()) return { error: 'MESSAGE_EMPTY', description: 'Message text is empty', status: 400 };
         this.notifications.push({ userId, text: String(p.MESSAGE), tag: p.TAG ? String(p.TAG) : null });
         return { result: this.notifications.length };
+      }
+      case 'bizproc.activity.log': {
+        // Only while the robot waits: an unknown or answered token is refused like a forged one.
+        const token = String(p.EVENT_TOKEN ?? '');
+        if (!this.waitingRobots.has(token)) return { error: 'ACCESS_DENIED', description: 'Access denied', status: 403 };
+        if (!String(p.LOG_MESSAGE ?? '').trim()) return { error: 'ERROR_ARGUMENT', description: 'LOG_MESSAGE is empty', status: 400 };
+        this.robotLog.push({ token, message: String(p.LOG_MESSAGE) });
+        return { result: true };
+      }
+      case 'bizproc.event.send': {
+        const token = String(p.EVENT_TOKEN ?? '');
+        if (!this.waitingRobots.delete(token)) return { error: 'ACCESS_DENIED', description: 'Access denied', status: 403 };
+        this.robotAnswers.push({ token, values: (p.RETURN_VALUES ?? {}) as Row, log: String(p.LOG_MESSAGE ?? '') });
+        return { result: true };
       }
       case 'event.get':
         return { result: this.events };
