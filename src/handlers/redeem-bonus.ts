@@ -18,6 +18,7 @@
  * Timeline feedback: a comment on the deal and on the client, recorded in the redemption's
  * transaction and sent by the crm.feedback job.
  */
+import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
 import { enqueueFeedback } from './enqueue-feedback.js';
@@ -97,12 +98,14 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const state = await tx.deals.get(portalId, cmd.dealId);
     const entries = await tx.ledger.forDeal(portalId, cmd.dealId);
     const balances = await tx.ledger.balances(portalId, [memberId], now);
+    // Bonus that lapsed before the hourly expiry run is not there to spend (src/rules/expiry.ts).
+    const lapsed = unwrittenExpiry(await tx.ledger.forMembers(portalId, [memberId]), now);
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw refuse('deal_changed');
     if (state.currency !== program.currency && dealAcceptsRedemption(state)) throw refuse('currency_mismatch');
     const facts = {
-      available: balances.get(memberId)?.available ?? 0,
+      available: (balances.get(memberId)?.available ?? 0) + lapsed,
       dealAmount: state.amount,
       maxPercentOfDeal: program.redemption.maxPercentOfDeal,
       dealEntries: entries,
