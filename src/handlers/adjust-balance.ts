@@ -11,6 +11,7 @@
  * first entry again instead of adjusting twice.
  */
 import { checkAdjustment } from '../rules/adjustment.js';
+import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { memberOfPerson, readCrmPerson } from './crm-person.js';
 import { AppError } from './errors.js';
@@ -52,7 +53,9 @@ export async function adjustBalance(deps: Deps, installation: Installation, cmd:
     const previous = await tx.ledger.byKey(portalId, key);
     if (previous) return { entry: previous, fresh: false as const, now };
     const available = (await tx.ledger.balances(portalId, [memberId], now)).get(memberId)?.available ?? 0;
-    const verdict = checkAdjustment({ amount: cmd.amount, available });
+    // Bonus that lapsed before the hourly expiry run is not there to take (src/rules/expiry.ts).
+    const lapsed = cmd.amount < 0 ? unwrittenExpiry(await tx.ledger.forMembers(portalId, [memberId]), now) : 0;
+    const verdict = checkAdjustment({ amount: cmd.amount, available: available + lapsed });
     if (!verdict.ok) throw new AppError('conflict', 'The adjustment would take the available balance below zero', [], { reason: verdict.reason });
     const { inserted } = await tx.ledger.append([
       {

@@ -20,6 +20,7 @@
  * transaction and sent by the crm.feedback job.
  */
 import { convertDealAmount } from '../rules/convert-currency.js';
+import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
 import { enqueueFeedback } from './enqueue-feedback.js';
@@ -104,6 +105,8 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const state = await tx.deals.get(portalId, cmd.dealId);
     const entries = await tx.ledger.forDeal(portalId, cmd.dealId);
     const balances = await tx.ledger.balances(portalId, [memberId], now);
+    // Bonus that lapsed before the hourly expiry run is not there to spend (src/rules/expiry.ts).
+    const lapsed = unwrittenExpiry(await tx.ledger.forMembers(portalId, [memberId]), now);
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw refuse('deal_changed');
@@ -111,7 +114,7 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const dealAmount = convertDealAmount({ amount: state.amount, from: state.currency || program.currency, to: program.currency, rates, fixed });
     if (!dealAmount.ok && dealAcceptsRedemption(state)) throw refuse('currency_not_converted');
     const facts = {
-      available: balances.get(memberId)?.available ?? 0,
+      available: (balances.get(memberId)?.available ?? 0) + lapsed,
       dealAmount: dealAmount.ok ? dealAmount.amount : state.amount,
       maxPercentOfDeal: program.redemption.maxPercentOfDeal,
       dealEntries: entries,

@@ -199,3 +199,13 @@ export function decideExpiry(entries: readonly ExpiryEntry[], now: Date, horizon
   const upcoming = [...byDate.entries()].sort((a, b) => a[0] - b[0]).map(([at, amount]) => ({ at: new Date(at), amount }));
   return { due, upcoming };
 }
+
+/**
+ * What the expiry job would write at `now` and has not yet (lapsed bonus not yet written off,
+ * negative; expiry owed back to a reversal, positive). A spend checks the balance net of it: the
+ * job runs hourly, and bonus that lapsed before its run must not be spendable in between — the
+ * run would then expire it whole (the spend came after the lapse) and leave the balance negative.
+ */
+export function unwrittenExpiry(entries: readonly ExpiryEntry[], now: Date): number {
+  return decideExpiry(entries, now, 0).due.reduce((sum, d) => sum + d.amount, 0);
+}

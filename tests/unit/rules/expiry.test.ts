@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DAY_MS, decideExpiry, expiresAtFor, expiryKey, giveBackKey, lotOfExpiryKey, parseExpiryKey, type ExpiryEntry } from '../../../src/rules/expiry.js';
+import { DAY_MS, decideExpiry, expiresAtFor, expiryKey, giveBackKey, lotOfExpiryKey, parseExpiryKey, unwrittenExpiry, type ExpiryEntry } from '../../../src/rules/expiry.js';
 
 const T0 = new Date('2026-01-01T00:00:00.000Z');
 const day = (d: number, ms = 0) => new Date(T0.getTime() + d * DAY_MS + ms);
@@ -129,5 +129,19 @@ describe('expiry keys and dates', () => {
   it('0 days means never', () => {
     expect(expiresAtFor(T0, 0)).toBeNull();
     expect(expiresAtFor(T0, 1)).toEqual(day(1));
+  });
+});
+
+describe('unwrittenExpiry: what a spend must not count on before the job runs', () => {
+  it('is the lapsed remainder not yet written, net of expiry owed back', () => {
+    const lot = credit(100_00, 0);
+    const keep = credit(50_00, 0, { expires: false });
+    const spent = spend(30_00, 10);
+    expect(unwrittenExpiry([lot, keep, spent], day(N - 1))).toBe(0);
+    expect(unwrittenExpiry([lot, keep, spent], day(N))).toBe(-70_00);
+    expect(unwrittenExpiry([lot, keep, spent, expired(lot, 70_00)], day(N + 1))).toBe(0);
+    // A deal reward that lapsed, then its reversal: the lapse and the give-back cancel out.
+    const reward = credit(40_00, 0, { dealId: 9 });
+    expect(unwrittenExpiry([reward, spend(40_00, N + 2, { dealId: 9 })], day(N + 3))).toBe(0);
   });
 });
