@@ -60,25 +60,33 @@ export async function receiveRobotCall(deps: Deps, inbound: InboundRobotCall): P
   const userId = inbound.userId !== null && /^\d{1,10}$/.test(inbound.userId) ? Number(inbound.userId) : null;
   const tokenHash = robotTokenHash(call.event_token);
   const now = deps.clock.now();
-  const recorded = await deps.store.robotCalls.record(
-    {
-      portalId: installation.id,
-      tokenHash,
-      eventToken: call.event_token,
-      code: inbound.pathCode,
-      documentId: call.document_id[2],
-      properties: call.properties ?? {},
-      userId: userId !== null && userId > 0 ? userId : null,
-    },
-    now,
-  );
+  // The call and its job in one transaction: an acknowledged call is always queued (Bitrix24
+  // does not call a robot's handler twice).
+  const code: RobotCode = inbound.pathCode;
+  const recorded = await deps.store.transaction(async (tx) => {
+    const got = await tx.robotCalls.record(
+      {
+        portalId: installation.id,
+        tokenHash,
+        eventToken: call.event_token,
+        code,
+        documentId: call.document_id[2],
+        properties: call.properties ?? {},
+        userId: userId !== null && userId > 0 ? userId : null,
+      },
+      now,
+    );
+    // A repeat of a call not answered yet queues again (its job may have died); the queue
+    // coalesces it with a queued job, and a run finds an answered call done.
+    if (got.created || got.call.answeredAt === null) {
+      await tx.jobs.enqueue({ portalId: installation.id, kind: 'robot.run', key: `robot:${tokenHash}`, payload: { tokenHash } }, now);
+    }
+    return got;
+  });
   if (!recorded.created && recorded.call.answeredAt !== null) {
     deps.log.info({ portalId: installation.id, code: inbound.pathCode }, 'robot.repeated');
     return { status: 'repeated', answer: recorded.call.answer };
   }
-  // A repeat of a call not answered yet queues again (a crash may have come between recording
-  // and queueing); the queue coalesces it with a queued job, and a run finds an answered call done.
-  await deps.store.jobs.enqueue({ portalId: installation.id, kind: 'robot.run', key: `robot:${tokenHash}`, payload: { tokenHash } }, now);
   deps.log.info({ portalId: installation.id, code: inbound.pathCode, repeated: !recorded.created }, 'robot.queued');
   return recorded.created ? { status: 'queued' } : { status: 'repeated', answer: null };
 }
