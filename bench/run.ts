@@ -91,10 +91,8 @@ function creditingRows(label: string, r: CreditingResult): void {
       // 50 per batch. Counted apart from the loop's budget; they share the portal's bucket.
       scenario: `${label} · feedback requests`,
       measured: `${fmt(r.feedbackRequestsPerDeal, 3)}/deal (${r.feedbackRequests})`,
-      // A send round holds up to 2 500 messages of both kinds, so each kind may end a round with a
-      // short batch: at least 45 messages a request on average is what batching of 50 promises.
-      budget: '3 messages/deal, ≥ 45 per request (batches of 50): ≤ 0.067/deal',
-      ok: r.feedbackRequestsPerDeal <= 3 / 45,
+      budget: '3 messages/deal in batches of 50 (≤ 0.06/deal)',
+      ok: r.feedbackRequestsPerDeal <= 0.061,
     },
     {
       scenario: `${label} · wall time`,

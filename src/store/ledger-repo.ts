@@ -34,6 +34,10 @@ const toEntry = (row: Row): LedgerEntry => ({
 const slot = (portalId: number, key: string) => `${portalId}\u0000${key}`;
 
 export function createLedgerRepo(db: Db): LedgerRepo {
+  /** A portal's entries matching `where`, oldest (lowest id) first. */
+  const oldestFirst = async (portalId: number, where: SQL): Promise<LedgerEntry[]> =>
+    (await db.select().from(ledgerEntries).where(and(eq(ledgerEntries.portalId, portalId), where)).orderBy(asc(ledgerEntries.id))).map(toEntry);
+
   return {
     async append(entries: NewLedgerEntry[]) {
       if (entries.length === 0) return { inserted: [], duplicates: [] };
@@ -85,22 +89,12 @@ export function createLedgerRepo(db: Db): LedgerRepo {
     },
 
     async forDeal(portalId, dealId) {
-      const rows = await db
-        .select()
-        .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), eq(ledgerEntries.dealId, dealId)))
-        .orderBy(asc(ledgerEntries.id));
-      return rows.map(toEntry);
+      return oldestFirst(portalId, eq(ledgerEntries.dealId, dealId));
     },
 
     async forDeals(portalId, dealIds) {
       if (dealIds.length === 0) return [];
-      const rows = await db
-        .select()
-        .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.dealId, dealIds)))
-        .orderBy(asc(ledgerEntries.id));
-      return rows.map(toEntry);
+      return oldestFirst(portalId, anyId(ledgerEntries.dealId, dealIds));
     },
 
     async maturing(portalId, after, upTo) {
@@ -183,22 +177,12 @@ export function createLedgerRepo(db: Db): LedgerRepo {
 
     async couponEntries(portalId, memberIds) {
       if (!memberIds.length) return [];
-      const rows = await db
-        .select()
-        .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.memberId, memberIds), eq(ledgerEntries.reason, 'coupon')))
-        .orderBy(asc(ledgerEntries.id));
-      return rows.map(toEntry);
+      return oldestFirst(portalId, and(anyId(ledgerEntries.memberId, memberIds), eq(ledgerEntries.reason, 'coupon'))!);
     },
 
     async forMembers(portalId, memberIds) {
       if (memberIds.length === 0) return [];
-      const rows = await db
-        .select()
-        .from(ledgerEntries)
-        .where(and(eq(ledgerEntries.portalId, portalId), anyId(ledgerEntries.memberId, memberIds)))
-        .orderBy(asc(ledgerEntries.id));
-      return rows.map(toEntry);
+      return oldestFirst(portalId, anyId(ledgerEntries.memberId, memberIds));
     },
 
     async expiring(portalId, after, upTo) {
