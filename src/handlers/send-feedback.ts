@@ -18,8 +18,6 @@ import type { CrmEntity, Deps, FeedbackMessage } from './ports.js';
  * last request of each kind in a round may be short: the bigger the round, the fewer requests.
  */
 const ROUND = 2_500;
-/** Commands the gateway puts in one `batch` request. */
-const BATCH = 50;
 /** After this many failed attempts a message is given up (dead). */
 const MAX_ATTEMPTS = 8;
 
@@ -39,12 +37,10 @@ export async function sendFeedback(deps: Deps, portalId: number): Promise<Feedba
   }
   const crm = deps.crm.forInstallation(installation);
   for (;;) {
-    const fetched = await store.feedback.queued(portalId, ROUND);
-    if (!fetched.length) break;
-    // A full round leaves each kind's short last batch to the next round, where it fills up.
-    const full = fetched.length === ROUND;
-    const comments = fullBatches(fetched.filter((m): m is FeedbackMessage & { to: { entity: CrmEntity; id: number } } => 'entity' in m.to), full);
-    const notes = fullBatches(fetched.filter((m): m is FeedbackMessage & { to: { userId: number } } => 'userId' in m.to), full);
+    const messages = await store.feedback.queued(portalId, ROUND);
+    if (!messages.length) break;
+    const comments = messages.filter((m): m is FeedbackMessage & { to: { entity: CrmEntity; id: number } } => 'entity' in m.to);
+    const notes = messages.filter((m): m is FeedbackMessage & { to: { userId: number } } => 'userId' in m.to);
     const [commentOutcomes, noteOutcomes] = [
       await crm.addTimelineComments(comments.map((m) => ({ entity: m.to.entity, id: m.to.id, text: m.text }))),
       await crm.notifyUsers(notes.map((m) => ({ userId: m.to.userId, text: m.text }))),
@@ -65,15 +61,9 @@ export async function sendFeedback(deps: Deps, portalId: number): Promise<Feedba
     report.failed += failures.filter((f) => !f.dead).length;
     for (const f of failures) log.warn({ portalId, messageId: f.id, error: f.error, dead: f.dead }, 'feedback.failed');
     // What failed stays queued: the job fails and the queue retries it later, not this loop now.
-    if (failures.some((f) => !f.dead) || !full) break;
+    if (failures.some((f) => !f.dead) || messages.length < ROUND) break;
   }
   if (report.sent || report.failed || report.dead) log.info({ portalId, ...report }, 'feedback.sent');
   if (report.failed) throw new Error(`${report.failed} feedback messages could not be sent`);
   return report;
-}
-
-/** In a full round, a kind's messages cut to whole batches (never to none: the round must progress). */
-function fullBatches<T>(messages: T[], full: boolean): T[] {
-  if (!full || messages.length < BATCH) return messages;
-  return messages.slice(0, messages.length - (messages.length % BATCH));
 }
