@@ -2,14 +2,15 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importPlugin from 'eslint-plugin-import';
 import globals from 'globals';
+import pluginVue from 'eslint-plugin-vue';
 import path from 'node:path';
 
 export default tseslint.config(
-  { ignores: ['tools/**', 'node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/store/migrations/**'] },
+  { ignores: ['tools/**', 'node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/store/migrations/**', 'client/components.d.ts', 'client/auto-imports.d.ts', 'tests/fixtures/client/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.vue'],
     languageOptions: { globals: { ...globals.node } },
     plugins: { import: importPlugin },
     settings: { 'import/resolver': { [path.resolve(import.meta.dirname, 'tools/eslint-resolver.cjs')]: {} } },
@@ -55,6 +56,24 @@ export default tseslint.config(
         ],
       }],
     },
+  },
+  // The Vue client: single-file components in TypeScript, in the browser.
+  ...pluginVue.configs['flat/recommended'].map((c) => ({ ...c, files: ['client/**/*.vue'] })),
+  {
+    files: ['client/**/*.vue'],
+    languageOptions: { parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.vue'], sourceType: 'module' } },
+    rules: {
+      // The kit's components are used by their registered names (B24Button), as its docs do.
+      'vue/component-name-in-template-casing': ['error', 'PascalCase'],
+      'vue/max-attributes-per-line': 'off',
+      'vue/singleline-html-element-content-newline': 'off',
+      'vue/html-self-closing': 'off',
+      'vue/multi-word-component-names': 'off',
+    },
+  },
+  {
+    files: ['client/**/*.ts', 'client/**/*.vue'],
+    languageOptions: { globals: { ...globals.browser } },
   },
   {
     files: ['tests/**/*.ts', 'bench/**/*.ts', 'sandbox/**/*.ts'],

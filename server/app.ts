@@ -6,6 +6,7 @@ import express, { type Express } from 'express';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Deps } from '../src/handlers/ports.js';
+import { clientAssetRoutes, defaultClientDir, loadClientAssets, type ClientAssets } from './client-assets.js';
 import type { IngestPressure } from './jobs/ingest-pressure.js';
 import type { Metrics } from './metrics.js';
 import { errorHandler, notFound, requestId } from './middleware/error-handler.js';
@@ -30,6 +31,8 @@ export interface AppDeps extends Deps {
   portalUrl?: string;
   /** Rate limit of the public referral link route (tests tighten it). */
   referralLinks?: ReferralLinkOptions;
+  /** Directory of the built Vue client (default dist/client; tests hand in a fixture). */
+  clientDir?: string;
 }
 
 /**
@@ -45,6 +48,10 @@ const sdkBundle = path.join(path.dirname(require.resolve('@bitrix24/b24jssdk/pac
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
+  // Read on the first frame request, and again on later ones until the client is built.
+  const clientDir = deps.clientDir ?? defaultClientDir();
+  let assets: ClientAssets | null = null;
+  const client = (): ClientAssets => (assets ??= loadClientAssets(clientDir));
   app.disable('x-powered-by');
   app.set('query parser', queryParser);
   // The client address (rate limits of the public referral link, its hashed visitor) is the
@@ -76,7 +83,8 @@ export function createApp(deps: AppDeps): Express {
     res.sendFile(sdkBundle);
   });
   app.use(installRoutes(deps));
-  app.use(frameRoutes(deps));
+  app.use(clientAssetRoutes(() => clientDir));
+  app.use(frameRoutes(deps, client));
   app.use(apiRoutes(deps));
   app.use(referralLinkRoutes(deps, deps.referralLinks));
   app.use(notFound);

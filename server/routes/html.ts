@@ -3,7 +3,9 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-export function pickLang(value: unknown): 'ru' | 'en' {
+export type Lang = 'ru' | 'en';
+
+export function pickLang(value: unknown): Lang {
   return typeof value === 'string' && /^(ru|ua|by|kz)$/i.test(value) ? 'ru' : 'en';
 }
 

@@ -127,10 +127,11 @@ describe('in the sandbox portal, in a browser', () => {
     await page.goto(`${live.sandbox.url}/crm/deal/details/${deal}/`);
     await page.locator('[data-testid="tab-CRM_DEAL_DETAIL_TAB"]').click();
     const frame = page.frameLocator('[data-testid="app-frame"]');
-    await frame.locator('body[data-state="ready"]').waitFor();
-    await expect(frame.locator('#sdk-status').textContent()).resolves.toContain('CRM_DEAL_DETAIL_TAB');
-    const text = (await frame.locator('body').textContent()) ?? '';
+    await frame.locator('#app[data-state="ready"]').waitFor();
+    await frame.locator('[data-testid="deal-tab"]').waitFor();
+    const text = (await frame.locator('[data-testid="section-rewards"]').textContent()) ?? '';
     expect(text).toMatch(/7[\s\u00a0\u202f]?200/);
+    expect(await frame.locator('body').textContent()).not.toMatch(/SDK|место встройки/);
     // The frame asked the portal to fit its height to the content.
     const height = await page.locator('[data-testid="app-frame"]').evaluate((el) => (el as HTMLIFrameElement).getBoundingClientRect().height);
     expect(height).toBeGreaterThan(50);

@@ -3,6 +3,7 @@
  * the migrated template, or PostgreSQL), real gateway over b24jssdk, real logger — with msw
  * playing the portal and the OAuth server.
  */
+import { fileURLToPath } from 'node:url';
 import { setupServer } from 'msw/node';
 import { createApp } from '../../server/app.js';
 import { composeDeps, type ServerDeps } from '../../server/compose.js';
@@ -14,6 +15,8 @@ import type { Clock, Store } from '../../src/handlers/ports.js';
 import { CLIENT_ID, CLIENT_SECRET, MswPortal, OAUTH_URL } from './msw-portal.js';
 
 export const APP_BASE_URL = 'https://sarafan.example.com';
+/** A built client's manifest and assets in miniature (tests/fixtures/client): HTTP tests need no build. */
+export const CLIENT_FIXTURE = fileURLToPath(new URL('../fixtures/client', import.meta.url));
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
@@ -27,7 +30,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function createHarness(opts: { databaseUrl?: string; clock?: Clock } = {}): Promise<Harness> {
+export async function createHarness(opts: { databaseUrl?: string; clock?: Clock; clientDir?: string } = {}): Promise<Harness> {
   const { log, logs } = captureLogs();
   const secretKey = 'test-secret-key-0123456789abcdef0123456789';
   const store = opts.databaseUrl ? await openStore({ databaseUrl: opts.databaseUrl, secretKey }) : await openTestStore(secretKey);
@@ -53,7 +56,7 @@ export async function createHarness(opts: { databaseUrl?: string; clock?: Clock 
     maxRetries: 1,
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
-  const app = createApp({ ...deps, ready: () => store.ready() });
+  const app = createApp({ ...deps, ready: () => store.ready(), clientDir: opts.clientDir ?? CLIENT_FIXTURE });
   const worker = createWorker(deps, { workerId: 'test-worker' });
   return {
     app,

@@ -26,8 +26,8 @@ describe('vitest projects', () => {
     .filter((f) => f.endsWith('.test.ts'))
     .sort();
 
-  it('are unit, contract, http, sandbox and e2e', () => {
-    expect(projects.map((p) => p.test.name)).toEqual(['unit', 'contract', 'http', 'sandbox', 'e2e']);
+  it('are unit, contract, http, sandbox, client and e2e', () => {
+    expect(projects.map((p) => p.test.name)).toEqual(['unit', 'contract', 'http', 'sandbox', 'client', 'e2e']);
   });
 
   it('put every test file in exactly one project', () => {

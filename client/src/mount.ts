@@ -1,0 +1,39 @@
+/**
+ * Starts a placement's view: connects to the portal, then mounts the view with its stores, texts
+ * and formats. Without the portal (the page opened outside Bitrix24) it says so in both languages.
+ */
+import { createPinia } from 'pinia';
+import { createApp, h, type Component } from 'vue';
+import App from './App.vue';
+import { createApi } from './api';
+import { DEPS, FORMATS } from './context';
+import { formats } from './format';
+import { connectPortal, type Portal } from './frame';
+import { createTexts } from './i18n';
+import { useSessionStore } from './stores/session';
+import './styles.css';
+
+export async function start(view: (portal: Portal) => { component: Component; props: Record<string, unknown> } | null): Promise<void> {
+  const root = document.getElementById('app');
+  if (!root) return;
+  let portal: Portal;
+  try {
+    portal = await connectPortal();
+  } catch {
+    root.dataset.state = 'error';
+    root.textContent = 'Откройте приложение из Битрикс24. / Open the application from Bitrix24.';
+    return;
+  }
+  const chosen = view(portal);
+  const i18n = createTexts(portal.lang);
+  const pinia = createPinia();
+  const api = createApi(portal);
+  const app = createApp({ render: () => h(App, null, { default: () => (chosen ? h(chosen.component, chosen.props) : h('p', { 'data-testid': 'no-entity' }, i18n.global.t('errors.noEntity'))) }) });
+  app.use(pinia).use(i18n);
+  app.provide(DEPS, { api, portal, newKey: () => crypto.randomUUID(), delay: (ms) => new Promise((r) => setTimeout(r, ms)) });
+  const session = app.runWithContext(() => useSessionStore());
+  app.provide(FORMATS, formats(portal.lang, () => session.currency));
+  app.mount(root);
+  root.dataset.state = 'ready';
+  portal.fit();
+}
