@@ -17,6 +17,16 @@ export default defineConfig({
   base: '/client/',
   // Generated declarations stay in client/ also when Vitest runs this config from the root.
   plugins: [vue(), b24ui({ router: false, colorMode: false, root: here('.'), components: { dts: here('components.d.ts') }, autoImport: { dts: here('auto-imports.d.ts') } })],
+  resolve: {
+    // The runtime build of vue-i18n: messages are compiled by our own small compiler
+    // (client/src/i18n), so the message compiler is not shipped.
+    alias: { 'vue-i18n': 'vue-i18n/dist/vue-i18n.runtime.mjs' },
+  },
+  define: {
+    __VUE_I18N_FULL_INSTALL__: 'false',
+    __VUE_I18N_LEGACY_API__: 'false',
+    __INTLIFY_PROD_DEVTOOLS__: 'false',
+  },
   build: {
     outDir: here('../dist/client'),
     emptyOutDir: true,

@@ -9,13 +9,16 @@ import { createApi } from './api';
 import { DEPS, FORMATS } from './context';
 import { formats } from './format';
 import { connectPortal, type Portal } from './frame';
-import { createTexts } from './i18n';
+import { createTexts, loadMessages } from './i18n';
 import { useSessionStore } from './stores/session';
 import './styles.css';
 
 export async function start(view: (portal: Portal) => { component: Component; props: Record<string, unknown> } | null): Promise<void> {
   const root = document.getElementById('app');
   if (!root) return;
+  // The page's language (the server set it from LANG) starts loading its texts while the frame connects.
+  const pageLang = document.documentElement.lang === 'ru' ? 'ru' : 'en';
+  const pageMessages = loadMessages(pageLang);
   let portal: Portal;
   try {
     portal = await connectPortal();
@@ -25,7 +28,7 @@ export async function start(view: (portal: Portal) => { component: Component; pr
     return;
   }
   const chosen = view(portal);
-  const i18n = createTexts(portal.lang);
+  const i18n = createTexts(portal.lang, await (portal.lang === pageLang ? pageMessages : loadMessages(portal.lang)));
   const pinia = createPinia();
   const api = createApi(portal);
   const app = createApp({ render: () => h(App, null, { default: () => (chosen ? h(chosen.component, chosen.props) : h('p', { 'data-testid': 'no-entity' }, i18n.global.t('errors.noEntity'))) }) });

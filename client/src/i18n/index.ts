@@ -1,18 +1,31 @@
 /**
  * Russian and English from the portal's language (SPEC 7). Messages are plain objects; the
- * English one is typed by the Russian one, so a missing key fails the type check.
+ * English one is typed by the Russian one, so a missing key fails the type check. Only the
+ * language in use is loaded. Our messages use named placeholders only (`{name}`), so a small
+ * compiler replaces vue-i18n's (which the runtime build leaves out).
  */
-import { createI18n } from 'vue-i18n';
+import { createI18n, type MessageCompiler, type MessageContext } from 'vue-i18n';
 import type { Lang } from '../frame';
-import en from './en';
-import ru from './ru';
+import type ru from './ru';
 
-export function createTexts(lang: Lang) {
+export type Messages = typeof ru | Record<string, unknown>;
+
+const compile: MessageCompiler = (source) => {
+  const text = String(source);
+  if (!text.includes('{')) return () => text;
+  return (ctx: MessageContext) => text.replace(/\{(\w+)\}/g, (_, name: string) => String(ctx.named(name) ?? ''));
+};
+
+export function loadMessages(lang: Lang): Promise<Messages> {
+  return lang === 'ru' ? import('./ru').then((m) => m.default) : import('./en').then((m) => m.default);
+}
+
+export function createTexts(lang: Lang, messages: Messages) {
   return createI18n({
     legacy: false,
     locale: lang,
-    fallbackLocale: 'en',
-    messages: { ru, en },
+    messages: { [lang]: messages } as Record<Lang, typeof ru>,
+    messageCompiler: compile,
     missingWarn: false,
     fallbackWarn: false,
   });
