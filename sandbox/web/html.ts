@@ -249,6 +249,7 @@ iframe.sandbox-slider-frame{flex:1;width:100%;border:0;background:#eef2f4}
 .sandbox-modal-box h2{margin:0 0 12px;font-size:17px;color:#2a3440}
 .crm-selector-list{list-style:none;margin:10px 0;padding:0;overflow:auto;flex:1;border:1px solid #eef1f3;border-radius:6px;min-height:80px}
 .crm-selector-list li{padding:8px 10px;border-bottom:1px solid #eef1f3;cursor:pointer;display:flex;gap:8px;align-items:baseline}
+.crm-selector-list li[hidden]{display:none}
 .crm-selector-list li:hover,.crm-selector-list li:focus{background:#f2f8fc;outline:none}
 .crm-selector-list li[aria-selected="true"]{background:#dff3fc;box-shadow:inset 3px 0 #2fc6f6}
 .crm-selector-list .kind{font-size:12px;color:#828b95}
