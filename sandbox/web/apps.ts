@@ -8,6 +8,7 @@ import type { PlacementBinding, SandboxApp, SandboxUser } from '../types.js';
 import { currentUser, describeError, formText, send, type WebContext } from './context.js';
 import { html, jsonForScript, raw, type Html } from './html.js';
 import { frameForm, frameUrl } from '../frame-request.js';
+import { selectorItems, selectorTypes } from './crm-selector.js';
 
 export interface FrameSpec {
   app: SandboxApp;
@@ -22,7 +23,24 @@ export interface FrameSpec {
   title: string;
   /** Where closeApplication goes. */
   closeUrl: string;
+  /** Opened by openApplication in a slider (Bitrix24's POPUP): fills it, resizeWindow is denied. */
+  popup?: boolean;
 }
+
+/**
+ * The iframe's `allow` attribute as Bitrix24's app layout renders it
+ * (rest/install/components/bitrix/app.layout/templates/.default/template.php):
+ * `allow="geolocation *; microphone *; camera *; autoplay *;"` — no clipboard feature is
+ * delegated, so in Chromium `navigator.clipboard.writeText` in a cross-origin app frame is refused
+ * by the permissions policy, while `document.execCommand('copy')` on a user's click still works.
+ * `WebSettings.clipboardDelegation` adds `clipboard-read *; clipboard-write *` for trying the
+ * other behaviour.
+ */
+export const BITRIX24_FRAME_ALLOW = 'geolocation *; microphone *; camera *; autoplay *;';
+const CLIPBOARD_ALLOW = ' clipboard-read *; clipboard-write *;';
+
+/** Height of an app frame before it asks for one with resizeWindow (px). */
+export const INITIAL_FRAME_HEIGHT = 300;
 
 /**
  * An app iframe named "<DOMAIN>|<PROTOCOL>|<APP_SID>", the hidden form POSTing §1.3's fields into
@@ -54,10 +72,24 @@ export function renderFrame(ctx: WebContext, spec: FrameSpec): Html {
     INSTALL: spec.install,
     FIRST_RUN: false,
   };
-  const data = { sid, clientId: spec.app.clientId, context: spec.context, closeUrl: spec.closeUrl, init };
-  return html`<div class="app-frame-wrap" data-frame-sid="${sid}" data-client-id="${spec.app.clientId}" data-placement="${spec.placement}">
+  const data = {
+    sid,
+    clientId: spec.app.clientId,
+    appCode: spec.app.code,
+    // The frame host answers only messages from this origin, as Bitrix24 does (applayout.js receiveMessage).
+    appOrigin: new URL(action).origin,
+    context: spec.context,
+    popup: spec.popup === true,
+    closeUrl: spec.closeUrl,
+    init,
+  };
+  const allow = BITRIX24_FRAME_ALLOW + (ctx.settings.clipboardDelegation ? CLIPBOARD_ALLOW : '');
+  const height = spec.popup ? '' : String(INITIAL_FRAME_HEIGHT);
+  return html`<div class="app-frame-wrap${spec.popup ? ' app-frame-popup' : ''}" data-frame-sid="${sid}" data-client-id="${spec.app.clientId}" data-placement="${spec.placement}" data-testid="app-frame-wrap" data-frame-height="${height}">
   <div class="app-frame-title">${spec.title}</div>
-  <iframe class="app-frame" name="${name}" data-testid="app-frame" title="${spec.title}" allow="clipboard-write"></iframe>
+  <div class="app-frame-layout"${spec.popup ? '' : raw(` style="height:${INITIAL_FRAME_HEIGHT}px"`)}>
+    <iframe class="app-frame" name="${name}" data-testid="app-frame" title="${spec.title}" allow="${allow}"></iframe>
+  </div>
   <form method="post" target="${name}" action="${action}" data-frame-form hidden>
     ${fields.map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}
     <noscript><button type="submit">Открыть приложение</button></noscript>
@@ -153,12 +185,15 @@ function appPage(ctx: WebContext, req: Request, res: Response, mode: 'install' |
     });
     return;
   }
+  // openApplication opens the main page in a slider (IFRAME=Y) with the app's PLACEMENT_OPTIONS.
+  const popup = mode === 'main' && req.query.IFRAME === 'Y';
   const frame = renderFrame(ctx, {
     app,
     user,
     url: mode === 'install' ? app.installUrl || app.handlerUrl : app.handlerUrl,
     placement: 'DEFAULT',
-    placementOptions: null,
+    placementOptions: popup ? popupOptions(req.query.PLACEMENT_OPTIONS) : null,
+    popup,
     install: mode === 'install' ? true : !app.installed,
     context: mode,
     title: app.title,
@@ -169,7 +204,19 @@ function appPage(ctx: WebContext, req: Request, res: Response, mode: 'install' |
       ? html`<div class="card"><div class="toolbar"><div class="grow">Мастер установки приложения «${app.title}». Когда приложение вызовет <code>installFinish</code>, оно будет считаться установленным.</div>${appStatus(app)}</div>
   <p data-show-when-installed${app.installed ? '' : raw(' hidden')}><a class="btn" href="${mainUrl}" data-testid="open-app">Открыть приложение</a></p></div>`
       : '';
-  send(ctx, req, res, { title: app.title, section: 'marketplace', body: html`${head}${frame}`, tail: FRAME_HOST_TAG });
+  send(ctx, req, res, { title: app.title, section: 'marketplace', wide: true, body: html`${head}${frame}`, tail: FRAME_HOST_TAG });
+}
+
+/** PLACEMENT_OPTIONS of an openApplication call: a JSON object of strings (else none). */
+function popupOptions(value: unknown): Record<string, string> | null {
+  if (typeof value !== 'string' || !value) return null;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
+    return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+  } catch {
+    return null;
+  }
 }
 
 function jsonError(res: Response, status: number, error: string): void {
@@ -227,8 +274,18 @@ export function appRoutes(ctx: WebContext): Router {
     const name = typeof body.name === 'string' ? body.name : '';
     if (!ctx.portal.app(clientId) || !name) return jsonError(res, 400, 'clientId and name are required');
     const user = currentUser(req, ctx.portal);
+    // Bitrix24 saves app options for administrators only (applayout.js setAppOption).
+    if (body.scope !== 'user' && !user.ADMIN) return jsonError(res, 403, 'only an administrator can set application options');
     ctx.options.set(body.scope === 'user' ? 'user' : 'app', clientId, user.ID, name, body.value);
     res.json({ ok: true });
+  });
+
+  /** selectCRM: what the portal's CRM selector lists for the requested types (crm-selector.ts). */
+  router.post('/_sandbox/frame/crm-entities', json, (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const clientId = typeof body.clientId === 'string' ? body.clientId : '';
+    if (!ctx.portal.app(clientId)?.installed) return jsonError(res, 404, `no installed application ${clientId}`);
+    res.set('Cache-Control', 'no-store').json(selectorItems(ctx.portal, selectorTypes(body.entityType)));
   });
 
   return router;

@@ -25,6 +25,11 @@ export interface WebSettings {
   /** User fields (by FIELD_NAME) shown as list columns, in this order, when the portal has them. */
   listColumns?: Partial<Record<EntityKind, string[]>>;
   guide?: { title: string; steps: GuidePart[][] };
+  /**
+   * Delegate the clipboard to app frames (`allow="… clipboard-read *; clipboard-write *"`).
+   * Off by default: Bitrix24's app layout does not delegate it (see BITRIX24_FRAME_ALLOW).
+   */
+  clipboardDelegation?: boolean;
 }
 
 export const USER_COOKIE = 'sandbox_user';
@@ -108,9 +113,11 @@ export function send(
   ctx: WebContext,
   req: Request,
   res: Response,
-  o: Omit<ShellOptions, 'user' | 'users' | 'path' | 'origin' | 'unread' | 'flash'> & { flash?: Flash | null; status?: number },
+  o: Omit<ShellOptions, 'user' | 'users' | 'path' | 'origin' | 'unread' | 'flash' | 'bare'> & { flash?: Flash | null; status?: number },
 ): void {
   const user = currentUser(req, ctx.portal);
+  // A page opened in a slider (openPath adds IFRAME=Y, as Bitrix24's slider does) comes without the portal's chrome.
+  const bare = req.query.IFRAME === 'Y';
   const flash = o.flash === undefined ? flashOf(req) : o.flash;
   res
     .status(o.status ?? 200)
@@ -120,6 +127,7 @@ export function send(
       page({
         ...o,
         flash,
+        bare,
         user,
         users: ctx.portal.users(),
         path: req.originalUrl,

@@ -250,6 +250,7 @@ function card(ctx: WebContext, req: Request, res: Response, kind: EntityKind, id
           closeUrl: base,
         })
       : html`<div class="card muted">Приложение недоступно</div>`;
+    content = html`<div class="tab-area" data-testid="tab-area">${content}</div>`;
     tail = FRAME_HOST_TAG;
   } else {
     const extra: Html[] = [];
@@ -360,6 +361,13 @@ export function crmRoutes(ctx: WebContext): Router {
     if (target) card(ctx, req, res, target.kind, target.id);
   });
   router.post('/crm/:entity/details/:id', (req, res) => save(ctx, req, res));
+  // The card URL form older Bitrix24 pages (and the selectCRM docs) use.
+  router.get('/crm/:entity/show/:id', (req, res, next) => {
+    const { entity, id } = req.params;
+    if (!isKind(entity) || !/^\d+$/.test(id)) return next();
+    const q = req.originalUrl.indexOf('?');
+    res.redirect(301, `${cardUrl(entity, id)}${q >= 0 ? req.originalUrl.slice(q) : ''}`);
+  });
 
   router.post('/crm/:entity/details/:id/stage', (req, res) => {
     const target = entityParams(ctx, req, res);

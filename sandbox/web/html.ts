@@ -73,6 +73,10 @@ export interface ShellOptions {
   tail?: Html;
   /** portal.origin: app frames talk to the parent only under this origin. */
   origin: string;
+  /** Inside a slider (IFRAME=Y): the page alone, without the banner, menu and top bar. */
+  bare?: boolean;
+  /** Full width content (an app's main page), instead of the portal's reading width. */
+  wide?: boolean;
 }
 
 const MENU: { key: ShellOptions['section']; href: string; label: string }[] = [
@@ -97,14 +101,30 @@ export function page(o: ShellOptions): string {
   const flash = o.flash
     ? html`<div class="flash flash-${o.flash.kind}" data-testid="flash-${o.flash.kind}" role="${o.flash.kind === 'error' ? 'alert' : 'status'}">${o.flash.text}</div>`
     : '';
-  const doc = html`<!doctype html>
+  const head = html`<!doctype html>
 <html lang="ru">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${o.title} — Песочница Битрикс24</title>
 <link rel="stylesheet" href="/_sandbox/static/sandbox.css">
-</head>
+</head>`;
+  const contentClass = `content${o.wide ? ' content-wide' : ''}`;
+  if (o.bare) {
+    const doc = html`${head}
+<body data-portal-origin="${o.origin}" class="bare">
+<main class="${contentClass}">
+  <div class="topbar-title bare-title">${o.title}</div>
+  ${flash}
+  ${o.body}
+</main>
+<script src="/_sandbox/static/ui.js"></script>
+${o.tail ?? ''}
+</body>
+</html>`;
+    return doc.value;
+  }
+  const doc = html`${head}
 <body data-portal-origin="${o.origin}">
 <div class="sandbox-banner" data-testid="sandbox-banner">Песочница Битрикс24 — локальная имитация портала для демонстрации и тестов</div>
 <div class="flash flash-error origin-warning" data-origin-warning hidden>Страница открыта не по адресу портала: приложения в iframe не смогут с ней общаться. <a href="${o.origin}">Открыть ${o.origin}</a></div>
@@ -115,7 +135,7 @@ export function page(o: ShellOptions): string {
   </nav>
   <div class="main">
     <header class="topbar">
-      <div class="topbar-title">${o.title}</div>
+      <div class="topbar-title" id="pagetitle">${o.title}</div>
       <a class="bell" href="/#notifications" title="Уведомления" data-testid="notifications">${raw('<svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true"><path fill="#828b95" d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"/></svg>')}${o.unread ? html`<span class="badge">${o.unread}</span>` : ''}</a>
       <form method="post" action="/_sandbox/user" class="user-switch">
         <input type="hidden" name="back" value="${o.path}">
@@ -125,7 +145,7 @@ export function page(o: ShellOptions): string {
         <button type="submit" class="btn btn-light btn-small">Войти</button>
       </form>
     </header>
-    <main class="content">
+    <main class="${contentClass}">
       ${flash}
       ${o.body}
     </main>
@@ -157,6 +177,9 @@ a{color:#2067b0;text-decoration:none}a:hover{text-decoration:underline}
 .badge{position:absolute;top:-6px;right:-10px;background:#ff5752;color:#fff;border-radius:9px;font-size:11px;padding:0 5px}
 .user-switch{display:flex;align-items:center;gap:6px}
 .content{padding:20px 24px;max-width:1400px}
+.content-wide{max-width:none}
+body.bare{background:#eef2f4}
+.bare-title{margin-bottom:14px}
 .card{background:#fff;border-radius:10px;padding:18px 20px;margin-bottom:18px;box-shadow:0 1px 2px rgba(0,0,0,.06)}
 .card h2{margin:0 0 12px;font-size:17px;color:#2a3440}
 .card h3{margin:14px 0 8px;font-size:15px}
@@ -209,7 +232,27 @@ details.add-robot label{font-size:12px;color:#535c69}
 .status-failed,.status-absent{background:#ffe4e3;color:#a2201b}
 .app-frame-wrap{background:#fff;border-radius:10px;padding:0;overflow:hidden;box-shadow:0 1px 2px rgba(0,0,0,.06)}
 .app-frame-title{padding:10px 16px;border-bottom:1px solid #eef1f3;font-weight:600}
-iframe.app-frame{display:block;width:100%;height:640px;border:0;background:#fff}
+/* Bitrix24's app layout: resizeWindow sizes this box, the iframe fills it (applayout.js resizeWindow). */
+.app-frame-layout{max-width:100%;overflow:hidden}
+iframe.app-frame{display:block;width:100%;height:100%;border:0;background:#fff}
+.app-frame-popup .app-frame-layout{height:calc(100vh - 120px)}
+/* A CRM card's app tab gets the width of a card slider's content (about 980 px at a 1280 px viewport). */
+.tab-area{width:min(100%,calc(100vw - 300px))}
+.sandbox-slider{position:fixed;inset:0;z-index:1000;background:rgba(0,0,0,.4);display:flex;justify-content:flex-end}
+.sandbox-slider-panel{height:100%;max-width:calc(100vw - 60px);background:#eef2f4;display:flex;flex-direction:column;box-shadow:-4px 0 16px rgba(0,0,0,.2)}
+.sandbox-slider-bar{display:flex;align-items:center;gap:10px;padding:8px 12px;background:#fff;border-bottom:1px solid #dfe5e9}
+.sandbox-slider-title{flex:1;font-weight:600;color:#2a3440;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.sandbox-slider-close{border:0;background:#535c69;color:#fff;border-radius:50%;width:28px;height:28px;font-size:18px;line-height:1;cursor:pointer}
+iframe.sandbox-slider-frame{flex:1;width:100%;border:0;background:#eef2f4}
+.sandbox-modal{position:fixed;inset:0;z-index:1100;background:rgba(0,0,0,.4);display:flex;align-items:flex-start;justify-content:center;padding-top:8vh}
+.sandbox-modal-box{background:#fff;border-radius:10px;width:min(560px,calc(100vw - 40px));max-height:80vh;display:flex;flex-direction:column;padding:18px 20px;box-shadow:0 8px 30px rgba(0,0,0,.25)}
+.sandbox-modal-box h2{margin:0 0 12px;font-size:17px;color:#2a3440}
+.crm-selector-list{list-style:none;margin:10px 0;padding:0;overflow:auto;flex:1;border:1px solid #eef1f3;border-radius:6px;min-height:80px}
+.crm-selector-list li{padding:8px 10px;border-bottom:1px solid #eef1f3;cursor:pointer;display:flex;gap:8px;align-items:baseline}
+.crm-selector-list li[hidden]{display:none}
+.crm-selector-list li:hover,.crm-selector-list li:focus{background:#f2f8fc;outline:none}
+.crm-selector-list li[aria-selected="true"]{background:#dff3fc;box-shadow:inset 3px 0 #2fc6f6}
+.crm-selector-list .kind{font-size:12px;color:#828b95}
 .timeline-item{border-left:3px solid #2fc6f6;padding:6px 12px;margin-bottom:10px;background:#f9fbfc;border-radius:0 6px 6px 0;white-space:pre-wrap;word-break:break-word}
 .timeline-item .meta{font-size:12px;color:#828b95;white-space:normal}
 .pager{display:flex;gap:10px;align-items:center;margin-top:12px}

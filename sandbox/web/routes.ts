@@ -10,7 +10,9 @@
  *   POST /marketplace/app/<clientId>/uninstall
  *   GET  /automation/{deal|lead}/             robots per stage (?category=); POST …/robots, …/robots/<id>/delete
  *   POST /_sandbox/user                       switch the current user (cookie sandbox_user)
- *   POST /_sandbox/frame/{auth,install-finish,option}   the frame host's calls (JSON)
+ *   GET  /crm/<entity>/show/<id>/             → the card (the URL form of older pages and the selectCRM docs)
+ *   POST /_sandbox/frame/{auth,install-finish,option,crm-entities}   the frame host's calls (JSON)
+ *   Any page with ?IFRAME=Y renders without the portal's chrome (what a slider shows).
  *   GET  /_sandbox/static/{frame-host.js,ui.js,sandbox.css}
  */
 import { readFileSync } from 'node:fs';

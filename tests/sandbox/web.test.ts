@@ -424,7 +424,22 @@ describe('app frames', () => {
     const frameWindow = { postMessage: (msg: string, origin: string) => posted.push([msg, origin]) };
     let listener: ((e: unknown) => void) | null = null;
     const iframe = { contentWindow: frameWindow, style: {} as Record<string, string> };
-    const dataNode = { textContent: JSON.stringify(data), closest: () => ({ querySelector: (q: string) => (q === 'iframe' ? iframe : null) }) };
+    // The layout box resizeWindow sizes; its rendered size follows the style, as a browser's would.
+    const layout = {
+      style: {} as Record<string, string>,
+      get offsetHeight() {
+        return Number.parseInt(this.style.height ?? '0', 10);
+      },
+      get offsetWidth() {
+        return 980;
+      },
+    };
+    const attrs: Record<string, string> = {};
+    const wrap = {
+      querySelector: (q: string) => (q === 'iframe' ? iframe : q === '.app-frame-layout' ? layout : null),
+      setAttribute: (k: string, v: string) => (attrs[k] = v),
+    };
+    const dataNode = { textContent: JSON.stringify(data), closest: () => wrap };
     const sandbox = {
       window: {
         addEventListener: (type: string, fn: (e: unknown) => void) => {
@@ -435,6 +450,9 @@ describe('app frames', () => {
       document: {
         readyState: 'complete',
         title: '',
+        addEventListener: () => undefined,
+        getElementById: () => null,
+        querySelector: () => null,
         querySelectorAll: (q: string) => (q === 'script.sandbox-frame-data' ? [dataNode] : []),
       },
       console,
@@ -452,16 +470,24 @@ describe('app frames', () => {
     expect(posted[0]![1]).toBe('http://127.0.0.1:5000');
     expect(posted[0]![0].startsWith('k1:')).toBe(true);
     expect(JSON.parse(posted[0]![0].slice(3))).toEqual(data.init);
+    // Bitrix24's answer to resizeWindow: the layout's rendered size (applayout.js).
     await send(`resizeWindow:{"width":"100%","height":812}:k2:${data.sid}`);
-    expect(posted[1]![0]).toBe('k2:{}');
-    expect(iframe.style.height).toBe('812px');
-    await send(`setTitle:{"title":"a:b:c"}:k3:${data.sid}`);
-    expect(posted[2]![0]).toBe('k3:{}');
-    await send(`selectCRM:{"entityType":["contact"]}:k4:${data.sid}`);
-    expect(posted[3]![0]).toBe('k4:{}');
-    await send(`getInitData:k5:not-our-sid`);
-    await send(`getInitData:k6:${data.sid}`, { postMessage: () => posted.push(['foreign', '']) });
-    expect(posted).toHaveLength(4);
+    expect(posted[1]![0]).toBe('k2:{"width":980,"height":812}');
+    expect(layout.style).toEqual({ width: '100%', height: '812px' });
+    expect(attrs['data-frame-height']).toBe('812');
+    await send(`resizeWindow:{"width":"100%","height":90000}:k3:${data.sid}`);
+    expect(posted[2]![0]).toBe('k3:{"width":980,"height":5000}');
+    // Placements may not set the page title: Bitrix24 ignores it without an answer.
+    await send(`setTitle:{"title":"a:b:c"}:k4:${data.sid}`);
+    expect(posted).toHaveLength(3);
+    await send(`showAppForm:{"x":"a:b"}:k5:${data.sid}`);
+    expect(JSON.parse(posted[3]![0].slice(3))).toMatchObject({ error: 'UNKNOWN_COMMAND' });
+    await send(`openPath:{"path":"/etc/passwd/"}:k6:${data.sid}`);
+    expect(posted[4]![0]).toBe('k6:{"result":"error","errorCode":"PATH_NOT_AVAILABLE"}');
+    await send(`getInitData:k7:not-our-sid`);
+    await send(`getInitData:k8:${data.sid}`, { postMessage: () => posted.push(['foreign', '']) });
+    listener!({ data: `getInitData:k9:${data.sid}`, source: frameWindow, origin: 'http://127.0.0.1:5001' });
+    expect(posted).toHaveLength(5);
   });
 });
 
