@@ -26,11 +26,11 @@ export function frameForm(portal: Portal, app: SandboxApp, tokens: FrameTokens, 
 }
 
 /** The app URL with the query Bitrix24 adds. */
-export function frameUrl(portal: Portal, handler: string, appSid: string): string {
+export function frameUrl(portal: Portal, handler: string, appSid: string, lang = 'ru'): string {
   const url = new URL(handler);
   url.searchParams.set('DOMAIN', portal.domain);
   url.searchParams.set('PROTOCOL', portal.protocol === 'https' ? '1' : '0');
-  url.searchParams.set('LANG', 'ru');
+  url.searchParams.set('LANG', lang);
   url.searchParams.set('APP_SID', appSid);
   return url.toString();
 }

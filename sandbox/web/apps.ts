@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import type { PlacementBinding, SandboxApp, SandboxUser } from '../types.js';
-import { currentUser, describeError, formText, send, type WebContext } from './context.js';
+import { currentLang, currentUser, describeError, formText, send, type WebContext } from './context.js';
 import { html, jsonForScript, raw, type Html } from './html.js';
 import { frameForm, frameUrl } from '../frame-request.js';
 import { selectorItems, selectorTypes } from './crm-selector.js';
@@ -23,6 +23,8 @@ export interface FrameSpec {
   title: string;
   /** Where closeApplication goes. */
   closeUrl: string;
+  /** The user's interface language, sent as LANG (default ru). */
+  lang?: string;
   /** Opened by openApplication in a slider (Bitrix24's POPUP): fills it, resizeWindow is denied. */
   popup?: boolean;
 }
@@ -52,14 +54,14 @@ export function renderFrame(ctx: WebContext, spec: FrameSpec): Html {
   const protocol = portal.protocol === 'https' ? '1' : '0';
   const name = `${portal.domain}|${protocol}|${sid}`;
   const fields = frameForm(portal, spec.app, portal.issueTokens(spec.app.clientId, spec.user.ID), spec.placement, spec.placementOptions);
-  const action = frameUrl(portal, spec.url, sid);
+  const action = frameUrl(portal, spec.url, sid, spec.lang ?? 'ru');
   const field = (name: string): string => fields.find(([k]) => k === name)?.[1] ?? '';
   const tokens = { accessToken: field('AUTH_ID'), refreshToken: field('REFRESH_ID'), expiresIn: Number(field('AUTH_EXPIRES')) || 3600 };
   const init = {
     DOMAIN: portal.domain,
     PROTOCOL: protocol,
     PATH: '/rest',
-    LANG: 'ru',
+    LANG: spec.lang ?? 'ru',
     AUTH_ID: tokens.accessToken,
     REFRESH_ID: tokens.refreshToken,
     AUTH_EXPIRES: String(tokens.expiresIn),
@@ -190,6 +192,7 @@ function appPage(ctx: WebContext, req: Request, res: Response, mode: 'install' |
   const frame = renderFrame(ctx, {
     app,
     user,
+    lang: currentLang(req),
     url: mode === 'install' ? app.installUrl || app.handlerUrl : app.handlerUrl,
     placement: 'DEFAULT',
     placementOptions: popup ? popupOptions(req.query.PLACEMENT_OPTIONS) : null,

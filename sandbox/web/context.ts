@@ -33,6 +33,10 @@ export interface WebSettings {
 }
 
 export const USER_COOKIE = 'sandbox_user';
+/** The interface language of the person at the browser (Bitrix24: the user's LANGUAGE_ID), sent to apps as LANG. */
+export const LANG_COOKIE = 'sandbox_lang';
+export const UI_LANGS = ['ru', 'en'] as const;
+export type UiLang = (typeof UI_LANGS)[number];
 
 /** Options a frame reads in its init data: the app's are the portal's (app.option.*), a user's live here. */
 export class FrameOptions {
@@ -85,6 +89,12 @@ export function currentUser(req: Request, portal: Portal): SandboxUser {
   return fallback;
 }
 
+/** The language of the cookie; Russian by default, as the sandbox portal speaks. */
+export function currentLang(req: Request): UiLang {
+  const lang = cookies(req).get(LANG_COOKIE);
+  return lang === 'en' ? 'en' : 'ru';
+}
+
 export function actorOf(user: SandboxUser): Actor {
   return { userId: user.ID };
 }
@@ -113,7 +123,7 @@ export function send(
   ctx: WebContext,
   req: Request,
   res: Response,
-  o: Omit<ShellOptions, 'user' | 'users' | 'path' | 'origin' | 'unread' | 'flash' | 'bare'> & { flash?: Flash | null; status?: number },
+  o: Omit<ShellOptions, 'user' | 'users' | 'path' | 'origin' | 'unread' | 'flash' | 'bare' | 'lang'> & { flash?: Flash | null; status?: number },
 ): void {
   const user = currentUser(req, ctx.portal);
   // A page opened in a slider (openPath adds IFRAME=Y, as Bitrix24's slider does) comes without the portal's chrome.
@@ -129,6 +139,7 @@ export function send(
         flash,
         bare,
         user,
+        lang: currentLang(req),
         users: ctx.portal.users(),
         path: req.originalUrl,
         origin: ctx.portal.origin,

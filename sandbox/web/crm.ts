@@ -9,6 +9,7 @@ import { FRAME_HOST_TAG, placementTitle, renderFrame, visiblePlacements } from '
 import {
   actorOf,
   allEntities,
+  currentLang,
   currentUser,
   dateTime,
   describeError,
@@ -241,6 +242,7 @@ function card(ctx: WebContext, req: Request, res: Response, kind: EntityKind, id
       ? renderFrame(ctx, {
           app,
           user,
+          lang: currentLang(req),
           url: activeTab.handler,
           placement: activeTab.placement,
           placementOptions: { ID: String(id) },

@@ -64,6 +64,8 @@ export interface ShellOptions {
   section: 'home' | 'contact' | 'lead' | 'deal' | 'automation' | 'marketplace';
   user: SandboxUser;
   users: SandboxUser[];
+  /** The interface language (the switcher's choice). */
+  lang: string;
   /** Where the user switcher returns to. */
   path: string;
   flash?: Flash | null;
@@ -141,6 +143,9 @@ ${o.tail ?? ''}
         <input type="hidden" name="back" value="${o.path}">
         <label>Пользователь:
           <select name="userId" data-testid="user-switch" data-autosubmit>${options}</select>
+        </label>
+        <label>Язык:
+          <select name="lang" data-testid="lang-switch" data-autosubmit>${(['ru', 'en'] as const).map((l) => html`<option value="${l}"${l === o.lang ? raw(' selected') : ''}>${l}</option>`)}</select>
         </label>
         <button type="submit" class="btn btn-light btn-small">Войти</button>
       </form>

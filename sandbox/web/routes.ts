@@ -20,7 +20,7 @@ import express, { type Router } from 'express';
 import type { Portal } from '../types.js';
 import { appRoutes } from './apps.js';
 import { automationRoutes } from './automation.js';
-import { currentUser, dateTime, FrameOptions, formText, send, USER_COOKIE, type WebContext, type WebHooks, type WebSettings } from './context.js';
+import { currentUser, dateTime, FrameOptions, formText, LANG_COOKIE, send, UI_LANGS, USER_COOKIE, type WebContext, type WebHooks, type WebSettings } from './context.js';
 import { crmRoutes } from './crm.js';
 import { CSS, html, userName, type Html } from './html.js';
 
@@ -97,6 +97,8 @@ export function webRoutes(portal: Portal, hooks: WebHooks, settings: WebSettings
     const back = formText(req.body, 'back');
     const target = back.startsWith('/') && !back.startsWith('//') ? back : '/';
     if (portal.user(id)) res.cookie(USER_COOKIE, String(id), { path: '/', sameSite: 'lax', httpOnly: true });
+    const lang = formText(req.body, 'lang');
+    if ((UI_LANGS as readonly string[]).includes(lang)) res.cookie(LANG_COOKIE, lang, { path: '/', sameSite: 'lax', httpOnly: true });
     res.redirect(303, target);
   });
 

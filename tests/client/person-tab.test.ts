@@ -56,7 +56,7 @@ describe('the contact tab', () => {
     expect((byTestId(wrapper, 'code-value').element as HTMLInputElement).value).toBe('NEW234');
   });
 
-  it('copies the link where the browser allows it, and selects it with a message where it does not', async () => {
+  it('copies the link where the browser allows it, falls back to the copy command, and selects it with a message where both are refused', async () => {
     const writes: string[] = [];
     Object.defineProperty(navigator, 'clipboard', { configurable: true, value: { writeText: async (t: string) => void writes.push(t) } });
     const { wrapper } = await mountView(PersonTab, { entity: 'contact', id: 5 }, { api: api() });
@@ -65,7 +65,22 @@ describe('the contact tab', () => {
     expect(writes).toEqual(['https://sarafan.example.com/r/p1/K7M2QX']);
     expect(byTestId(wrapper, 'link-copy').text()).toBe('Copied');
 
+    // Refused, as in a Bitrix24 frame: the copy command copies the selected text instead.
     Object.defineProperty(navigator, 'clipboard', { configurable: true, value: { writeText: async () => Promise.reject(new DOMException('denied', 'NotAllowedError')) } });
+    const commands: string[] = [];
+    const execCommand = vi.fn((command: string) => {
+      commands.push(`${command}:${window.getSelection?.()?.toString() ?? ''}:${(document.activeElement as HTMLInputElement).value}`);
+      return true;
+    });
+    Object.defineProperty(document, 'execCommand', { configurable: true, value: execCommand });
+    await byTestId(wrapper, 'link-copy').trigger('click');
+    await flushPromises();
+    expect(execCommand).toHaveBeenCalledWith('copy');
+    expect(commands.at(-1)).toMatch(/https:\/\/sarafan\.example\.com\/r\/p1\/K7M2QX$/);
+    expect(byTestId(wrapper, 'link-copy-failed').exists()).toBe(false);
+
+    // Refused both ways: the text stays selected and the manager is told what to press.
+    execCommand.mockReturnValue(false);
     await byTestId(wrapper, 'code-copy').trigger('click');
     await flushPromises();
     expect(byTestId(wrapper, 'code-copy-failed').text()).toContain('press Ctrl+C');
