@@ -7,6 +7,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorBodySchema, redeemAnswerSchema } from '../../src/contract/api.js';
 import { PROJECTION_GRACE_MS } from '../../src/handlers/process-crm-changes.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
@@ -80,6 +81,8 @@ describe('POST /api/deals/:id/redeem', () => {
       dealRedeemed: 2500.5,
     });
     expect(res.body).not.toHaveProperty('facts');
+    // The answer is the shared contract's RedeemAnswer, nothing more.
+    expect(redeemAnswerSchema.strict().parse(res.body)).toEqual(res.body);
 
     const entries = await h.store.ledger.forDeal(portalId, deal);
     expect(entries).toHaveLength(1);
@@ -140,6 +143,7 @@ describe('POST /api/deals/:id/redeem', () => {
     const over = await redeem(small, { amount: 500.01 });
     expect(over.status).toBe(409);
     expect(over.body.error).toMatchObject({ code: 'conflict', reason: 'over_deal_limit' });
+    errorBodySchema.strict().parse(over.body);
     const short = await redeem(big, { amount: before.balance / 100 + 0.01 });
     expect(short.status).toBe(409);
     expect(short.body.error).toMatchObject({ code: 'conflict', reason: 'insufficient_balance' });
