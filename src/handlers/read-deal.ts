@@ -102,16 +102,16 @@ async function redemptionOf(
     return { view: { ...base, dealAmount: null, maxNow: 0, open: true, blocked: situation.reason }, dealTotal: null };
   }
   const { facts } = situation;
-  const most = mostRedeemable(facts);
-  // Nothing redeemable: the reason is the one a request for one kopeck would get.
-  const verdict = most > 0 ? null : checkRedemption({ ...facts, amount: 1 });
+  // Exactly what POST …/redeem {amount: "max"} decides: the most allowed, checked; when nothing is,
+  // the reason a request for one kopeck gets.
+  const verdict = checkRedemption({ ...facts, amount: Math.max(1, mostRedeemable(facts)) });
   return {
     view: {
       ...base,
       dealAmount: fromMinor(facts.dealAmount),
-      maxNow: fromMinor(Math.max(0, most)),
+      maxNow: verdict.ok ? fromMinor(mostRedeemable(facts)) : 0,
       open: facts.dealOpen,
-      blocked: verdict && !verdict.ok ? verdict.reason : null,
+      blocked: verdict.ok ? null : verdict.reason,
     },
     dealTotal: fromMinor(facts.dealAmount - redeemed),
   };
