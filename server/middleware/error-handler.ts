@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import { AppError, isAppError, type ErrorCode, type ErrorDetail } from '../../src/handlers/errors.js';
+import type { ErrorBody } from '../../src/contract/api.js';
+import { AppError, isAppError, type ErrorCode } from '../../src/handlers/errors.js';
 import { scrubSecrets } from '../logger.js';
 
 /**
@@ -40,9 +41,8 @@ export function httpStatusFor(code: ErrorCode): number {
   }
 }
 
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details: ErrorDetail[]; requestId: string; reason?: string };
-}
+/** The error answer's shape is the API contract's (src/contract/api.ts). */
+export type { ErrorBody };
 
 /** The part of the logger this module needs (pino's Logger and the handlers' Log both fit). */
 export interface ErrorLog {

@@ -3,21 +3,16 @@
  * src/handlers/enroll-member.ts and adjust-balance.ts.
  */
 import { Router } from 'express';
-import { z } from 'zod';
 import { parseOrThrow } from '../../src/bitrix/payloads.js';
+import { adjustRequestSchema } from '../../src/contract/api.js';
 import { adjustBalance } from '../../src/handlers/adjust-balance.js';
 import { requireAdmin } from '../../src/handlers/authenticate-user.js';
 import { enrollMember } from '../../src/handlers/enroll-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { DEFAULT_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import { caller } from '../middleware/api-auth.js';
-import { idempotencyHeaders, signedAmount } from './api-amounts.js';
+import { idempotencyHeaders } from './api-amounts.js';
 import { memberParams } from './api-params.js';
-
-const adjustBody = z.object({
-  amount: signedAmount,
-  comment: z.string({ error: 'is required' }).trim().min(1, 'is required').max(1000, 'must be at most 1000 characters'),
-});
 
 /** Mounted behind apiAuth (server/routes/api.ts). */
 export function memberWriteRoutes(deps: Deps): Router {
@@ -34,7 +29,7 @@ export function memberWriteRoutes(deps: Deps): Router {
     const c = caller(res);
     requireAdmin(c);
     const { entity, id } = parseOrThrow(memberParams, req.params, 'member request');
-    const { amount, comment } = parseOrThrow(adjustBody, req.body ?? {}, 'adjustment');
+    const { amount, comment } = parseOrThrow(adjustRequestSchema, req.body ?? {}, 'adjustment');
     const key = parseOrThrow(idempotencyHeaders, { 'idempotency-key': req.get('idempotency-key') }, 'headers')['idempotency-key'];
     res.json(await adjustBalance(deps, c.installation, { person: { entity, id }, amount, comment, userId: c.userId, ...(key === undefined ? {} : { clientKey: key }) }));
   });

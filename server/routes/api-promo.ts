@@ -5,6 +5,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { parseOrThrow } from '../../src/bitrix/payloads.js';
+import { promoRequestSchema } from '../../src/contract/api.js';
 import { activatePromoCode } from '../../src/handlers/activate-promo-code.js';
 import { requireAdmin } from '../../src/handlers/authenticate-user.js';
 import { createPromoCampaign } from '../../src/handlers/create-promo-campaign.js';
@@ -55,7 +56,6 @@ function parseCampaign(body: unknown): z.output<typeof newCampaign> {
   throw new AppError('bad_request', `Invalid promo campaign: ${details.map((d) => d.path || '(body)').join(', ')}`, details);
 }
 
-const activation = z.object({ code: z.string({ error: 'must be a text' }).trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters') });
 
 export function promoApiRoutes(deps: Deps): Router {
   const router = Router();
@@ -92,7 +92,7 @@ export function promoApiRoutes(deps: Deps): Router {
   router.post('/api/members/:entity/:id/promo', async (req, res) => {
     const c = caller(res);
     const person = parseOrThrow(memberParams, req.params, 'member request');
-    const { code } = parseOrThrow(activation, req.body, 'promo activation');
+    const { code } = parseOrThrow(promoRequestSchema, req.body, 'promo activation');
     res.json(await activatePromoCode(deps, c.installation, person, code, c.userId));
   });
 

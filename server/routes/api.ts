@@ -11,6 +11,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { cardApiRoutes } from './api-card.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
 import { programPreviewRoutes } from './api-program-preview.js';
@@ -60,6 +61,7 @@ export function apiRoutes(deps: Deps): Router {
     res.json(await readDeal(deps, c.installation, id));
   });
 
+  router.use(cardApiRoutes(deps));
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));

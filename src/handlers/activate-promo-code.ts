@@ -10,24 +10,19 @@
  * `campaign_over` (the campaign's expiresAt passed). The CRM fields follow through a `crm.project`
  * job committed with the entry.
  */
+import type { PromoAnswer } from '../contract/api.js';
 import { generateCode, normalizeCode } from '../rules/codes.js';
 import { expiresAtFor } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { AppError } from './errors.js';
-import { ledgerItems, type LedgerItem } from './ledger-view.js';
+import { ledgerItems } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
 import type { Deps, Installation, Member, PersonEntity, TxRepos } from './ports.js';
 
 export type PromoRefusal = 'unknown_code' | 'already_used' | 'campaign_over';
 
-export interface PromoActivation {
-  code: string;
-  campaign: { id: number; name: string };
-  entry: LedgerItem;
-  /** The person's balance after the activation (program currency). */
-  balance: number;
-  pending: number;
-}
+/** The answer: the contract's PromoAnswer. */
+export type PromoActivation = PromoAnswer;
 
 const CODE_ATTEMPTS = 8;
 

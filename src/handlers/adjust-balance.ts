@@ -10,12 +10,13 @@
  * portal has no such person). With a client key (`Idempotency-Key`) a retried request answers the
  * first entry again instead of adjusting twice.
  */
+import type { AdjustAnswer } from '../contract/api.js';
 import { checkAdjustment } from '../rules/adjustment.js';
 import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
 import { memberOfPerson, readCrmPerson } from './crm-person.js';
 import { AppError } from './errors.js';
-import { ledgerItems, type LedgerItem } from './ledger-view.js';
+import { ledgerItems } from './ledger-view.js';
 import { oweProjections, projectNow } from './project-after-commit.js';
 import type { Deps, Installation, LedgerEntry, Member, PersonRef } from './ports.js';
 
@@ -30,13 +31,7 @@ export interface AdjustCommand {
   causedBy?: string;
 }
 
-export interface AdjustAnswer {
-  entity: PersonRef['entity'];
-  id: number;
-  entry: LedgerItem;
-  balance: number;
-  pending: number;
-}
+export type { AdjustAnswer };
 
 export async function adjustBalance(deps: Deps, installation: Installation, cmd: AdjustCommand): Promise<AdjustAnswer> {
   const { store } = deps;

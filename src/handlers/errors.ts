@@ -2,27 +2,11 @@
  * The one error type of Sarafan. Every failure a caller can act on carries a code from this
  * closed set; server/middleware/error-handler.ts maps codes to HTTP in one place.
  */
-export const ERROR_CODES = [
-  'bad_request', // input failed validation (details name each bad field)
-  'unauthorized', // unknown portal, wrong application token, bad user token
-  'forbidden', // authenticated but not allowed (non-admin on an admin route)
-  'not_found',
-  'conflict', // a business rule refused (insufficient balance, over the deal's limit …)
-  'payload_too_large',
-  'install_unverified', // the OAuth server did not confirm the tokens of an install
-  'insecure_portal', // a portal endpoint that is not an https public host
-  'portal_error', // the portal answered with an error we cannot recover from
-  'portal_unavailable', // the portal or OAuth server could not be reached / kept refusing
-  'internal',
-] as const;
+import { API_ERROR_CODES, type ErrorCode, type ErrorDetail } from '../contract/api.js';
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-export interface ErrorDetail {
-  /** Dotted path of the offending field, e.g. `data.FIELDS.ID` or `referral.levels.0.percent`. */
-  path: string;
-  message: string;
-}
+/** The closed set lives in the API contract (src/contract/api.ts), which clients read too. */
+export const ERROR_CODES = API_ERROR_CODES;
+export type { ErrorCode, ErrorDetail };
 
 export class AppError extends Error {
   readonly code: ErrorCode;

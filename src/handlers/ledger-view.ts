@@ -3,46 +3,16 @@
  * CRM references instead of internal member ids, amounts as decimals in the program currency
  * (SPEC 3), and each entry's status derived from its deal slot (src/rules/ledger-status.ts).
  */
-import { entryStatuses, type EntryStatus } from '../rules/ledger-status.js';
+import type { CouponItem, LedgerItem } from '../contract/api.js';
+import { entryStatuses } from '../rules/ledger-status.js';
 import { fromMinor } from '../rules/money.js';
-import type { Coupon, CouponStatus, LedgerEntry, LedgerKind, LedgerReason, Member, Repos, PersonRef } from './ports.js';
+import type { Coupon, LedgerEntry, Member, Repos, PersonRef } from './ports.js';
 
-/** A milestone coupon as the API answers it (SPEC 5.1 coupons). */
-export interface CouponItem {
-  code: string;
-  /** Decimal, program currency. */
-  value: number;
-  /** 1 for the first `everyReferrals` qualified referrals, 2 for the next, … */
-  milestone: number;
-  status: CouponStatus;
-  /** ISO time it was first issued. */
-  issuedAt: string;
-}
+/** A milestone coupon as the API answers it (SPEC 5.1 coupons): the contract's type. */
+export type { CouponItem, LedgerItem };
 
 export function couponItems(coupons: Coupon[]): CouponItem[] {
   return coupons.map((c) => ({ code: c.code, value: fromMinor(c.value), milestone: c.milestone, status: c.status, issuedAt: c.createdAt.toISOString() }));
-}
-
-export interface LedgerItem {
-  id: number;
-  /** ISO time the entry was written. */
-  at: string;
-  reason: LedgerReason;
-  kind: LedgerKind;
-  /** Decimal, program currency; negative for reversals and redemptions. */
-  amount: number;
-  status: EntryStatus;
-  dealId: number | null;
-  level: number;
-  /** ISO time the amount becomes (or became) available. */
-  availableAt: string;
-  comment: string | null;
-  /** Decimal: what the referrer's monthly cap held back from this slot (0 when nothing). */
-  capped: number;
-  /** Decimal: what a clamped reversal could not take back because the bonus was spent. */
-  shortfall: number;
-  /** The conversion that priced it: the deal's currency, rate and amount (decimal), or null. */
-  fx: { currency: string; rate: string; amount: number } | null;
 }
 
 /** The CRM card a member shows on: its contact, else its lead. */

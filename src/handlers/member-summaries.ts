@@ -5,7 +5,7 @@
  */
 import { convertDealAmount } from '../rules/convert-currency.js';
 import type { Program } from '../rules/program.js';
-import { tierFor, type ClientDeal } from '../rules/price-deal.js';
+import { tierFor, tierProgressFor, type ClientDeal } from '../rules/price-deal.js';
 import type { Balance, DealState, Member, PortalSettings, Referral, Repos } from './ports.js';
 
 export interface MemberSummary {
@@ -17,6 +17,8 @@ export interface MemberSummary {
   referral: Referral | null;
   referrer: Member | null;
   tier: ReturnType<typeof tierFor>;
+  /** Progress to the next tier, counted from the same deals as `tier` (null without tiers). */
+  tierProgress: ReturnType<typeof tierProgressFor>;
 }
 
 /** A client's deals as pricing and tiers see them: a deleted deal is not won. */
@@ -70,13 +72,15 @@ export async function loadMemberSummaries(
     const member = byId.get(id);
     if (!member) continue;
     const referral = referrals.get(id) ?? null;
+    const clientDeals = clientDealsOf((dealsOf.get(id) ?? []).map((d) => inProgramCurrency(d, program.currency, settings)));
     result.set(id, {
       member,
       balance: balances.get(id) ?? { available: 0, pending: 0 },
       referrals: counts.get(id) ?? 0,
       referral,
       referrer: referral?.referrerMemberId ? (byId.get(referral.referrerMemberId) ?? null) : null,
-      tier: tierFor(program, clientDealsOf((dealsOf.get(id) ?? []).map((d) => inProgramCurrency(d, program.currency, settings)))),
+      tier: tierFor(program, clientDeals),
+      tierProgress: tierProgressFor(program, clientDeals),
     });
   }
   return result;

@@ -213,6 +213,11 @@ export interface ReferralRepo {
   list(portalId: number, q: { status: ReferralStatus; limit: number; beforeId?: number }): Promise<Referral[]>;
   /** Every referral (active or rejected) of these referees, newest first. */
   ofReferees(portalId: number, refereeMemberIds: number[]): Promise<Referral[]>;
+  /**
+   * Every referral (active or rejected) made by these referrers, oldest first (by id), at most
+   * `limit` — one level of a referral tree.
+   */
+  ofReferrers(portalId: number, referrerMemberIds: number[], limit: number): Promise<Referral[]>;
   /** Number of active referrals whose referrer is each member. */
   countByReferrer(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
   /**

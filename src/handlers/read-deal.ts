@@ -4,40 +4,18 @@
  * the caller's portal. A deal Sarafan has not seen (or that caused nothing) is a normal card:
  * `referral: null`, no entries.
  */
+import type { DealAnswer, DealEntry, DealRedemption } from '../contract/api.js';
+import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
-import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
+import type { Program } from '../rules/program.js';
+import { checkRedemption, mostRedeemable, redeemedOnDeal, redemptionFacts } from '../rules/redemption.js';
+import { couponItems, ledgerItems, personOf } from './ledger-view.js';
+import { portalRates } from './program-keys.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, ReferralSource, ReferralStatus, PersonRef, RejectReason } from './ports.js';
-import type { ReferralView } from './referral-view.js';
+import type { Balance, DealState, Deps, Installation, LedgerEntry } from './ports.js';
 
-export interface DealEntry extends LedgerItem {
-  /** Who the entry credits or debits. */
-  member: PersonRef | null;
-}
-
-export interface DealAnswer {
-  id: number;
-  /** The program currency all amounts are in. */
-  currency: string;
-  /**
-   * The referral of the deal's client: the one in force, else the rejection of this deal's claim
-   * (or the client's latest), with its reason and any admin override.
-   */
-  referral: {
-    id: number;
-    code: string | null;
-    referrer: PersonRef | null;
-    source: ReferralSource;
-    status: ReferralStatus;
-    rejectReason: RejectReason | null;
-    override: ReferralView['override'];
-  } | null;
-  /** Oldest first. */
-  entries: DealEntry[];
-  /** Milestone coupons whose credit or reversal this deal's change caused, with their holder. */
-  coupons: (CouponItem & { member: PersonRef | null })[];
-  client: (PersonRef & { balance: number; pending: number }) | null;
-}
+/** The answer is the API contract's type (src/contract/api.ts). */
+export type { DealAnswer, DealEntry };
 
 export async function readDeal(deps: Deps, installation: Installation, dealId: number): Promise<DealAnswer> {
   const { store } = deps;
@@ -63,11 +41,16 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
   );
 
   let client: DealAnswer['client'] = null;
+  let balance: Balance = { available: 0, pending: 0 };
+  let lapsed = 0;
   const clientRef = clientMemberId ? personOf(members.get(clientMemberId)) : null;
   if (clientMemberId && clientRef) {
-    const balance = (await store.ledger.balances(portalId, [clientMemberId], now)).get(clientMemberId) ?? { available: 0, pending: 0 };
+    const [balances, clientEntries] = await Promise.all([store.ledger.balances(portalId, [clientMemberId], now), store.ledger.forMembers(portalId, [clientMemberId])]);
+    balance = balances.get(clientMemberId) ?? balance;
+    lapsed = unwrittenExpiry(clientEntries, now);
     client = { ...clientRef, balance: fromMinor(balance.available), pending: fromMinor(balance.pending) };
   }
+  const redemption = deal ? await redemptionOf(deps, installation, { deal, program, entries, available: clientRef ? balance.available : 0, lapsed }) : null;
 
   return {
     id: dealId,
@@ -86,5 +69,50 @@ export async function readDeal(deps: Deps, installation: Installation, dealId: n
     entries: items.map((item, i) => ({ ...item, member: personOf(members.get(entries[i]!.memberId)) })),
     coupons: couponItems(coupons).map((item, i) => ({ ...item, member: personOf(members.get(coupons[i]!.memberId)) })),
     client,
+    redemption: redemption?.view ?? null,
+    dealTotal: redemption?.dealTotal ?? null,
+  };
+}
+
+/**
+ * The redeem form's facts, decided by the rules the redeem handler decides with
+ * (src/rules/redemption.ts) over the same committed state, so `maxNow` is what POST …/redeem
+ * accepts now (unless something changes in between; the server decides again under its locks).
+ * A deal in another currency reads the portal's rates like the handler does (cached a day).
+ */
+async function redemptionOf(
+  deps: Deps,
+  installation: Installation,
+  a: { deal: DealState; program: Program; entries: LedgerEntry[]; available: number; lapsed: number },
+): Promise<{ view: DealRedemption; dealTotal: number | null }> {
+  const { deal, program } = a;
+  const rates = deal.currency && deal.currency !== program.currency ? await portalRates(deps, installation) : null;
+  const situation = redemptionFacts({
+    deal,
+    programCurrency: program.currency,
+    maxPercentOfDeal: program.redemption.maxPercentOfDeal,
+    rates,
+    available: a.available,
+    lapsed: a.lapsed,
+    dealEntries: a.entries,
+  });
+  const redeemed = redeemedOnDeal(a.entries);
+  const base = { dealCurrency: deal.currency || program.currency, redeemed: fromMinor(redeemed) };
+  if (!situation.ok) {
+    return { view: { ...base, dealAmount: null, maxNow: 0, open: true, blocked: situation.reason }, dealTotal: null };
+  }
+  const { facts } = situation;
+  // Exactly what POST …/redeem {amount: "max"} decides: the most allowed, checked; when nothing is,
+  // the reason a request for one kopeck gets.
+  const verdict = checkRedemption({ ...facts, amount: Math.max(1, mostRedeemable(facts)) });
+  return {
+    view: {
+      ...base,
+      dealAmount: fromMinor(facts.dealAmount),
+      maxNow: verdict.ok ? fromMinor(mostRedeemable(facts)) : 0,
+      open: facts.dealOpen,
+      blocked: verdict.ok ? null : verdict.reason,
+    },
+    dealTotal: fromMinor(facts.dealAmount - redeemed),
   };
 }

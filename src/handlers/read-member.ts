@@ -7,14 +7,17 @@
  * Limits: the tier is computed from the deals Sarafan has seen for the client (as the CRM
  * projection is); names of people are the portal's to show, so only CRM references are answered.
  */
+import type { MemberAnswer, TierProgress } from '../contract/api.js';
 import { decideExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
+import { tierProgressFor } from '../rules/price-deal.js';
 import { referralLink } from '../rules/referral-link.js';
 import { loadMemberSummaries } from './member-summaries.js';
-import { couponItems, ledgerItems, personOf, type CouponItem, type LedgerItem } from './ledger-view.js';
+import { couponItems, ledgerItems, personOf } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
-import type { Deps, Installation, PersonEntity, PersonRef } from './ports.js';
-import { referralViews, type ReferralView } from './referral-view.js';
+import type { Deps, Installation, PersonEntity } from './ports.js';
+import type { MemberSummary } from './member-summaries.js';
+import { referralViews } from './referral-view.js';
 
 export const DEFAULT_LEDGER_PAGE = 20;
 export const MAX_LEDGER_PAGE = 100;
@@ -28,38 +31,8 @@ export interface ReadMemberQuery {
   before?: number;
 }
 
-export interface MemberAnswer {
-  entity: PersonEntity;
-  id: number;
-  /** Has a referral code (SPEC 5: given on enrolment). */
-  enrolled: boolean;
-  code: string | null;
-  link: string | null;
-  joinedAt: string | null;
-  /** The program currency all amounts are in. */
-  currency: string;
-  balance: number;
-  pending: number;
-  tier: string | null;
-  nextTier: { name: string; from: number } | null;
-  /** Qualified referrals this person made: referees whose won deal pays them now (SPEC 4.1). */
-  referrals: number;
-  referrer: PersonRef | null;
-  /**
-   * Bonus that expires within the next 30 days unless spent first (SPEC 5 expiry, oldest first):
-   * the total and each date (ISO) with its amount, soonest first.
-   */
-  expiring: { total: number; dates: { at: string; amount: number }[] };
-  /** How this person came: the active referral, else the latest rejection (with its reason). */
-  referral: ReferralView | null;
-  /** Every referral recorded for this person as referee, newest first (rejections included). */
-  referralHistory: ReferralView[];
-  ledger: LedgerItem[];
-  /** Milestone coupons this person earned, oldest milestone first (reversed ones too). */
-  coupons: CouponItem[];
-  /** Cursor for the next (older) page; null when this page is the last. */
-  nextBefore: number | null;
-}
+/** The answer is the API contract's type (src/contract/api.ts). */
+export type { MemberAnswer };
 
 export async function readMember(deps: Deps, installation: Installation, q: ReadMemberQuery): Promise<MemberAnswer> {
   const { store } = deps;
@@ -79,6 +52,8 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     pending: 0,
     tier: null,
     nextTier: null,
+    // A person Sarafan has not seen has won nothing yet.
+    tierProgress: tierProgressView(tierProgressFor(program, [])),
     referrals: 0,
     referrer: null,
     expiring: { total: 0, dates: [] },
@@ -98,7 +73,7 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     store.referrals.ofReferees(portalId, [member.id]).then((rows) => referralViews(store, portalId, rows)),
   ]);
   const upcoming = decideExpiry(all, now).upcoming;
-  const { balance, referrals, referrer, tier } = summaries.get(member.id)!;
+  const { balance, referrals, referrer, tier, tierProgress } = summaries.get(member.id)!;
   return {
     ...answer,
     enrolled: member.code !== null,
@@ -109,6 +84,7 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     pending: fromMinor(balance.pending),
     tier: tier?.name ?? null,
     nextTier: tier?.next ?? null,
+    tierProgress: tierProgressView(tierProgress),
     referrals,
     referrer: personOf(referrer),
     expiring: {
@@ -121,4 +97,10 @@ export async function readMember(deps: Deps, installation: Installation, q: Read
     coupons: couponItems(coupons),
     nextBefore: entries.length === q.limit ? (entries.at(-1)?.id ?? null) : null,
   };
+}
+
+/** Amounts as decimals (SPEC 3); counts as they are. */
+function tierProgressView(p: MemberSummary['tierProgress']): TierProgress | null {
+  if (!p) return null;
+  return { basis: p.basis, value: p.basis === 'won_amount' ? fromMinor(p.value) : p.value, nextFrom: p.nextFrom };
 }

@@ -19,13 +19,13 @@
  * Timeline feedback: a comment on the deal and on the client, recorded in the redemption's
  * transaction and sent by the crm.feedback job.
  */
-import { convertDealAmount } from '../rules/convert-currency.js';
+import type { RedeemAnswer as ContractRedeemAnswer } from '../contract/api.js';
 import { unwrittenExpiry } from '../rules/expiry.js';
 import { fromMinor } from '../rules/money.js';
-import { checkRedemption, dealAcceptsRedemption, mostRedeemable, redeemedOnDeal, type RedemptionRefusal } from '../rules/redemption.js';
+import { checkRedemption, mostRedeemable, redeemedOnDeal, redemptionFacts, type RedemptionRefusal } from '../rules/redemption.js';
 import { enqueueFeedback } from './enqueue-feedback.js';
 import { AppError } from './errors.js';
-import { ledgerItems, personOf, type LedgerItem } from './ledger-view.js';
+import { ledgerItems, personOf } from './ledger-view.js';
 import { processCrmChanges } from './process-crm-changes.js';
 import { portalRates } from './program-keys.js';
 import { currentProgram } from './program-versions.js';
@@ -58,14 +58,8 @@ export interface RedemptionFacts {
   fresh: boolean;
 }
 
-export interface RedeemAnswer {
-  dealId: number;
-  currency: string;
-  entry: LedgerItem;
-  client: PersonRef & { balance: number; pending: number };
-  /** Total redeemed on the deal, net of returns. */
-  dealRedeemed: number;
-  /** Not part of the JSON answer: for the caller that reports it (timeline feedback). */
+/** The contract's answer, plus `facts` (not part of the JSON answer: for the caller that reports it). */
+export interface RedeemAnswer extends ContractRedeemAnswer {
   facts: RedemptionFacts;
 }
 
@@ -110,16 +104,17 @@ export async function redeemBonus(deps: Deps, installation: Installation, cmd: R
     const previous = entries.find((e) => e.idempotencyKey === key);
     if (previous) return { entry: previous, entries, fresh: false, currency: program.currency, now };
     if (!state || state.clientMemberId !== memberId) throw refuse('deal_changed');
-    const fixed = state.fxCurrency && state.fxRate ? { currency: state.fxCurrency, rate: state.fxRate } : null;
-    const dealAmount = convertDealAmount({ amount: state.amount, from: state.currency || program.currency, to: program.currency, rates, fixed });
-    if (!dealAmount.ok && dealAcceptsRedemption(state)) throw refuse('currency_not_converted');
-    const facts = {
-      available: (balances.get(memberId)?.available ?? 0) + lapsed,
-      dealAmount: dealAmount.ok ? dealAmount.amount : state.amount,
+    const situation = redemptionFacts({
+      deal: state,
+      programCurrency: program.currency,
       maxPercentOfDeal: program.redemption.maxPercentOfDeal,
+      rates,
+      available: balances.get(memberId)?.available ?? 0,
+      lapsed,
       dealEntries: entries,
-      dealOpen: dealAcceptsRedemption(state),
-    };
+    });
+    if (!situation.ok) throw refuse(situation.reason);
+    const { facts } = situation;
     // Nothing redeemable: asking for one kopeck yields the reason why.
     const amount = cmd.amount === 'max' ? Math.max(1, mostRedeemable(facts)) : cmd.amount;
     const verdict = checkRedemption({ ...facts, amount });

@@ -3,24 +3,12 @@
  * (SPEC 5: "rejected, with the reason recorded and shown"); an admin's override with who, when
  * and why. People are CRM references, never internal member ids.
  */
+import type { ReferralView } from '../contract/api.js';
 import { personOf } from './ledger-view.js';
-import type { Referral, ReferralSource, ReferralStatus, Repos, PersonRef, RejectReason } from './ports.js';
+import type { Referral, Repos } from './ports.js';
 
-export interface ReferralView {
-  id: number;
-  status: ReferralStatus;
-  /** Why it was rejected; kept after an override. */
-  rejectReason: RejectReason | null;
-  code: string | null;
-  referee: PersonRef | null;
-  referrer: PersonRef | null;
-  source: ReferralSource;
-  /** Where the claim came from, e.g. `deal:12`, `contact:7`. */
-  sourceRef: string;
-  createdAt: string;
-  /** The admin's override: Bitrix24 user id, ISO time, comment. */
-  override: { by: number; at: string; comment: string } | null;
-}
+/** A referral as the API answers it: the contract's type. */
+export type { ReferralView };
 
 /** Views of the referrals, in the given order (one query for the people they name). */
 export async function referralViews(store: Pick<Repos, 'members'>, portalId: number, referrals: Referral[]): Promise<ReferralView[]> {

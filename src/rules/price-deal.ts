@@ -76,10 +76,15 @@ function rewardAmount(reward: Reward, dealAmount: number): number {
   return 'percent' in reward ? percentOf(dealAmount, reward.percent) : (toMinor(reward.fixed) ?? 0);
 }
 
+/** What tiers count: won deals, or their lifetime amount in minor units. */
+function tierValue(program: Program, clientDeals: ClientDeal[]): number {
+  const won = clientDeals.filter((d) => d.won);
+  return program.tiers.basis === 'won_count' ? won.length : won.reduce((sum, d) => sum + d.amount, 0);
+}
+
 function tierIndex(program: Program, clientDeals: ClientDeal[]): number {
   const { basis, levels } = program.tiers;
-  const won = clientDeals.filter((d) => d.won);
-  const value = basis === 'won_count' ? won.length : won.reduce((sum, d) => sum + d.amount, 0);
+  const value = tierValue(program, clientDeals);
   let index = -1;
   levels.forEach((level, i) => {
     const threshold = basis === 'won_count' ? level.from : (toMinor(level.from) ?? Number.POSITIVE_INFINITY);
@@ -99,6 +104,17 @@ export function tierFor(program: Program, clientDeals: ClientDeal[]): { name: st
   if (!tier) return null;
   const next = program.tiers.levels[index + 1];
   return { name: tier.name, next: next ? { name: next.name, from: next.from } : null };
+}
+
+/**
+ * Where the client stands on the way to the next tier, counted exactly as tierFor counts: `value`
+ * is the won deal count or the won amount in minor units; `nextFrom` the next tier's `from` as
+ * written in the program (null at the top). Null when the program has no tiers.
+ */
+export function tierProgressFor(program: Program, clientDeals: ClientDeal[]): { basis: Program['tiers']['basis']; value: number; nextFrom: number | null } | null {
+  const { basis, levels } = program.tiers;
+  if (!levels.length) return null;
+  return { basis, value: tierValue(program, clientDeals), nextFrom: levels[tierIndex(program, clientDeals) + 1]?.from ?? null };
 }
 
 function referralRewards(input: PricingInput, chain: number[]): { memberId: number; level: number; amount: number }[] {

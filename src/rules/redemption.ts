@@ -7,6 +7,7 @@
  * as won when the client pays, bonus included. A lost (F) or deleted deal refuses it
  * (`deal_closed`), and what was redeemed on it is returned.
  */
+import { convertDealAmount, type RateRow } from './convert-currency.js';
 import { percentOf } from './money.js';
 
 export type RedemptionRefusal = 'deal_closed' | 'over_deal_limit' | 'insufficient_balance';
@@ -65,6 +66,53 @@ export function checkRedemption(r: RedemptionRequest): RedemptionVerdict {
  */
 export function mostRedeemable(r: Omit<RedemptionRequest, 'amount'>): number {
   return Math.min(r.available, dealRedemptionLimit(r.dealAmount, r.maxPercentOfDeal) - redeemedOnDeal(r.dealEntries));
+}
+
+/** A deal as redemption sees it: stage, amount (minor units, its own currency) and fixed rate. */
+export interface RedeemableDeal {
+  stageSemantic: 'P' | 'S' | 'F';
+  deleted: boolean;
+  amount: number;
+  /** The deal's currency; empty when the portal gave none (then the program currency). */
+  currency: string;
+  fxCurrency?: string | null;
+  fxRate?: string | null;
+}
+
+export type RedemptionFacts = Omit<RedemptionRequest, 'amount'>;
+
+/**
+ * The facts a redemption is checked against, from what the store holds: the deal's amount in the
+ * program currency (its fixed rate once won, else the portal's rates), and the balance net of
+ * bonus that lapsed before the expiry run (`lapsed`, ≤ 0, from unwrittenExpiry). The redeem
+ * handler decides under its locks with these, and the deal card shows `mostRedeemable` of the
+ * same facts, so the form and the server agree. An open deal whose currency cannot be converted
+ * is `currency_not_converted`.
+ */
+export function redemptionFacts(args: {
+  deal: RedeemableDeal;
+  programCurrency: string;
+  maxPercentOfDeal: number;
+  rates: RateRow[] | null;
+  available: number;
+  lapsed: number;
+  dealEntries: readonly LedgerLine[];
+}): { ok: true; facts: RedemptionFacts } | { ok: false; reason: 'currency_not_converted' } {
+  const { deal, programCurrency } = args;
+  const fixed = deal.fxCurrency && deal.fxRate ? { currency: deal.fxCurrency, rate: deal.fxRate } : null;
+  const converted = convertDealAmount({ amount: deal.amount, from: deal.currency || programCurrency, to: programCurrency, rates: args.rates, fixed });
+  const dealOpen = dealAcceptsRedemption(deal);
+  if (!converted.ok && dealOpen) return { ok: false, reason: 'currency_not_converted' };
+  return {
+    ok: true,
+    facts: {
+      available: args.available + args.lapsed,
+      dealAmount: converted.ok ? converted.amount : deal.amount,
+      maxPercentOfDeal: args.maxPercentOfDeal,
+      dealEntries: args.dealEntries,
+      dealOpen,
+    },
+  };
 }
 
 export interface RedemptionReturn {

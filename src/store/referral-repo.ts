@@ -3,7 +3,7 @@
  * attribution wins) and one rejection per (referee, referrer, reason); `record` inserts with
  * ON CONFLICT DO NOTHING and returns the row that already holds the place.
  */
-import { and, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { AppError } from '../handlers/errors.js';
 import type { NewReferral, Referral, ReferralRepo } from '../handlers/ports.js';
 import { anyId, idArray, rowsOf, type Db } from './db.js';
@@ -213,6 +213,17 @@ export function createReferralRepo(db: Db): ReferralRepo {
         .from(referrals)
         .where(and(eq(referrals.portalId, portalId), inArray(referrals.refereeMemberId, [...new Set(refereeMemberIds)])))
         .orderBy(desc(referrals.id));
+      return rows.map(toReferral);
+    },
+
+    async ofReferrers(portalId, referrerMemberIds, limit) {
+      if (!referrerMemberIds.length || limit <= 0) return [];
+      const rows = await db
+        .select()
+        .from(referrals)
+        .where(and(eq(referrals.portalId, portalId), anyId(referrals.referrerMemberId, [...new Set(referrerMemberIds)])))
+        .orderBy(asc(referrals.id))
+        .limit(limit);
       return rows.map(toReferral);
     },
 

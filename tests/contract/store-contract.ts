@@ -549,6 +549,12 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect((await store.referrals.ofReferees(portal.id, [b.id, d.id])).map((r) => r.id)).toEqual([r4.id, r3.id, r1.id]);
         expect(await store.referrals.ofReferees(portal.id, [])).toEqual([]);
         expect(await store.referrals.ofReferees(other.id, [b.id])).toEqual([]);
+        // By referrer: active and rejected, oldest first, capped, within the portal.
+        expect((await store.referrals.ofReferrers(portal.id, [a.id, c.id], 10)).map((r) => r.id)).toEqual([r1.id, r2.id, r3.id, r4.id]);
+        expect((await store.referrals.ofReferrers(portal.id, [a.id], 2)).map((r) => r.id)).toEqual([r1.id, r2.id]);
+        expect(await store.referrals.ofReferrers(portal.id, [], 10)).toEqual([]);
+        expect(await store.referrals.ofReferrers(portal.id, [a.id], 0)).toEqual([]);
+        expect(await store.referrals.ofReferrers(other.id, [a.id], 10)).toEqual([]);
       });
 
       it('records a feedback message once per key and hands out queued ones until they are sent', async () => {

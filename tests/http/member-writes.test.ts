@@ -6,6 +6,7 @@
  * cannot touch these members.
  */
 import request from 'supertest';
+import { adjustAnswerSchema } from '../../src/contract/api.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { APP_BASE_URL, createHarness, type Harness } from '../support/harness.js';
@@ -123,6 +124,7 @@ describe('POST /api/members/:entity/:id/adjust', () => {
       balance: 150.25,
       pending: 0,
     });
+    expect(adjustAnswerSchema.strict().parse(res.body)).toEqual(res.body);
     memberId = (await h.store.members.findByEntity(portalId, 'contact', contact))!.id;
     const [entry] = await h.store.ledger.forMember(portalId, memberId, { limit: 5 });
     expect(entry).toMatchObject({ amount: 150_25, reason: 'adjustment', kind: 'credit', causedBy: 'user:1', comment: 'Компенсация за задержку', dealId: null });

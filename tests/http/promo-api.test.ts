@@ -6,6 +6,7 @@
  * and a second portal sees none of it. Parallel activations of one code credit once.
  */
 import request from 'supertest';
+import { promoAnswerSchema } from '../../src/contract/api.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
@@ -106,6 +107,7 @@ describe('POST /api/members/:entity/:id/promo', () => {
     h.portal.resetCalls();
     const res = await api('post', `/api/members/contact/${contact}/promo`, MANAGER).send({ code: typed });
     expect(res.status).toBe(200);
+    expect(promoAnswerSchema.strict().parse(res.body)).toEqual(res.body);
     expect(res.body).toMatchObject({ code: codes[0], campaign: { id: campaign.id, name: 'Коробки весна' }, balance: 300.5, pending: 0 });
     expect(res.body.entry).toMatchObject({ reason: 'promo', kind: 'credit', amount: 300.5, status: 'available', dealId: null });
 

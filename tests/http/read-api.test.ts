@@ -6,6 +6,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dealAnswerSchema, errorBodySchema, memberAnswerSchema } from '../../src/contract/api.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { APP_BASE_URL, createHarness, type Harness } from '../support/harness.js';
 import { MswPortal } from '../support/msw-portal.js';
@@ -56,6 +57,8 @@ describe('GET /api/members/:entity/:id', () => {
       nextBefore: null,
     });
     expect(res.body.joinedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    // The answer is what the shared contract says it is (the Vue client parses it with the same schema).
+    expect(memberAnswerSchema.parse(res.body)).toEqual(res.body);
     expect(res.body.ledger).toHaveLength(1);
     expect(res.body.ledger[0]).toMatchObject({ reason: 'referral', kind: 'credit', amount: 10000, status: 'available', dealId: client.deal, level: 1 });
     // The token was checked on the stored endpoint; reading makes no other portal call.
@@ -66,6 +69,7 @@ describe('GET /api/members/:entity/:id', () => {
     const res = await get(`/api/members/contact/${client.contact}`);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ enrolled: true, balance: 0, pending: 0, referrals: 0, referrer: { entity: 'contact', id: referrer.contact }, ledger: [] });
+    memberAnswerSchema.parse(res.body);
   });
 
   it('answers a referred lead that has not won yet: not enrolled, with its referrer', async () => {
@@ -92,6 +96,7 @@ describe('GET /api/members/:entity/:id', () => {
       pending: 0,
       tier: null,
       nextTier: null,
+      tierProgress: null,
       referrals: 0,
       referrer: null,
       expiring: { total: 0, dates: [] },
@@ -118,6 +123,7 @@ describe('GET /api/members/:entity/:id', () => {
       [client.deal, 'credit', 10000, 'available'],
     ]);
 
+    memberAnswerSchema.parse(all.body);
     const page1 = await get(`/api/members/contact/${referrer.contact}?limit=2`);
     expect(page1.body.ledger.map((e: { id: number }) => e.id)).toEqual(all.body.ledger.slice(0, 2).map((e: { id: number }) => e.id));
     expect(page1.body.nextBefore).toBe(all.body.ledger[1].id);
@@ -134,6 +140,7 @@ describe('GET /api/members/:entity/:id', () => {
     const company = await get('/api/members/company/1');
     expect(company.status).toBe(400);
     expect(detailPaths(company)).toEqual(['entity']);
+    errorBodySchema.parse(company.body);
     for (const id of ['abc', '0', '1.5', '-3', '99999999999999999999']) {
       const res = await get(`/api/members/contact/${id}`);
       expect(res.status, id).toBe(400);
@@ -160,6 +167,7 @@ describe('GET /api/deals/:id', () => {
       referral: { code: referrer.code, referrer: { entity: 'contact', id: referrer.contact }, source: expect.any(String) },
       client: { entity: 'contact', id: client.contact, balance: 0, pending: 0 },
     });
+    expect(dealAnswerSchema.parse(res.body)).toEqual(res.body);
     expect(res.body.entries).toHaveLength(1);
     expect(res.body.entries[0]).toMatchObject({
       member: { entity: 'contact', id: referrer.contact },
@@ -175,7 +183,8 @@ describe('GET /api/deals/:id', () => {
   it('answers a deal Sarafan has not seen with no referral and no entries', async () => {
     const res = await get('/api/deals/424242');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ id: 424242, currency: 'RUB', referral: null, entries: [], coupons: [], client: null });
+    expect(res.body).toEqual({ id: 424242, currency: 'RUB', referral: null, entries: [], coupons: [], client: null, redemption: null, dealTotal: null });
+    dealAnswerSchema.parse(res.body);
   });
 
   it('answers 400 for a non-numeric id', async () => {
@@ -191,6 +200,7 @@ describe('authentication', () => {
     expect((await request(h.app).get(`/api/deals/${client.deal}`).set('Authorization', `Bearer ${MANAGER}`)).status).toBe(401);
     const forged = await get(`/api/members/contact/${referrer.contact}`, 'token-the-portal-does-not-know');
     expect(forged.status).toBe(401);
+    expect(errorBodySchema.parse(forged.body).error.code).toBe('unauthorized');
     expect(JSON.stringify(forged.body)).not.toContain(referrer.code);
   });
 });

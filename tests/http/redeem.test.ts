@@ -7,6 +7,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dealAnswerSchema, errorBodySchema, redeemAnswerSchema } from '../../src/contract/api.js';
 import { PROJECTION_GRACE_MS } from '../../src/handlers/process-crm-changes.js';
 import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
@@ -46,6 +47,10 @@ async function setStage(deal: number, stage: string): Promise<void> {
   await h.worker.drain();
 }
 
+function card(dealId: number) {
+  return request(h.app).get(`/api/deals/${dealId}`).set('Authorization', `Bearer ${MANAGER}`).set('X-Sarafan-Portal', h.portal.memberId);
+}
+
 const available = async () => (await h.store.ledger.balances(portalId, [annaMember], clock.now())).get(annaMember)!.available;
 const ledgerCount = async () => (await h.store.ledger.forMember(portalId, annaMember, { limit: 100 })).length;
 const updates = () => h.portal.commands().filter((c) => /^crm\.(deal|contact|lead)\.update$/.test(c.method));
@@ -80,6 +85,8 @@ describe('POST /api/deals/:id/redeem', () => {
       dealRedeemed: 2500.5,
     });
     expect(res.body).not.toHaveProperty('facts');
+    // The answer is the shared contract's RedeemAnswer, nothing more.
+    expect(redeemAnswerSchema.strict().parse(res.body)).toEqual(res.body);
 
     const entries = await h.store.ledger.forDeal(portalId, deal);
     expect(entries).toHaveLength(1);
@@ -140,6 +147,7 @@ describe('POST /api/deals/:id/redeem', () => {
     const over = await redeem(small, { amount: 500.01 });
     expect(over.status).toBe(409);
     expect(over.body.error).toMatchObject({ code: 'conflict', reason: 'over_deal_limit' });
+    errorBodySchema.strict().parse(over.body);
     const short = await redeem(big, { amount: before.balance / 100 + 0.01 });
     expect(short.status).toBe(409);
     expect(short.body.error).toMatchObject({ code: 'conflict', reason: 'insufficient_balance' });
@@ -264,6 +272,8 @@ describe('POST /api/deals/:id/redeem', () => {
     // 10 USD at the portal's 90 RUB = 900 RUB: the default program lets half of it, 450, be redeemed.
     const usd = await openDeal(anna.contact, 10, { CURRENCY_ID: 'USD' });
     const before = await available();
+    // The deal card shows the converted amount and the same limit.
+    expect((await card(usd)).body).toMatchObject({ redemption: { dealAmount: 900, dealCurrency: 'USD', redeemed: 0, maxNow: 450, open: true, blocked: null }, dealTotal: 900 });
     const over = await redeem(usd, { amount: 450.01 });
     expect(over.status).toBe(409);
     expect(over.body.error.reason).toBe('over_deal_limit');
@@ -273,6 +283,7 @@ describe('POST /api/deals/:id/redeem', () => {
     expect(await available()).toBe(before - 450_00);
 
     const gbp = await openDeal(anna.contact, 10, { CURRENCY_ID: 'GBP' });
+    expect((await card(gbp)).body).toMatchObject({ redemption: { dealAmount: null, dealCurrency: 'GBP', maxNow: 0, open: true, blocked: 'currency_not_converted' }, dealTotal: null });
     const res = await redeem(gbp, { amount: 1 });
     expect(res.status).toBe(409);
     expect(res.body.error.reason).toBe('currency_not_converted');
@@ -328,5 +339,69 @@ describe('portal isolation', () => {
     } finally {
       h.msw.resetHandlers();
     }
+  });
+});
+
+describe('GET /api/deals/:id: the redeem form (redemption, dealTotal)', () => {
+  /** The deal card's redemption, parsed with the shared contract. */
+  async function form(dealId: number) {
+    const res = await card(dealId);
+    expect(res.status).toBe(200);
+    return dealAnswerSchema.parse(res.body);
+  }
+
+  it("maxNow is the deal's limit left: redeeming it succeeds, a kopeck more is 409 over_deal_limit", async () => {
+    const deal = await openDeal(anna.contact, 3000.5);
+    const before = await form(deal);
+    expect(before.redemption).toEqual({ dealAmount: 3000.5, dealCurrency: 'RUB', redeemed: 0, maxNow: 1500.25, open: true, blocked: null });
+    expect(before.dealTotal).toBe(3000.5);
+    // Reading the card writes nothing and calls nothing but profile.
+    h.portal.resetCalls();
+    await form(deal);
+    expect(h.portal.calls.filter((c) => c.method !== 'profile')).toEqual([]);
+
+    const over = await redeem(deal, { amount: Math.round((before.redemption!.maxNow + 0.01) * 100) / 100 });
+    expect(over.status).toBe(409);
+    expect(errorBodySchema.parse(over.body).error.reason).toBe('over_deal_limit');
+    const ok = await redeem(deal, { amount: before.redemption!.maxNow });
+    expect(ok.status).toBe(200);
+    expect(redeemAnswerSchema.parse(ok.body).dealRedeemed).toBe(1500.25);
+
+    const after = await form(deal);
+    expect(after.redemption).toEqual({ dealAmount: 3000.5, dealCurrency: 'RUB', redeemed: 1500.25, maxNow: 0, open: true, blocked: 'over_deal_limit' });
+    expect(after.dealTotal).toBe(1500.25);
+    expect(after.client).toMatchObject({ entity: 'contact', id: anna.contact, balance: (await available()) / 100 });
+  });
+
+  it('a lost deal is closed: maxNow 0, deal_closed; a client not in the program: insufficient_balance', async () => {
+    const deal = await openDeal(anna.contact, 1000);
+    await setStage(deal, 'LOSE');
+    expect((await form(deal)).redemption).toMatchObject({ maxNow: 0, open: false, blocked: 'deal_closed' });
+    expect((await redeem(deal, { amount: 1 })).body.error.reason).toBe('deal_closed');
+
+    const stranger = h.portal.add('contact', { NAME: 'Гость' });
+    const strangerDeal = await openDeal(stranger, 500);
+    expect((await form(strangerDeal)).redemption).toEqual({ dealAmount: 500, dealCurrency: 'RUB', redeemed: 0, maxNow: 0, open: true, blocked: 'insufficient_balance' });
+  });
+
+  // Last in the file: it spends Anna's whole balance.
+  it("maxNow is the client's balance when that is less: redeeming it succeeds, a kopeck more is 409 insufficient_balance", async () => {
+    const deal = await openDeal(anna.contact, 10_000_000);
+    const balance = (await available()) / 100;
+    expect(balance).toBeGreaterThan(0);
+    const before = await form(deal);
+    expect(before.redemption).toMatchObject({ maxNow: balance, blocked: null });
+
+    const over = await redeem(deal, { amount: Math.round((balance + 0.01) * 100) / 100 });
+    expect(over.status).toBe(409);
+    expect(over.body.error.reason).toBe('insufficient_balance');
+    expect(await available()).toBe(Math.round(balance * 100));
+    const ok = await redeem(deal, { amount: before.redemption!.maxNow });
+    expect(ok.status).toBe(200);
+    expect(await available()).toBe(0);
+
+    const after = await form(deal);
+    expect(after.redemption).toMatchObject({ redeemed: balance, maxNow: 0, blocked: 'insufficient_balance' });
+    expect(after.dealTotal).toBe(Math.round((10_000_000 - balance) * 100) / 100);
   });
 });

@@ -97,6 +97,26 @@ describe('the layers point one way: rules <- handlers <- (bitrix, store) <- serv
   });
 
   it.each([
+    ['src/contract/probe.ts', '../handlers/ports.js'],
+    ['src/contract/probe.ts', '../store/open-store.js'],
+    ['src/contract/probe.ts', '../bitrix/gateway.js'],
+    ['src/contract/probe.ts', '../../server/config.js'],
+    ['src/contract/probe.ts', '../../install/manifest.js'],
+  ])('%s importing %s fails lint (the contract imports zod and rules only)', async (file, specifier) => {
+    expect(await zoneErrors(file, specifier)).toEqual([expect.stringContaining('src/contract is the API contract')]);
+  });
+
+  it('rules do not import the contract', async () => {
+    expect(await zoneErrors('src/rules/probe.ts', '../contract/api.js')).toEqual([expect.stringContaining('src/rules is pure')]);
+  });
+
+  it.each([
+    ['src/contract/probe.ts', '../rules/money.js'],
+    ['src/contract/probe.ts', './api.js'],
+    ['src/contract/probe.ts', 'zod'],
+    ['src/handlers/probe.ts', '../contract/api.js'],
+    ['server/routes/probe.ts', '../../src/contract/api.js'],
+    ['client/src/probe.ts', '../../src/contract/api.js'],
     ['src/rules/probe.ts', './money.js'],
     ['src/handlers/probe.ts', './ports.js'],
     ['src/handlers/probe.ts', '../rules/money.js'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Program } from '../../../src/rules/program.js';
-import { priceDeal, qualifies, tierFor, type ClientDeal, type DesiredEntry, type PricingInput } from '../../../src/rules/price-deal.js';
+import { priceDeal, qualifies, tierFor, tierProgressFor, type ClientDeal, type DesiredEntry, type PricingInput } from '../../../src/rules/price-deal.js';
 import { DAY, T0, at, program } from './rules-fixtures.js';
 
 const CLIENT = 1;
@@ -265,5 +265,23 @@ describe('tierFor', () => {
     ['the count ignores amounts', countTiers, deals([0, 0, 0, 0, 0]), { name: 'VIP', next: null }],
   ])('%s', (_name, p, clientDeals, expected) => {
     expect(tierFor(p, clientDeals)).toEqual(expected);
+  });
+});
+
+describe('tierProgressFor', () => {
+  const amountTiers = program({ tiers: { levels: [{ name: 'Silver', from: 1000, cashbackPercent: 1 }, { name: 'Gold', from: 1000.5, cashbackPercent: 3 }] } });
+  const countTiers = program({ tiers: { basis: 'won_count', levels: [{ name: 'Regular', from: 2, cashbackPercent: 1 }, { name: 'VIP', from: 5, cashbackPercent: 2 }] } });
+  const deals = (amounts: number[], won = true): ClientDeal[] => amounts.map((amount, i) => ({ dealId: i + 1, won, firstWonAt: won ? at(i) : null, amount }));
+
+  it.each<[string, Program, ClientDeal[], ReturnType<typeof tierProgressFor>]>([
+    ['no tiers in the program', program(), deals([10 ** 9]), null],
+    ['nothing won: on the way to the first tier', amountTiers, [], { basis: 'won_amount', value: 0, nextFrom: 1000 }],
+    ['a kopeck below the first tier (value in minor units)', amountTiers, deals([99999]), { basis: 'won_amount', value: 99999, nextFrom: 1000 }],
+    ['exactly the first tier: the next is Gold', amountTiers, deals([100000]), { basis: 'won_amount', value: 100000, nextFrom: 1000.5 }],
+    ['the top tier has no next', amountTiers, deals([100050]), { basis: 'won_amount', value: 100050, nextFrom: null }],
+    ['lost deals do not count', amountTiers, deals([100050], false), { basis: 'won_amount', value: 0, nextFrom: 1000 }],
+    ['counts won deals on a count basis', countTiers, deals([7, 7, 7]), { basis: 'won_count', value: 3, nextFrom: 5 }],
+  ])('%s', (_name, p, clientDeals, expected) => {
+    expect(tierProgressFor(p, clientDeals)).toEqual(expected);
   });
 });

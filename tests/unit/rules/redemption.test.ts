@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkAdjustment } from '../../../src/rules/adjustment.js';
-import { checkRedemption, dealAcceptsRedemption, dealRedemptionLimit, mostRedeemable, redeemedOnDeal, redemptionReturns, type LedgerLine } from '../../../src/rules/redemption.js';
+import { checkRedemption, dealAcceptsRedemption, dealRedemptionLimit, mostRedeemable, redeemedOnDeal, redemptionFacts, redemptionReturns, type LedgerLine } from '../../../src/rules/redemption.js';
 
 const redemption = (memberId: number, amount: number): LedgerLine => ({ memberId, reason: 'redemption', amount });
 const reward = (memberId: number, amount: number): LedgerLine => ({ memberId, reason: 'referral', amount });
@@ -99,5 +99,43 @@ describe('checkAdjustment', () => {
   it('refuses zero or a fraction as a programming error', () => {
     expect(() => checkAdjustment({ amount: 0, available: 0 })).toThrow(RangeError);
     expect(() => checkAdjustment({ amount: 0.5, available: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('redemptionFacts', () => {
+  const deal = { stageSemantic: 'P' as const, deleted: false, amount: 1000_00, currency: 'RUB' };
+  const base = { programCurrency: 'RUB', maxPercentOfDeal: 50, rates: null, available: 300_00, lapsed: 0, dealEntries: [] as LedgerLine[] };
+
+  it('takes the deal amount as it is in the program currency, and the balance net of lapsed bonus', () => {
+    expect(redemptionFacts({ ...base, deal, lapsed: -50_00 })).toEqual({
+      ok: true,
+      facts: { available: 250_00, dealAmount: 1000_00, maxPercentOfDeal: 50, dealEntries: [], dealOpen: true },
+    });
+  });
+
+  it('an empty currency is the program currency', () => {
+    expect(redemptionFacts({ ...base, deal: { ...deal, currency: '' } })).toMatchObject({ ok: true, facts: { dealAmount: 1000_00 } });
+  });
+
+  it('converts with the fixed rate of a won deal, else the rates given; none is currency_not_converted while open', () => {
+    const usd = { ...deal, amount: 10_00, currency: 'USD' };
+    expect(redemptionFacts({ ...base, deal: { ...usd, fxCurrency: 'USD', fxRate: '90' } })).toMatchObject({ ok: true, facts: { dealAmount: 900_00 } });
+    const rates = [
+      { currency: 'RUB', amount: '1', amountCnt: 1 },
+      { currency: 'USD', amount: '80', amountCnt: 1 },
+    ];
+    expect(redemptionFacts({ ...base, deal: usd, rates })).toMatchObject({ ok: true, facts: { dealAmount: 800_00 } });
+    expect(redemptionFacts({ ...base, deal: usd })).toEqual({ ok: false, reason: 'currency_not_converted' });
+    // A lost deal is closed whatever its currency: the check says deal_closed.
+    expect(redemptionFacts({ ...base, deal: { ...usd, stageSemantic: 'F' } })).toMatchObject({ ok: true, facts: { dealOpen: false } });
+  });
+
+  it('mostRedeemable of the facts is what checkRedemption accepts, and a kopeck more it refuses', () => {
+    const r = redemptionFacts({ ...base, deal });
+    if (!r.ok) throw new Error('not ok');
+    const most = mostRedeemable(r.facts);
+    expect(most).toBe(300_00);
+    expect(checkRedemption({ ...r.facts, amount: most })).toEqual({ ok: true });
+    expect(checkRedemption({ ...r.facts, amount: most + 1 })).toEqual({ ok: false, reason: 'insufficient_balance' });
   });
 });
