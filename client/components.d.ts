@@ -14,7 +14,6 @@ declare module 'vue' {
     ActionForm: typeof import('./src/components/ActionForm.vue')['default']
     AdjustForm: typeof import('./src/components/AdjustForm.vue')['default']
     B24Alert: typeof import('./../node_modules/@bitrix24/b24ui-nuxt/dist/runtime/components/Alert.vue')['default']
-    B24App: typeof import('./../node_modules/@bitrix24/b24ui-nuxt/dist/runtime/components/App.vue')['default']
     B24Badge: typeof import('./../node_modules/@bitrix24/b24ui-nuxt/dist/runtime/components/Badge.vue')['default']
     B24Button: typeof import('./../node_modules/@bitrix24/b24ui-nuxt/dist/runtime/components/Button.vue')['default']
     B24FormField: typeof import('./../node_modules/@bitrix24/b24ui-nuxt/dist/runtime/components/FormField.vue')['default']

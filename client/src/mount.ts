@@ -28,10 +28,14 @@ export async function start(view: (portal: Portal) => { component: Component; pr
     return;
   }
   const chosen = view(portal);
-  const i18n = createTexts(portal.lang, await (portal.lang === pageLang ? pageMessages : loadMessages(portal.lang)));
+  const [messages, kitLocale] = await Promise.all([
+    portal.lang === pageLang ? pageMessages : loadMessages(portal.lang),
+    portal.lang === 'ru' ? import('@bitrix24/b24ui-nuxt/runtime/locale/ru.js').then((m) => m.default) : null,
+  ]);
+  const i18n = createTexts(portal.lang, messages);
   const pinia = createPinia();
   const api = createApi(portal);
-  const app = createApp({ render: () => h(App, null, { default: () => (chosen ? h(chosen.component, chosen.props) : h('p', { 'data-testid': 'no-entity' }, i18n.global.t('errors.noEntity'))) }) });
+  const app = createApp({ render: () => h(App, { kitLocale }, { default: () => (chosen ? h(chosen.component, chosen.props) : h('p', { 'data-testid': 'no-entity' }, i18n.global.t('errors.noEntity'))) }) });
   app.use(pinia).use(i18n);
   app.provide(DEPS, { api, portal, newKey: () => crypto.randomUUID(), delay: (ms) => new Promise((r) => setTimeout(r, ms)) });
   const session = app.runWithContext(() => useSessionStore());

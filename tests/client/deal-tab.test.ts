@@ -59,7 +59,7 @@ describe('the deal tab', () => {
   });
 
   it('a rejected referral shows the fraud verdict with its reason, and can be set again', async () => {
-    const rejected = deal({ referral: { id: 3, code: 'K7M2QX', referrer: { entity: 'contact', id: 5 }, source: 'code', status: 'rejected', rejectReason: 'self_referral', override: null }, entries: [] });
+    const rejected = deal({ referral: { id: 3, code: 'K7M2QX', referrer: { entity: 'contact', id: 5 }, source: 'deal', status: 'rejected', rejectReason: 'self_referral', override: null }, entries: [] });
     const { wrapper } = await mountView(DealTab, { dealId: 12 }, { api: api(rejected) });
     expect(textOf(wrapper, 'deal-referral-rejected')).toContain('self-referral (same client, phone or e-mail)');
     expect(byTestId(wrapper, 'referral-code-input').exists()).toBe(true);
@@ -121,7 +121,7 @@ describe('the deal tab', () => {
   });
 
   it('redeems within the limit, shows the new deal total, and sends an idempotency key', async () => {
-    const after = deal({ client: { entity: 'contact', id: 9, balance: 1000, pending: 0 }, redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 2000, maxNow: 1000, open: true } });
+    const after = deal({ client: { entity: 'contact', id: 9, balance: 1000, pending: 0 }, redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 2000, maxNow: 1000, open: true, blocked: null }, dealTotal: 70000 });
     const fake = api()
       .on('GET /api/deals/12', deal(), after)
       .on('POST /api/deals/12/redeem', { dealId: 12, dealRedeemed: 2000 });
@@ -151,7 +151,7 @@ describe('the deal tab', () => {
   });
 
   it('nothing to redeem: says why instead of a form', async () => {
-    const { wrapper } = await mountView(DealTab, { dealId: 12 }, { api: api(deal({ client: { entity: 'contact', id: 9, balance: 0, pending: 0 }, redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 0, maxNow: 0, open: true } })) });
+    const { wrapper } = await mountView(DealTab, { dealId: 12 }, { api: api(deal({ client: { entity: 'contact', id: 9, balance: 0, pending: 0 }, redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 0, maxNow: 0, open: true, blocked: 'insufficient_balance' } })) });
     expect(textOf(wrapper, 'redeem-nothing')).toContain('the client has no available bonus');
     expect(byTestId(wrapper, 'redeem').exists()).toBe(false);
   });

@@ -4,9 +4,10 @@ import type { DealAnswer, LedgerItem, MemberAnswer, ReferralTree, SessionAnswer 
 export const session = (over: Partial<SessionAnswer> = {}): SessionAnswer => ({
   userId: 7,
   isAdmin: false,
-  program: { currency: 'RUB', redemption: { maxPercentOfDeal: 50 } },
+  portal: { domain: 'b24-demo.bitrix24.ru', lang: 'ru' },
+  program: { version: 1, currency: 'RUB', referralEnabled: true, levels: 1, tiers: { basis: 'won_amount', levels: [{ name: 'Silver', from: 100000, cashbackPercent: 0 }, { name: 'Gold', from: 500000, cashbackPercent: 0 }] }, redemption: { maxPercentOfDeal: 50 }, expiryDays: null },
   ...over,
-}) as SessionAnswer;
+});
 
 export const entry = (over: Partial<LedgerItem> = {}): LedgerItem => ({
   id: 1,
@@ -23,19 +24,19 @@ export const entry = (over: Partial<LedgerItem> = {}): LedgerItem => ({
   shortfall: 0,
   fx: null,
   ...over,
-}) as LedgerItem;
+});
 
 export const deal = (over: Partial<DealAnswer> = {}): DealAnswer => ({
   id: 12,
   currency: 'RUB',
-  referral: { id: 3, code: 'K7M2QX', referrer: { entity: 'contact', id: 5 }, source: 'code', status: 'active', rejectReason: null, override: null },
+  referral: { id: 3, code: 'K7M2QX', referrer: { entity: 'contact', id: 5 }, source: 'deal', status: 'active', rejectReason: null, override: null },
   entries: [{ ...entry(), member: { entity: 'contact', id: 5 } }],
   coupons: [],
   client: { entity: 'contact', id: 9, balance: 3000, pending: 0 },
-  redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 0, maxNow: 3000, open: true },
+  redemption: { dealAmount: 72000, dealCurrency: 'RUB', redeemed: 0, maxNow: 3000, open: true, blocked: null },
   dealTotal: 72000,
   ...over,
-}) as DealAnswer;
+});
 
 export const member = (over: Partial<MemberAnswer> = {}): MemberAnswer => ({
   entity: 'contact',
@@ -59,10 +60,16 @@ export const member = (over: Partial<MemberAnswer> = {}): MemberAnswer => ({
   coupons: [],
   nextBefore: null,
   ...over,
-}) as MemberAnswer;
+});
 
 export const tree = (over: Partial<ReferralTree> = {}): ReferralTree => ({
-  nodes: [{ person: { entity: 'contact', id: 9 }, status: 'active', rejectReason: null, createdAt: '2026-11-01T00:00:00.000Z', qualified: true, earned: 7200, children: [] }],
+  entity: 'contact',
+  id: 5,
+  currency: 'RUB',
+  levels: 1,
+  referrals: [{ id: 3, person: { entity: 'contact', id: 9 }, level: 1, status: 'active', rejectReason: null, createdAt: '2026-11-01T00:00:00.000Z', qualified: true, earned: 7200, branchEarned: 7200, children: [] }],
+  total: 1,
   truncated: false,
+  earned: 7200,
   ...over,
-}) as ReferralTree;
+});

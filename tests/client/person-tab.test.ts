@@ -44,7 +44,7 @@ describe('the contact tab', () => {
   });
 
   it('a person not in the program gets an enrol button, and enrolling shows the new code', async () => {
-    const fake = api(member({ enrolled: false, code: null, link: null, joinedAt: null, balance: 0, pending: 0, tier: null, ledger: [], tierProgress: { basis: 'won_amount', value: 0, nextFrom: null }, nextTier: null }), tree({ nodes: [] }))
+    const fake = api(member({ enrolled: false, code: null, link: null, joinedAt: null, balance: 0, pending: 0, tier: null, ledger: [], tierProgress: { basis: 'won_amount', value: 0, nextFrom: null }, nextTier: null }), tree({ referrals: [], total: 0, earned: 0 }))
       .on(`POST ${BASE}/enroll`, member({ code: 'NEW234', balance: 0, ledger: [] }));
     const { wrapper } = await mountView(PersonTab, { entity: 'contact', id: 5 }, { api: fake });
     expect(textOf(wrapper, 'section-enroll')).toContain('Not in the program yet.');
@@ -152,7 +152,7 @@ describe('the contact tab', () => {
   });
 
   it('a lead tab reads the lead', async () => {
-    const fake = new FakeApi().on('GET /api/members/lead/8?limit=20', member({ entity: 'lead', id: 8 })).on('GET /api/members/lead/8/referrals', tree({ nodes: [] })).on('GET /api/session', session());
+    const fake = new FakeApi().on('GET /api/members/lead/8?limit=20', member({ entity: 'lead', id: 8 })).on('GET /api/members/lead/8/referrals', tree({ referrals: [], total: 0, earned: 0 })).on('GET /api/session', session());
     const { wrapper } = await mountView(PersonTab, { entity: 'lead', id: 8 }, { api: fake });
     expect(byTestId(wrapper, 'person-tab').exists()).toBe(true);
   });

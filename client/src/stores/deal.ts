@@ -69,11 +69,11 @@ export const useDealStore = defineStore('deal', () => {
     try {
       const answer = await api<CodeCheck>(`/api/codes/${encodeURIComponent(typed)}`);
       if (seq !== codeSeq) return;
-      if (answer.valid && answer.referrer) {
+      if (answer.valid) {
         code.value = { state: 'valid', code: answer.code, referrer: answer.referrer };
         void names.resolve([answer.referrer]);
       } else {
-        code.value = { state: 'invalid', code: typed, reason: answer.reason === 'malformed' ? 'malformed' : 'unknown_code' };
+        code.value = { state: 'invalid', code: typed, reason: answer.reason };
       }
     } catch (e) {
       if (seq === codeSeq) code.value = { state: 'failed', code: typed, message: e instanceof Error ? e.message : String(e) };
@@ -115,8 +115,7 @@ export const useDealStore = defineStore('deal', () => {
     if (id === null) throw new Error('no deal');
     await api(`/api/deals/${id}/redeem`, { method: 'POST', body: { amount }, idempotencyKey: newKey() });
     deal.value = await fetchDeal(id);
-    const r = deal.value.redemption;
-    return { amount, total: r ? r.dealAmount - r.redeemed : 0 };
+    return { amount, total: deal.value.dealTotal ?? 0 };
   }
 
   const referrer = computed(() => deal.value?.referral?.referrer ?? null);

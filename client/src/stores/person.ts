@@ -45,7 +45,7 @@ export const usePersonStore = defineStore('person', () => {
     const [answer, referred] = await Promise.all([api<MemberAnswer>(`${base()}?limit=${PAGE}`), api<ReferralTree>(`${base()}/referrals`)]);
     take(answer);
     tree.value = referred;
-    void names.resolve(peopleOf(referred.nodes));
+    void names.resolve(peopleOf(referred.referrals));
   }
 
   async function load(entity: PersonEntity, id: number): Promise<void> {
