@@ -48,12 +48,15 @@ describe('the contact tab', () => {
       .on(`POST ${BASE}/enroll`, member({ code: 'NEW234', balance: 0, ledger: [] }));
     const { wrapper } = await mountView(PersonTab, { entity: 'contact', id: 5 }, { api: fake });
     expect(textOf(wrapper, 'section-enroll')).toContain('Not in the program yet.');
-    expect(byTestId(wrapper, 'no-referred').text()).toContain('Give the client the link or the code');
-    expect(byTestId(wrapper, 'no-history').exists()).toBe(true);
+    // Nothing on record yet: only the ways in, no empty balance, tree or history.
+    expect(byTestId(wrapper, 'section-balance').exists()).toBe(false);
+    expect(byTestId(wrapper, 'section-history').exists()).toBe(false);
+    expect(byTestId(wrapper, 'section-promo').exists()).toBe(true);
     await byTestId(wrapper, 'enroll').trigger('submit');
     await flushPromises();
     expect(fake.calls.at(-1)).toMatchObject({ method: 'POST', path: `${BASE}/enroll` });
     expect((byTestId(wrapper, 'code-value').element as HTMLInputElement).value).toBe('NEW234');
+    expect(byTestId(wrapper, 'no-referred').text()).toContain('Give the client the link or the code');
   });
 
   it('copies the link where the browser allows it, falls back to the copy command, and selects it with a message where both are refused', async () => {

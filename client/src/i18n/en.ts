@@ -22,6 +22,7 @@ const en: Messages<typeof ru> = {
     open: 'Open the card: {name}',
   },
   money: {
+    title: 'Bonus',
     balance: 'Available',
     pending: 'Pending',
     expiring: 'Expires within 30 days',
@@ -43,7 +44,7 @@ const en: Messages<typeof ru> = {
     pending: 'Waiting for Sarafan to process the referral…',
     rejected: 'The referral was rejected: {reason}',
     overridden: 'An administrator accepted the referral: {comment}',
-    rewards: 'Rewards from this deal',
+    rewards: 'Bonus on this deal',
     noRewards: 'This deal has not credited anything yet: the bonus appears when the deal is won.',
     client: 'The deal\'s client',
     noClient: 'The deal has no client: link a contact or lead to earn and spend bonus.',
@@ -144,6 +145,7 @@ const en: Messages<typeof ru> = {
     adjustNeedAmount: 'Enter an amount other than zero.',
   },
   ledger: {
+    who: 'Who',
     date: 'Date',
     reason: 'Reason',
     amount: 'Amount',
