@@ -1,6 +1,7 @@
 /**
  * The `robot.run` job (issue 10): answer one automation robot call. Load the call and its
- * document (a deal's client is its contact, else its lead; a lead is its own client) through the
+ * document (a deal's client is its contact, else its lead; a lead is its own client; `percent`
+ * reads the deal's or lead's amount, converted into the program currency) through the
  * CRM port → decide and act through the same use cases as the API (adjust-balance for accrue,
  * redeem-bonus, enroll-member, activate-promo-code, read-member for status: ledger keys make every
  * action idempotent per event token) → store the answer once, then send it with
@@ -17,7 +18,9 @@ import { adjustBalance } from './adjust-balance.js';
 import { enrollMember } from './enroll-member.js';
 import { activatePromoCode } from './activate-promo-code.js';
 import { AppError, PortalCallError } from './errors.js';
+import { convertDealAmount } from '../rules/convert-currency.js';
 import { currentProgram } from './program-versions.js';
+import { portalRates } from './program-keys.js';
 import { readMember } from './read-member.js';
 import { redeemBonus } from './redeem-bonus.js';
 import type { CrmDeal, Deps, Installation, PersonRef, RobotAnswer, RobotCall, RobotReturnValues } from './ports.js';
@@ -37,6 +40,8 @@ interface Target {
   /** The deal when the document is one. */
   deal: CrmDeal | null;
   client: PersonRef;
+  /** The document's amount (a deal's or a lead's OPPORTUNITY, minor units) and currency; null when it has none. */
+  amount: { amount: number; currency: string } | null;
 }
 
 /** Empty return values of each robot (SPEC 4.4): a refusal still returns every key. */
@@ -56,16 +61,33 @@ async function resolveTarget(deps: Deps, installation: Installation, call: Robot
     const read = (await crm.read({ deals: [], people: [{ entity: 'lead', id: doc.id }] })).people.get(`lead:${doc.id}`)!;
     if (read.status === 'failed') throw new AppError('portal_unavailable', `The portal did not answer for lead ${doc.id}`);
     if (read.status === 'not_found') return refuse({ reason: 'document_not_found' });
-    return { deal: null, client: { entity: 'lead', id: doc.id } };
+    return { deal: null, client: { entity: 'lead', id: doc.id }, amount: read.record.opportunity };
   }
   const read = (await crm.read({ deals: [doc.id], people: [] })).deals.get(doc.id)!;
   if (read.status === 'failed') throw new AppError('portal_unavailable', `The portal did not answer for deal ${doc.id}`);
   if (read.status === 'not_found') return refuse({ reason: 'document_not_found' });
   if (!read.record.client) return refuse({ reason: 'no_client' });
-  return { deal: read.record, client: read.record.client };
+  const { amount, currency } = read.record;
+  return { deal: read.record, client: read.record.client, amount: amount > 0 ? { amount, currency } : null };
 }
 
 const prop = (call: RobotCall, key: string): string => (call.properties[key] ?? '').trim();
+
+/**
+ * The document's amount in the program currency, converted as the loop converts deals
+ * (src/rules/convert-currency.ts): a won deal's fixed rate first, else the portal's rates (cached,
+ * read through the CRM port when stale). A lead has no fixed rate. Read before any transaction.
+ */
+async function amountInProgramCurrency(deps: Deps, installation: Installation, target: Target, document: NonNullable<Target['amount']>): Promise<number> {
+  const { program } = await currentProgram(deps.store.programs, installation.id, deps.clock.now());
+  const from = document.currency || program.currency;
+  if (from === program.currency) return document.amount;
+  const state = target.deal ? await deps.store.deals.get(installation.id, target.deal.id) : null;
+  const fixed = state?.fxCurrency && state.fxRate ? { currency: state.fxCurrency, rate: state.fxRate } : null;
+  const rates = fixed && fixed.currency === from ? null : await portalRates(deps, installation);
+  const converted = convertDealAmount({ amount: document.amount, from, to: program.currency, rates, fixed });
+  return converted.ok ? converted.amount : refuse({ reason: 'currency_not_converted' });
+}
 
 async function act(deps: Deps, installation: Installation, call: RobotCall, target: Target): Promise<{ values: RobotReturnValues; done: string }> {
   const userId = call.userId ?? 0;
@@ -81,11 +103,9 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
       } else if (percentText !== '') {
         const percent = robotPercent(percentText);
         if (percent === null) return refuse({ reason: 'invalid_property', property: 'percent' });
-        if (!target.deal) return refuse({ reason: 'deals_only' });
-        // The credit is in the program's currency: a share of a deal in another one would be a wrong amount.
-        const { program } = await currentProgram(deps.store.programs, installation.id, deps.clock.now());
-        if (target.deal.currency !== program.currency) return refuse({ reason: 'currency_mismatch' });
-        amount = percentOfDeal(target.deal.amount, percent);
+        if (!target.amount) return refuse({ reason: 'no_amount' });
+        const base = await amountInProgramCurrency(deps, installation, target, target.amount);
+        amount = percentOfDeal(base, percent);
         if (amount <= 0) return refuse({ reason: 'invalid_property', property: 'percent' });
       } else return refuse({ reason: 'missing_property', property: 'amount' });
       const comment = prop(call, 'comment') || `Automation robot on ${call.documentId}`;
@@ -143,7 +163,7 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
 
 /** An AppError a use case refused with, as a robot failure (its reason when the robot knows it). */
 function failureOf(e: AppError): RobotFailure {
-  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_mismatch', 'unknown_code', 'already_used', 'campaign_over'] as const;
+  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_mismatch', 'currency_not_converted', 'unknown_code', 'already_used', 'campaign_over'] as const;
   const reason = known.find((r) => r === e.reason);
   if (reason) return { reason };
   if (e.code === 'not_found') return { reason: 'document_not_found' };

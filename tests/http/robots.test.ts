@@ -79,8 +79,8 @@ async function run(code: string, document: string, properties: Record<string, st
 }
 
 const robotEntries = (token: string) =>
-  raw<{ amount: number; reason: string; caused_by: string; idempotency_key: string }>(
-    'SELECT amount, reason, caused_by, idempotency_key FROM ledger_entries WHERE portal_id = $1 AND caused_by = $2 ORDER BY id',
+  raw<{ id: number; amount: number; reason: string; caused_by: string; idempotency_key: string }>(
+    'SELECT id, amount, reason, caused_by, idempotency_key FROM ledger_entries WHERE portal_id = $1 AND caused_by = $2 ORDER BY id',
     [pid, `robot:${robotTokenHash(token)}`],
   );
 
@@ -128,11 +128,50 @@ describe('sarafan_accrue', () => {
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([150_00]);
   });
 
-  it('a percent of a deal in another currency than the program’s is answered ok = N', async () => {
-    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000, CURRENCY_ID: 'USD' });
+  it('a percent of a deal in another currency is taken of its amount converted with the portal’s rates', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 30, CURRENCY_ID: 'USD' });
     const { token, answer } = await run('sarafan_accrue', `DEAL_${deal}`, { percent: '5' });
-    expect(answer.values).toMatchObject({ accrued: '0.00', ok: 'N', error: 'Валюта сделки не совпадает с валютой программы' });
+    // 30 USD × 90 = 2 700 RUB (crm.currency.list: USD AMOUNT 90 per 1); 5 % = 135.00.
+    expect(answer.values).toMatchObject({ accrued: '135.00', ok: 'Y', error: '' });
+    expect((await robotEntries(token)).map((e) => e.amount)).toEqual([135_00]);
+  });
+
+  it('a percent of an amount in a currency the portal has no rate for is answered ok = N', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000, CURRENCY_ID: 'KZT' });
+    const { token, answer } = await run('sarafan_accrue', `DEAL_${deal}`, { percent: '5' });
+    expect(answer.values).toMatchObject({ accrued: '0.00', ok: 'N', error: 'Нет курса валюты документа к валюте программы в настройках портала' });
     expect(await robotEntries(token)).toEqual([]);
+  });
+
+  it('credits a percent of a lead’s amount, read through the CRM', async () => {
+    const lead = h.portal.add('lead', { TITLE: 'Лид с суммой', OPPORTUNITY: '2000.00', CURRENCY_ID: 'RUB' });
+    const { token, answer } = await run('sarafan_accrue', `LEAD_${lead}`, { percent: '5' });
+    const entries = await robotEntries(token);
+    expect(entries).toEqual([expect.objectContaining({ amount: 100_00, reason: 'adjustment' })]);
+    expect(answer.values).toMatchObject({ accrued: '100.00', balance: '100.00', ok: 'Y', error: '' });
+    expect(await balanceOf('lead', lead)).toBe(100_00);
+    // The lead is read with its amount (the list's `*`), in the program's currency: no rates are read.
+    const read = h.portal.commands('crm.lead.list');
+    expect(read[0]!.params).toMatchObject({ filter: { '@ID': [String(lead)] } });
+    expect((read[0]!.params.select as string[]).includes('*')).toBe(true);
+    expect(h.portal.commands('crm.currency.list')).toEqual([]);
+    expect(h.portal.commands('bizproc.event.send').map((c) => c.params)).toEqual([
+      { EVENT_TOKEN: token, RETURN_VALUES: { accrued: '100.00', balance: '100.00', entry_id: String(entries[0]!.id), ok: 'Y', error: '' }, LOG_MESSAGE: `Sarafan (sarafan_accrue): +100.00 → lead ${lead}` },
+    ]);
+  });
+
+  it('a lead in another currency is converted like a deal; a lead without an amount is answered ok = N', async () => {
+    const usd = h.portal.add('lead', { TITLE: 'Лид в долларах', OPPORTUNITY: '100', CURRENCY_ID: 'USD' });
+    const converted = await run('sarafan_accrue', `LEAD_${usd}`, { percent: '2.5' });
+    // 100 USD × 90 = 9 000 RUB; 2.5 % = 225.00.
+    expect(converted.answer.values).toMatchObject({ accrued: '225.00', ok: 'Y' });
+    expect((await robotEntries(converted.token)).map((e) => e.amount)).toEqual([225_00]);
+
+    const empty = h.portal.add('lead', { TITLE: 'Лид без суммы' });
+    const refused = await run('sarafan_accrue', `LEAD_${empty}`, { percent: '5' });
+    expect(refused.answer.values).toEqual({ accrued: '0.00', balance: '', entry_id: '', ok: 'N', error: 'У документа не указана сумма' });
+    expect(await robotEntries(refused.token)).toEqual([]);
+    expect(await balanceOf('lead', empty)).toBe(0);
   });
 
   it('an invalid amount is answered ok = N naming the property, and credits nothing', async () => {
