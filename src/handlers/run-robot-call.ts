@@ -8,7 +8,11 @@
  * `bizproc.event.send` plus a `bizproc.activity.log` line, through the portal gateway's batch.
  *
  * Every call is answered, failures included (`ok` = N and `error` in the portal's language), so
- * the automation never waits in vain. Only a failure to reach the portal is retried by the queue.
+ * the automation never waits in vain. Only a failure to reach the portal is retried by the queue;
+ * on the job's last attempt a call that still cannot be decided is answered ok = N "try again".
+ * Known limit: an answer that cannot be sent on the last attempt either (the portal unreachable
+ * for the whole back-off, about 21 min over 8 attempts) is lost with the dead job, as Bitrix24
+ * itself would lose a call to an unreachable handler.
  * The answer is stored before it is sent, so a retried job sends the same answer and never acts
  * twice; once the portal took it (or refused the token as used), the call is done.
  */
@@ -187,11 +191,20 @@ async function decide(deps: Deps, installation: Installation, call: RobotCall): 
   return { values: { ...EMPTY[call.code], ok: 'N', error }, log: robotLog(call.code, false, error, lang) };
 }
 
-export async function runRobotCall(deps: Deps, installation: Installation, tokenHash: string): Promise<void> {
+export interface RunRobotCallOptions {
+  /**
+   * The queue will not try this call again (its job's last attempt): a call that still cannot be
+   * decided is answered ok = N ("could not process the call, try again") rather than left to go
+   * dead unanswered — the automation would wait for an answer that never comes.
+   */
+  lastAttempt?: boolean;
+}
+
+export async function runRobotCall(deps: Deps, installation: Installation, tokenHash: string, opts: RunRobotCallOptions = {}): Promise<void> {
   const portalId = installation.id;
   const call = await deps.store.robotCalls.get(portalId, tokenHash);
   if (!call || call.answeredAt !== null) return;
-  const answer = call.answer ?? (await deps.store.robotCalls.saveAnswer(portalId, tokenHash, await decide(deps, installation, call)));
+  const answer = call.answer ?? (await deps.store.robotCalls.saveAnswer(portalId, tokenHash, await decideOrGiveUp(deps, installation, call, opts)));
   const [, sent] = await deps.crm.forInstallation(installation).answerRobot(call.eventToken, answer.values, answer.log);
   // ACCESS_DENIED: the token is expired or already answered (by an earlier run whose reply was lost): nothing more can be sent.
   if (sent && !sent.ok && !/^ACCESS_DENIED/.test(sent.error)) {
@@ -199,4 +212,17 @@ export async function runRobotCall(deps: Deps, installation: Installation, token
   }
   await deps.store.robotCalls.markAnswered(portalId, tokenHash, deps.clock.now());
   deps.log.info({ portalId, code: call.code, ok: answer.values.ok, refused: sent ? !sent.ok : false }, 'robot.answered');
+}
+
+/** decide(), except that on the last attempt a failure becomes the "try again" answer (the answer is stored, so it is sent once). */
+async function decideOrGiveUp(deps: Deps, installation: Installation, call: RobotCall, opts: RunRobotCallOptions): Promise<RobotAnswer> {
+  try {
+    return await decide(deps, installation, call);
+  } catch (e) {
+    if (!opts.lastAttempt) throw e;
+    deps.log.error({ portalId: installation.id, code: call.code, error: e instanceof Error ? e.message : String(e) }, 'robot.gave_up');
+    const lang = portalLang(installation.domain, installation.lang);
+    const error = robotError({ reason: 'not_processed' }, lang);
+    return { values: { ...EMPTY[call.code], ok: 'N', error }, log: robotLog(call.code, false, error, lang) };
+  }
 }

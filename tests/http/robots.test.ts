@@ -8,6 +8,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { robotTokenHash } from '../../src/handlers/receive-robot-call.js';
+import { createWorker } from '../../server/jobs/worker.js';
 import { form, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM, enrolledReferrer, referredWin } from '../support/scenario.js';
@@ -236,6 +237,38 @@ describe('answering', () => {
     expect(answers.map((a) => a.values)).toEqual([stored!.answer!.values]);
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([12_00]);
     expect((await h.store.robotCalls.get(pid, robotTokenHash(token)))?.answeredAt).not.toBeNull();
+  });
+
+  it('a call whose job runs out of attempts is still answered, once: ok = N, try again', async () => {
+    // Two attempts: the portal fails to give the deal both times, so the call cannot be decided.
+    const worker = createWorker(h.deps, { workerId: 'robots-last-attempt', maxAttempts: 2 });
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000 });
+    const { token, body } = robotPayload('sarafan_accrue', `DEAL_${deal}`, { amount: '40' });
+    h.portal.failCommands('crm.deal.list', 2);
+    expect((await post('sarafan_accrue', body)).status).toBe(200);
+    h.portal.resetCalls();
+    expect(await worker.drain()).toBe(1);
+    expect(h.portal.commands('bizproc.event.send')).toEqual([]);
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 1, dead: 0 });
+
+    offset += 3_600_000;
+    expect(await worker.drain()).toBe(1);
+    const answer = { accrued: '0.00', balance: '', entry_id: '', ok: 'N', error: 'Sarafan не смог обработать вызов, повторите попытку' };
+    expect(h.portal.commands('bizproc.event.send').map((c) => c.params)).toEqual([
+      { EVENT_TOKEN: token, RETURN_VALUES: answer, LOG_MESSAGE: 'Sarafan (sarafan_accrue): не выполнено — Sarafan не смог обработать вызов, повторите попытку' },
+    ]);
+    expect(h.portal.robotAnswers.filter((a) => a.token === token).map((a) => a.values)).toEqual([answer]);
+    expect(await robotEntries(token)).toEqual([]);
+    expect(await h.store.robotCalls.get(pid, robotTokenHash(token))).toMatchObject({ answer: { values: answer }, answeredAt: expect.any(Date) });
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 0, running: 0, dead: 0 });
+    expect(h.logs.some((l) => l.includes('robot.gave_up'))).toBe(true);
+
+    // Nothing is left to run, and a repeat of the call gets the same answer without a second send.
+    offset += 3_600_000;
+    expect(await worker.drain()).toBe(0);
+    const again = await post('sarafan_accrue', robotPayload('sarafan_accrue', `DEAL_${deal}`, { amount: '40' }, { token, wait: false }).body);
+    expect(again.body).toEqual({ status: 'repeated', answer });
+    expect(h.portal.commands('bizproc.event.send')).toHaveLength(1);
   });
 
   it('a token the portal no longer waits on (ACCESS_DENIED) ends the call without a retry', async () => {
