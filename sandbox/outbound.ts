@@ -5,7 +5,9 @@
  *   handler of an installed app; token-less when a robot made the change; never before
  *   installFinish;
  * - on entering a deal or lead stage, the robots put on that stage, one after another, each
- *   waiting for `bizproc.event.send` unless it does not subscribe;
+ *   waiting for `bizproc.event.send` unless it does not subscribe; a robot's condition is
+ *   evaluated when its turn comes (false: skipped), and its properties may use what earlier
+ *   robots returned (`{=A<id>:key}`, sandbox/robot-expressions.ts);
  * - the install: the wizard form POSTed to the app's install URL, ONAPPINSTALL once the frame
  *   (or the headless installer) calls installFinish; ONAPPUNINSTALL on removal.
  * Like Bitrix24, a failed delivery is not retried. Tests can make deliveries drop, repeat,
@@ -15,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import qs from 'qs';
 import { realClock, sleepOn, type SandboxClock } from './clock.js';
 import { frameForm, frameUrl } from './frame-request.js';
+import { activityName, evaluateCondition, resolveExpressions, type ExpressionScope } from './robot-expressions.js';
 import type { ChangeNote, EntityKind, Portal, Row, SandboxApp, StageRobot } from './types.js';
 
 export interface Faults {
@@ -60,6 +63,12 @@ const DOCUMENT_TYPES = {
   deal: ['crm', 'CCrmDocumentDeal', 'DEAL'],
   lead: ['crm', 'CCrmDocumentLead', 'LEAD'],
 } as const;
+
+/** One stage entry's automation workflow: its id (shared by its robots) and their return values by activity name. */
+interface Workflow {
+  id: string | null;
+  results: Map<string, Row>;
+}
 
 interface Pending {
   event: string;
@@ -170,13 +179,18 @@ export class Outbound {
 
   private startRobots(entity: 'deal' | 'lead', id: number, stageId: string): void {
     const docType = entity === 'deal' ? 'DEAL' : 'LEAD';
-    const robots = this.portal.stageRobots().filter((r) => r.documentType === docType && r.stageId === stageId);
+    const robots = this.portal
+      .stageRobots()
+      .filter((r) => r.documentType === docType && r.stageId === stageId)
+      .sort((a, b) => a.id - b.id);
     if (!robots.length) return;
-    // Robots of one document run one after another, like an automation rule chain.
+    // Robots of one document run one after another, like an automation rule chain; the robots of
+    // one stage entry are one workflow, whose earlier robots' return values the later ones read.
     const key = `${entity}:${id}`;
     const previous = this.robotChains.get(key) ?? Promise.resolve();
     const chain = previous.then(async () => {
-      for (const r of robots) await this.runRobot(r, entity, id);
+      const workflow: Workflow = { id: null, results: new Map() };
+      for (const r of robots) await this.runRobot(r, entity, id, workflow);
     });
     const tracked = chain.catch((e: unknown) => this.log('robot.chain_failed', { error: String(e) })).finally(() => {
       if (this.robotChains.get(key) === tracked) this.robotChains.delete(key);
@@ -184,15 +198,32 @@ export class Outbound {
     this.robotChains.set(key, tracked);
   }
 
-  private async runRobot(stageRobot: StageRobot, entity: 'deal' | 'lead', id: number): Promise<void> {
+  /**
+   * One robot's turn: its condition is evaluated now (with what the earlier robots returned), its
+   * properties resolved, the call posted; a subscribed robot holds the chain until
+   * bizproc.event.send (or robotWaitMs), and its return values join the workflow's results.
+   */
+  private async runRobot(stageRobot: StageRobot, entity: 'deal' | 'lead', id: number, workflow: Workflow): Promise<void> {
     const app = this.portal.app(stageRobot.clientId);
     const robot = this.portal.robots().find((r) => r.clientId === stageRobot.clientId && r.code === stageRobot.code);
     if (!app?.installed || !app.applicationToken || !robot) return;
     const document = this.portal.getEntity(entity, id);
     if (!document) return;
-    const run = this.portal.startRobotRun({ clientId: app.clientId, code: robot.code, document: { entity, id }, subscribe: robot.useSubscription });
+    const scope: ExpressionScope = { document, results: workflow.results };
+    const base = { clientId: app.clientId, code: robot.code, document: { entity, id }, subscribe: robot.useSubscription, stageRobotId: stageRobot.id };
+    if (stageRobot.condition) {
+      const verdict = evaluateCondition(stageRobot.condition, scope);
+      if (!verdict.pass) {
+        const run = this.portal.startRobotRun({ ...base, ...(workflow.id ? { workflowId: workflow.id } : {}), skipped: `Условие не выполнено: ${verdict.explained} — робот пропущен` });
+        workflow.id ??= run.workflowId;
+        this.log('robot.skipped', { code: robot.code, condition: verdict.explained });
+        return;
+      }
+    }
     const properties: Row = {};
-    for (const [k, v] of Object.entries(stageRobot.properties)) properties[k] = resolveExpressions(v, document);
+    for (const [k, v] of Object.entries(stageRobot.properties)) properties[k] = resolveExpressions(v, scope);
+    const run = this.portal.startRobotRun({ ...base, ...(workflow.id ? { workflowId: workflow.id } : {}), properties });
+    workflow.id ??= run.workflowId;
     const body = {
       workflow_id: run.workflowId,
       code: robot.code,
@@ -208,6 +239,8 @@ export class Outbound {
     const delivered = await this.deliver({ event: `robot:${robot.code}`, handler: robot.handler, body: qs.stringify(body) });
     if (!delivered || !robot.useSubscription) return;
     await this.waitForAnswer(run.eventToken);
+    const answered = this.portal.robotRuns().find((r) => r.eventToken === run.eventToken);
+    if (answered?.returnValues) workflow.results.set(activityName(stageRobot.id), answered.returnValues);
   }
 
   private async waitForAnswer(eventToken: string): Promise<void> {
@@ -364,14 +397,6 @@ export class Outbound {
   private firstAdmin(): number {
     return this.portal.users().find((u) => u.ADMIN)?.ID ?? 1;
   }
-}
-
-/** `{=Document:FIELD}` in a robot property becomes the document's value, as Bitrix24 resolves it before the call. */
-function resolveExpressions(value: string, document: Row): string {
-  return value.replace(/\{=Document:([A-Z0-9_]+)\}/g, (_m, field: string) => {
-    const v = document[field];
-    return v === undefined || v === null ? '' : Array.isArray(v) ? v.join(',') : String(v);
-  });
 }
 
 /** A stable handler id per (handler, event), like Bitrix24's event_handler_id. */

@@ -24,6 +24,7 @@ import {
   type MultifieldValue,
 } from './crm.js';
 import { realClock, type SandboxClock } from './clock.js';
+import { activityName } from './robot-expressions.js';
 import { StateSaver, defaultState, loadState, type Activity, type Category, type Currency, type SandboxState } from './state.js';
 import { PortalError } from './types.js';
 import type {
@@ -886,20 +887,28 @@ export class SandboxPortal implements Portal {
     return this.state.robotRuns.map((r) => structuredClone(r));
   }
 
-  startRobotRun(run: Pick<RobotRun, 'clientId' | 'code' | 'document'> & { subscribe: boolean }): RobotRun {
+  startRobotRun(
+    run: Pick<RobotRun, 'clientId' | 'code' | 'document'> & { subscribe: boolean; stageRobotId?: number; workflowId?: string; properties?: Row; skipped?: string },
+  ): RobotRun {
     const now = this.now();
+    // Bitrix24's tokens name the activity in their middle part (`…|A51601_82584_96831_81132|…`, reference §8.2).
+    const activity = run.stageRobotId !== undefined ? activityName(run.stageRobotId) : `A${hex(3)}_${hex(3)}_${hex(3)}`;
+    const finished = run.skipped !== undefined || !run.subscribe;
     const created: RobotRun = {
       id: this.state.nextRobotRunId++,
-      workflowId: `${hex(7)}.${String(Math.floor(now / 1000) % 100_000_000).padStart(8, '0')}`,
-      eventToken: `${hex(7)}.${hex(4)}|A${hex(3)}_${hex(3)}_${hex(3)}|${hex(16)}`,
+      workflowId: run.workflowId ?? `${hex(7)}.${String(Math.floor(now / 1000) % 100_000_000).padStart(8, '0')}`,
+      eventToken: `${hex(7)}.${hex(4)}|${activity}|${hex(16)}`,
       clientId: run.clientId,
       code: run.code,
       document: { ...run.document },
-      status: run.subscribe ? 'waiting' : 'done',
+      stageRobotId: run.stageRobotId ?? null,
+      activity,
+      properties: structuredClone(run.properties ?? {}),
+      status: run.skipped !== undefined ? 'skipped' : run.subscribe ? 'waiting' : 'done',
       startedAt: now,
-      finishedAt: run.subscribe ? null : now,
+      finishedAt: finished ? now : null,
       returnValues: null,
-      log: [],
+      log: run.skipped !== undefined ? [run.skipped] : [],
     };
     this.state.robotRuns.push(created);
     this.changed();

@@ -5,6 +5,18 @@
  */
 
 export type EntityKind = 'lead' | 'contact' | 'deal';
+
+/** The operators of a robot condition (sandbox/robot-expressions.ts). */
+export const CONDITION_OPERATORS = ['>', '>=', '<', '<=', '=', '!='] as const;
+export type ConditionOperator = (typeof CONDITION_OPERATORS)[number];
+
+/** A stage robot's condition: run only if `operand operator value` holds (expressions resolved). */
+export interface RobotCondition {
+  /** An expression such as `{=A1:balance}` or `{=Document:OPPORTUNITY}`, or plain text. */
+  operand: string;
+  operator: ConditionOperator;
+  value: string;
+}
 export type Row = Record<string, unknown>;
 
 export interface SandboxUser {
@@ -103,8 +115,13 @@ export interface StageRobot {
   /** 'DEAL' or 'LEAD' */
   documentType: 'DEAL' | 'LEAD';
   stageId: string;
-  /** Property values, possibly with {=Document:FIELD} expressions resolved at run time. */
+  /**
+   * Property values, possibly with expressions resolved at run time: `{=Document:FIELD}`, and
+   * `{=A<id>:key}` for a return value of an earlier robot on the same stage (sandbox/robot-expressions.ts).
+   */
   properties: Record<string, string>;
+  /** Run only if this holds when the robot's turn comes; otherwise the run is logged as skipped. */
+  condition?: RobotCondition | null;
 }
 
 /** One robot run: waiting for bizproc.event.send unless the robot does not subscribe. */
@@ -115,7 +132,13 @@ export interface RobotRun {
   clientId: string;
   code: string;
   document: { entity: 'deal' | 'lead'; id: number };
-  status: 'waiting' | 'done' | 'failed';
+  /** The stage robot this run is of, and its activity name (`A<id>`); absent on runs recorded before chains. */
+  stageRobotId?: number | null;
+  activity?: string;
+  /** The property values sent, expressions resolved. */
+  properties?: Row;
+  /** `skipped`: its condition did not hold (the log says why); no call was made. */
+  status: 'waiting' | 'done' | 'failed' | 'skipped';
   startedAt: number;
   finishedAt: number | null;
   returnValues: Row | null;
@@ -225,7 +248,14 @@ export interface Portal {
   /** Uninstall (reference §1.6): drops the app's event and placement bindings and stage robots; CLEAN drops its options too. */
   uninstallApp(clientId: string, clean: boolean): void;
 
-  startRobotRun(run: Pick<RobotRun, 'clientId' | 'code' | 'document'> & { subscribe: boolean }): RobotRun;
+  /**
+   * A run starts waiting (or done at once when the robot does not subscribe); `skipped` records a
+   * run whose condition did not hold, with `reason` in its log. Robots of one stage entry share
+   * `workflowId` (one automation workflow); the event token carries the robot's activity name.
+   */
+  startRobotRun(
+    run: Pick<RobotRun, 'clientId' | 'code' | 'document'> & { subscribe: boolean; stageRobotId?: number; workflowId?: string; properties?: Row; skipped?: string },
+  ): RobotRun;
   /** bizproc.event.send: a token works once; unknown or used → PortalError ACCESS_DENIED 403. */
   finishRobotRun(eventToken: string, returnValues: Row, logMessage?: string): RobotRun;
   /** bizproc.activity.log. */

@@ -235,6 +235,11 @@ details.add-robot label{font-size:12px;color:#535c69}
 .status-done,.status-installed{background:#e3f8d1;color:#3b6a13}
 .status-waiting,.status-pending{background:#fff4cc;color:#7a5b00}
 .status-failed,.status-absent{background:#ffe4e3;color:#a2201b}
+.status-skipped{background:#eef1f3;color:#535c69}
+.robot .activity{font-family:monospace;font-size:12px;color:#2067b0}
+.robot .condition{font-size:12px;color:#7a5b00;margin-top:4px}
+details.add-robot .condition-row{display:flex;gap:4px}
+details.add-robot .condition-row input{flex:1;min-width:0}
 .app-frame-wrap{background:#fff;border-radius:10px;padding:0;overflow:hidden;box-shadow:0 1px 2px rgba(0,0,0,.06)}
 .app-frame-title{padding:10px 16px;border-bottom:1px solid #eef1f3;font-weight:600}
 /* Bitrix24's app layout: resizeWindow sizes this box, the iframe fills it (applayout.js resizeWindow). */

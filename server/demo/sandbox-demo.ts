@@ -1,7 +1,7 @@
 /**
  * Sarafan's demo on the sandbox portal: Sarafan registered there as a local application, installed
  * headlessly (the wizard POST and installFinish, as the portal's install slider would), a furniture
- * shop seeded, and the wait until Sarafan has credited the shop's won referred deals.
+ * shop seeded, a robot chain on the invoice stage (status → redeem above a balance), and the wait until Sarafan has credited the shop's won referred deals.
  *
  * The one place product code meets the sandbox (ESLint's zones let only server/demo import
  * sandbox/, and the sandbox imports nothing of the product). It uses only the sandbox's public
@@ -10,6 +10,7 @@
  * live harness and the bench build on it too.
  */
 import { startSandbox, type AppSpec, type Sandbox, type SandboxOptions, type WebSettings } from '../../sandbox/server.js';
+import type { Portal, StageRobot } from '../../sandbox/types.js';
 import type { Log, Store } from '../../src/handlers/ports.js';
 import { F } from '../../src/bitrix/crm-fields.js';
 import { toMinor } from '../../src/rules/money.js';
@@ -49,6 +50,11 @@ const DEMO_WEB: WebSettings = {
       ['В карточке нового контакта нажмите «Создать сделку», укажите сумму и сохраните.'],
       ['Переведите сделку на стадию «Сделка успешна».'],
       ['Откройте карточку пригласившего контакта: на вкладке «Сарафан» и в поле «Сарафан: доступные бонусы» появится бонус.'],
+      [
+        'Цепочка роботов: переведите сделку клиента, у которого больше 1000 бонусов, на стадию «Счёт на предоплату» — ',
+        { text: 'робот «статус»', href: '/automation/deal/' },
+        ' вернёт баланс, и робот «списать» спишет всё, что можно; в поле «Сарафан: списано» сделки появится сумма.',
+      ],
     ],
   },
 };
@@ -69,6 +75,33 @@ export async function installSarafan(sandbox: Sandbox): Promise<void> {
   if (sandbox.portal.app(DEMO_CLIENT_ID)?.installed) return;
   const page = await sandbox.outbound.installHeadless(DEMO_CLIENT_ID);
   if (page.status !== 200) throw new Error(`Sarafan's install page answered ${page.status} to the sandbox portal: ${page.body.slice(0, 300)}`);
+}
+
+/**
+ * The demo's robot chain (README "Robots", the chain recipe): when a deal reaches the invoice
+ * stage, "Sarafan: client's status" runs, and "Sarafan: redeem bonus" with an empty amount (the
+ * most the program allows) runs after it only if the balance the first returned is above the
+ * threshold — `{=A<status robot>:balance} > 1000`.
+ */
+export const DEMO_CHAIN = { stageId: 'PREPAYMENT_INVOICE', threshold: '1000' } as const;
+
+/** Puts the chain on the deal stage unless a Sarafan status robot is there already; returns the two stage robots. */
+export function addDemoChain(portal: Portal): { status: StageRobot; redeem: StageRobot } {
+  const onStage = portal.stageRobots().filter((r) => r.clientId === DEMO_CLIENT_ID && r.documentType === 'DEAL' && r.stageId === DEMO_CHAIN.stageId);
+  const existingStatus = onStage.find((r) => r.code === 'sarafan_status');
+  const existingRedeem = onStage.find((r) => r.code === 'sarafan_redeem');
+  if (existingStatus && existingRedeem) return { status: existingStatus, redeem: existingRedeem };
+  const status = existingStatus ?? portal.addStageRobot({ clientId: DEMO_CLIENT_ID, code: 'sarafan_status', documentType: 'DEAL', stageId: DEMO_CHAIN.stageId, properties: {} });
+  const redeem = portal.addStageRobot({
+    clientId: DEMO_CLIENT_ID,
+    code: 'sarafan_redeem',
+    documentType: 'DEAL',
+    stageId: DEMO_CHAIN.stageId,
+    properties: { amount: '' },
+    // The sandbox names a stage robot's activity A<id>: its return values are {=A<id>:key} (sandbox/robot-expressions.ts).
+    condition: { operand: `{=A${status.id}:balance}`, operator: '>', value: DEMO_CHAIN.threshold },
+  });
+  return { status, redeem };
 }
 
 type DemoStore = Pick<Store, 'installations' | 'ledger' | 'members' | 'jobs'>;
@@ -125,6 +158,8 @@ export async function startDemoPortal(opts: DemoPortalOptions): Promise<DemoPort
         }),
     });
     if (seeded) {
+      // A fresh portal gets the chain; on a restart the admin's automation stays as they left it.
+      addDemoChain(sandbox.portal);
       opts.log.info({ deals: seeded.wonReferredDeals }, 'demo.seeded');
       await waitForCredits(sandbox, opts.store, seeded.wonReferredDeals, wait);
     }

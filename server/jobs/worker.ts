@@ -161,7 +161,10 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: Inges
     'crm.feedback': (job) => sendFeedback(deps, job.portalId),
     'robot.run': async (job) => {
       const installation = await deps.store.installations.get(job.portalId);
-      if (installation && installation.status !== 'uninstalled' && installation.tokens) await runRobotCall(deps, installation, String(job.payload.tokenHash));
+      // Told when the queue will not retry it, so a robot call is answered (ok = N) before its job could go dead.
+      if (installation && installation.status !== 'uninstalled' && installation.tokens) {
+        await runRobotCall(deps, installation, String(job.payload.tokenHash), { lastAttempt: job.attempts >= maxAttempts });
+      }
     },
   };
 

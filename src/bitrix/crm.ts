@@ -52,6 +52,9 @@ function multiValues(raw: unknown): string[] {
 }
 
 export function parsePerson(entity: PersonEntity, id: number, raw: Record<string, unknown>): CrmPerson {
+  // A lead carries its amount like a deal (OPPORTUNITY, CURRENCY_ID); `*` selects both.
+  const amount = entity === 'lead' ? toMinor(wireText(raw.OPPORTUNITY) ?? '') : null;
+  const currency = (wireText(raw.CURRENCY_ID) ?? '').toUpperCase();
   return {
     entity,
     id,
@@ -61,6 +64,7 @@ export function parsePerson(entity: PersonEntity, id: number, raw: Record<string
     shown: shownProjection(raw),
     phones: multiValues(raw.PHONE),
     emails: multiValues(raw.EMAIL),
+    opportunity: amount !== null && amount > 0 ? { amount, currency } : null,
   };
 }
 

@@ -853,6 +853,8 @@ export interface CrmPerson {
   /** Phone numbers and e-mail addresses as the CRM holds them (multi-fields PHONE, EMAIL), not normalised. */
   phones: string[];
   emails: string[];
+  /** A lead's amount (minor units) and currency; null for contacts and for a lead without an amount. */
+  opportunity: { amount: number; currency: string } | null;
 }
 
 /** "Not found" is an outcome (deleted, or never visible), apart from a failure to read. */

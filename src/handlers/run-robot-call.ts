@@ -1,13 +1,18 @@
 /**
  * The `robot.run` job (issue 10): answer one automation robot call. Load the call and its
- * document (a deal's client is its contact, else its lead; a lead is its own client) through the
+ * document (a deal's client is its contact, else its lead; a lead is its own client; `percent`
+ * reads the deal's or lead's amount, converted into the program currency) through the
  * CRM port → decide and act through the same use cases as the API (adjust-balance for accrue,
  * redeem-bonus, enroll-member, activate-promo-code, read-member for status: ledger keys make every
  * action idempotent per event token) → store the answer once, then send it with
  * `bizproc.event.send` plus a `bizproc.activity.log` line, through the portal gateway's batch.
  *
  * Every call is answered, failures included (`ok` = N and `error` in the portal's language), so
- * the automation never waits in vain. Only a failure to reach the portal is retried by the queue.
+ * the automation never waits in vain. Only a failure to reach the portal is retried by the queue;
+ * on the job's last attempt a call that still cannot be decided is answered ok = N "try again".
+ * Known limit: an answer that cannot be sent on the last attempt either (the portal unreachable
+ * for the whole back-off, about 21 min over 8 attempts) is lost with the dead job, as Bitrix24
+ * itself would lose a call to an unreachable handler.
  * The answer is stored before it is sent, so a retried job sends the same answer and never acts
  * twice; once the portal took it (or refused the token as used), the call is done.
  */
@@ -17,7 +22,9 @@ import { adjustBalance } from './adjust-balance.js';
 import { enrollMember } from './enroll-member.js';
 import { activatePromoCode } from './activate-promo-code.js';
 import { AppError, PortalCallError } from './errors.js';
+import { convertDealAmount } from '../rules/convert-currency.js';
 import { currentProgram } from './program-versions.js';
+import { portalRates } from './program-keys.js';
 import { readMember } from './read-member.js';
 import { redeemBonus } from './redeem-bonus.js';
 import type { CrmDeal, Deps, Installation, PersonRef, RobotAnswer, RobotCall, RobotReturnValues } from './ports.js';
@@ -37,6 +44,8 @@ interface Target {
   /** The deal when the document is one. */
   deal: CrmDeal | null;
   client: PersonRef;
+  /** The document's amount (a deal's or a lead's OPPORTUNITY, minor units) and currency; null when it has none. */
+  amount: { amount: number; currency: string } | null;
 }
 
 /** Empty return values of each robot (SPEC 4.4): a refusal still returns every key. */
@@ -56,16 +65,33 @@ async function resolveTarget(deps: Deps, installation: Installation, call: Robot
     const read = (await crm.read({ deals: [], people: [{ entity: 'lead', id: doc.id }] })).people.get(`lead:${doc.id}`)!;
     if (read.status === 'failed') throw new AppError('portal_unavailable', `The portal did not answer for lead ${doc.id}`);
     if (read.status === 'not_found') return refuse({ reason: 'document_not_found' });
-    return { deal: null, client: { entity: 'lead', id: doc.id } };
+    return { deal: null, client: { entity: 'lead', id: doc.id }, amount: read.record.opportunity };
   }
   const read = (await crm.read({ deals: [doc.id], people: [] })).deals.get(doc.id)!;
   if (read.status === 'failed') throw new AppError('portal_unavailable', `The portal did not answer for deal ${doc.id}`);
   if (read.status === 'not_found') return refuse({ reason: 'document_not_found' });
   if (!read.record.client) return refuse({ reason: 'no_client' });
-  return { deal: read.record, client: read.record.client };
+  const { amount, currency } = read.record;
+  return { deal: read.record, client: read.record.client, amount: amount > 0 ? { amount, currency } : null };
 }
 
 const prop = (call: RobotCall, key: string): string => (call.properties[key] ?? '').trim();
+
+/**
+ * The document's amount in the program currency, converted as the loop converts deals
+ * (src/rules/convert-currency.ts): a won deal's fixed rate first, else the portal's rates (cached,
+ * read through the CRM port when stale). A lead has no fixed rate. Read before any transaction.
+ */
+async function amountInProgramCurrency(deps: Deps, installation: Installation, target: Target, document: NonNullable<Target['amount']>): Promise<number> {
+  const { program } = await currentProgram(deps.store.programs, installation.id, deps.clock.now());
+  const from = document.currency || program.currency;
+  if (from === program.currency) return document.amount;
+  const state = target.deal ? await deps.store.deals.get(installation.id, target.deal.id) : null;
+  const fixed = state?.fxCurrency && state.fxRate ? { currency: state.fxCurrency, rate: state.fxRate } : null;
+  const rates = fixed && fixed.currency === from ? null : await portalRates(deps, installation);
+  const converted = convertDealAmount({ amount: document.amount, from, to: program.currency, rates, fixed });
+  return converted.ok ? converted.amount : refuse({ reason: 'currency_not_converted' });
+}
 
 async function act(deps: Deps, installation: Installation, call: RobotCall, target: Target): Promise<{ values: RobotReturnValues; done: string }> {
   const userId = call.userId ?? 0;
@@ -81,11 +107,9 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
       } else if (percentText !== '') {
         const percent = robotPercent(percentText);
         if (percent === null) return refuse({ reason: 'invalid_property', property: 'percent' });
-        if (!target.deal) return refuse({ reason: 'deals_only' });
-        // The credit is in the program's currency: a share of a deal in another one would be a wrong amount.
-        const { program } = await currentProgram(deps.store.programs, installation.id, deps.clock.now());
-        if (target.deal.currency !== program.currency) return refuse({ reason: 'currency_mismatch' });
-        amount = percentOfDeal(target.deal.amount, percent);
+        if (!target.amount) return refuse({ reason: 'no_amount' });
+        const base = await amountInProgramCurrency(deps, installation, target, target.amount);
+        amount = percentOfDeal(base, percent);
         if (amount <= 0) return refuse({ reason: 'invalid_property', property: 'percent' });
       } else return refuse({ reason: 'missing_property', property: 'amount' });
       const comment = prop(call, 'comment') || `Automation robot on ${call.documentId}`;
@@ -143,7 +167,7 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
 
 /** An AppError a use case refused with, as a robot failure (its reason when the robot knows it). */
 function failureOf(e: AppError): RobotFailure {
-  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_mismatch', 'unknown_code', 'already_used', 'campaign_over'] as const;
+  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_mismatch', 'currency_not_converted', 'unknown_code', 'already_used', 'campaign_over'] as const;
   const reason = known.find((r) => r === e.reason);
   if (reason) return { reason };
   if (e.code === 'not_found') return { reason: 'document_not_found' };
@@ -167,11 +191,20 @@ async function decide(deps: Deps, installation: Installation, call: RobotCall): 
   return { values: { ...EMPTY[call.code], ok: 'N', error }, log: robotLog(call.code, false, error, lang) };
 }
 
-export async function runRobotCall(deps: Deps, installation: Installation, tokenHash: string): Promise<void> {
+export interface RunRobotCallOptions {
+  /**
+   * The queue will not try this call again (its job's last attempt): a call that still cannot be
+   * decided is answered ok = N ("could not process the call, try again") rather than left to go
+   * dead unanswered — the automation would wait for an answer that never comes.
+   */
+  lastAttempt?: boolean;
+}
+
+export async function runRobotCall(deps: Deps, installation: Installation, tokenHash: string, opts: RunRobotCallOptions = {}): Promise<void> {
   const portalId = installation.id;
   const call = await deps.store.robotCalls.get(portalId, tokenHash);
   if (!call || call.answeredAt !== null) return;
-  const answer = call.answer ?? (await deps.store.robotCalls.saveAnswer(portalId, tokenHash, await decide(deps, installation, call)));
+  const answer = call.answer ?? (await deps.store.robotCalls.saveAnswer(portalId, tokenHash, await decideOrGiveUp(deps, installation, call, opts)));
   const [, sent] = await deps.crm.forInstallation(installation).answerRobot(call.eventToken, answer.values, answer.log);
   // ACCESS_DENIED: the token is expired or already answered (by an earlier run whose reply was lost): nothing more can be sent.
   if (sent && !sent.ok && !/^ACCESS_DENIED/.test(sent.error)) {
@@ -179,4 +212,17 @@ export async function runRobotCall(deps: Deps, installation: Installation, token
   }
   await deps.store.robotCalls.markAnswered(portalId, tokenHash, deps.clock.now());
   deps.log.info({ portalId, code: call.code, ok: answer.values.ok, refused: sent ? !sent.ok : false }, 'robot.answered');
+}
+
+/** decide(), except that on the last attempt a failure becomes the "try again" answer (the answer is stored, so it is sent once). */
+async function decideOrGiveUp(deps: Deps, installation: Installation, call: RobotCall, opts: RunRobotCallOptions): Promise<RobotAnswer> {
+  try {
+    return await decide(deps, installation, call);
+  } catch (e) {
+    if (!opts.lastAttempt) throw e;
+    deps.log.error({ portalId: installation.id, code: call.code, error: e instanceof Error ? e.message : String(e) }, 'robot.gave_up');
+    const lang = portalLang(installation.domain, installation.lang);
+    const error = robotError({ reason: 'not_processed' }, lang);
+    return { values: { ...EMPTY[call.code], ok: 'N', error }, log: robotLog(call.code, false, error, lang) };
+  }
 }

@@ -47,6 +47,9 @@ export type RobotFailure =
   | { reason: 'over_deal_limit' }
   | { reason: 'deal_closed' }
   | { reason: 'currency_mismatch' }
+  | { reason: 'currency_not_converted' }
+  | { reason: 'no_amount' }
+  | { reason: 'not_processed' }
   | { reason: 'unknown_code' }
   | { reason: 'already_used' }
   | { reason: 'campaign_over' }
@@ -62,6 +65,12 @@ const TEXTS: Record<Exclude<RobotFailure['reason'], 'invalid_property' | 'missin
   over_deal_limit: { ru: 'Сумма больше, чем программа разрешает списать по этой сделке', en: 'The amount is more than the program allows to redeem on this deal' },
   deal_closed: { ru: 'Сделка проиграна или удалена', en: 'The deal is lost or deleted' },
   currency_mismatch: { ru: 'Валюта сделки не совпадает с валютой программы', en: "The deal's currency is not the program currency" },
+  currency_not_converted: {
+    ru: 'Нет курса валюты документа к валюте программы в настройках портала',
+    en: "The portal's currency rates do not convert the document's currency into the program's",
+  },
+  no_amount: { ru: 'У документа не указана сумма', en: 'The document has no amount' },
+  not_processed: { ru: 'Sarafan не смог обработать вызов, повторите попытку', en: 'Sarafan could not process the call, try again' },
   unknown_code: { ru: 'Промокод не найден', en: 'Unknown promo code' },
   already_used: { ru: 'Промокод уже использован', en: 'The promo code was already used' },
   campaign_over: { ru: 'Акция промокода закончилась', en: "The promo code's campaign is over" },
@@ -88,7 +97,7 @@ export function robotLog(code: string, ok: boolean, detail: string, lang: 'ru' |
   return ok ? `Sarafan (${code}): ${detail}` : `Sarafan (${code}): not done — ${detail}`;
 }
 
-/** `percent` % of the deal's amount, in minor units (rounded half away from zero). */
+/** `percent` % of the deal's or lead's amount, in minor units (rounded half away from zero). */
 export function percentOfDeal(amountMinor: number, percent: number): number {
   return percentOf(amountMinor, percent);
 }

@@ -104,6 +104,13 @@ describe('startDemoPortal', () => {
         expect(portal.getEntity('contact', contact)?.[F.CODE]).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
       }
       expect(await deps.store.jobs.depth(installation!.id)).toMatchObject({ queued: 0, running: 0 });
+      // The robot chain on the invoice stage: status, then redeem the most allowed when the balance it returned is above 1000.
+      const chain = portal.stageRobots().filter((r) => r.stageId === 'PREPAYMENT_INVOICE');
+      expect(chain).toEqual([
+        expect.objectContaining({ clientId: DEMO_CLIENT_ID, code: 'sarafan_status', documentType: 'DEAL', properties: {} }),
+        expect.objectContaining({ clientId: DEMO_CLIENT_ID, code: 'sarafan_redeem', documentType: 'DEAL', properties: { amount: '' }, condition: { operand: `{=A${chain[0]!.id}:balance}`, operator: '>', value: '1000' } }),
+      ]);
+      expect(portal.robots().filter((r) => r.clientId === DEMO_CLIENT_ID).map((r) => r.code)).toEqual(expect.arrayContaining(['sarafan_status', 'sarafan_redeem']));
     } finally {
       await demo.sandbox.close();
     }
@@ -115,6 +122,7 @@ describe('startDemoPortal', () => {
       expect(demo.seeded).toBeNull();
       expect(demo.sandbox.portal.app(DEMO_CLIENT_ID)?.installed).toBe(true);
       expect(demo.sandbox.portal.listEntities('contact', { start: -1, select: ['ID'] }).rows).toHaveLength(12);
+      expect(demo.sandbox.portal.stageRobots().map((r) => r.code)).toEqual(['sarafan_status', 'sarafan_redeem']);
     } finally {
       await demo.sandbox.close();
     }

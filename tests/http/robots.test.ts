@@ -8,6 +8,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { robotTokenHash } from '../../src/handlers/receive-robot-call.js';
+import { createWorker } from '../../server/jobs/worker.js';
 import { form, installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM, enrolledReferrer, referredWin } from '../support/scenario.js';
@@ -79,8 +80,8 @@ async function run(code: string, document: string, properties: Record<string, st
 }
 
 const robotEntries = (token: string) =>
-  raw<{ amount: number; reason: string; caused_by: string; idempotency_key: string }>(
-    'SELECT amount, reason, caused_by, idempotency_key FROM ledger_entries WHERE portal_id = $1 AND caused_by = $2 ORDER BY id',
+  raw<{ id: number; amount: number; reason: string; caused_by: string; idempotency_key: string }>(
+    'SELECT id, amount, reason, caused_by, idempotency_key FROM ledger_entries WHERE portal_id = $1 AND caused_by = $2 ORDER BY id',
     [pid, `robot:${robotTokenHash(token)}`],
   );
 
@@ -128,11 +129,50 @@ describe('sarafan_accrue', () => {
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([150_00]);
   });
 
-  it('a percent of a deal in another currency than the program’s is answered ok = N', async () => {
-    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000, CURRENCY_ID: 'USD' });
+  it('a percent of a deal in another currency is taken of its amount converted with the portal’s rates', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 30, CURRENCY_ID: 'USD' });
     const { token, answer } = await run('sarafan_accrue', `DEAL_${deal}`, { percent: '5' });
-    expect(answer.values).toMatchObject({ accrued: '0.00', ok: 'N', error: 'Валюта сделки не совпадает с валютой программы' });
+    // 30 USD × 90 = 2 700 RUB (crm.currency.list: USD AMOUNT 90 per 1); 5 % = 135.00.
+    expect(answer.values).toMatchObject({ accrued: '135.00', ok: 'Y', error: '' });
+    expect((await robotEntries(token)).map((e) => e.amount)).toEqual([135_00]);
+  });
+
+  it('a percent of an amount in a currency the portal has no rate for is answered ok = N', async () => {
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000, CURRENCY_ID: 'KZT' });
+    const { token, answer } = await run('sarafan_accrue', `DEAL_${deal}`, { percent: '5' });
+    expect(answer.values).toMatchObject({ accrued: '0.00', ok: 'N', error: 'Нет курса валюты документа к валюте программы в настройках портала' });
     expect(await robotEntries(token)).toEqual([]);
+  });
+
+  it('credits a percent of a lead’s amount, read through the CRM', async () => {
+    const lead = h.portal.add('lead', { TITLE: 'Лид с суммой', OPPORTUNITY: '2000.00', CURRENCY_ID: 'RUB' });
+    const { token, answer } = await run('sarafan_accrue', `LEAD_${lead}`, { percent: '5' });
+    const entries = await robotEntries(token);
+    expect(entries).toEqual([expect.objectContaining({ amount: 100_00, reason: 'adjustment' })]);
+    expect(answer.values).toMatchObject({ accrued: '100.00', balance: '100.00', ok: 'Y', error: '' });
+    expect(await balanceOf('lead', lead)).toBe(100_00);
+    // The lead is read with its amount (the list's `*`), in the program's currency: no rates are read.
+    const read = h.portal.commands('crm.lead.list');
+    expect(read[0]!.params).toMatchObject({ filter: { '@ID': [String(lead)] } });
+    expect((read[0]!.params.select as string[]).includes('*')).toBe(true);
+    expect(h.portal.commands('crm.currency.list')).toEqual([]);
+    expect(h.portal.commands('bizproc.event.send').map((c) => c.params)).toEqual([
+      { EVENT_TOKEN: token, RETURN_VALUES: { accrued: '100.00', balance: '100.00', entry_id: String(entries[0]!.id), ok: 'Y', error: '' }, LOG_MESSAGE: `Sarafan (sarafan_accrue): +100.00 → lead ${lead}` },
+    ]);
+  });
+
+  it('a lead in another currency is converted like a deal; a lead without an amount is answered ok = N', async () => {
+    const usd = h.portal.add('lead', { TITLE: 'Лид в долларах', OPPORTUNITY: '100', CURRENCY_ID: 'USD' });
+    const converted = await run('sarafan_accrue', `LEAD_${usd}`, { percent: '2.5' });
+    // 100 USD × 90 = 9 000 RUB; 2.5 % = 225.00.
+    expect(converted.answer.values).toMatchObject({ accrued: '225.00', ok: 'Y' });
+    expect((await robotEntries(converted.token)).map((e) => e.amount)).toEqual([225_00]);
+
+    const empty = h.portal.add('lead', { TITLE: 'Лид без суммы' });
+    const refused = await run('sarafan_accrue', `LEAD_${empty}`, { percent: '5' });
+    expect(refused.answer.values).toEqual({ accrued: '0.00', balance: '', entry_id: '', ok: 'N', error: 'У документа не указана сумма' });
+    expect(await robotEntries(refused.token)).toEqual([]);
+    expect(await balanceOf('lead', empty)).toBe(0);
   });
 
   it('an invalid amount is answered ok = N naming the property, and credits nothing', async () => {
@@ -197,6 +237,38 @@ describe('answering', () => {
     expect(answers.map((a) => a.values)).toEqual([stored!.answer!.values]);
     expect((await robotEntries(token)).map((e) => e.amount)).toEqual([12_00]);
     expect((await h.store.robotCalls.get(pid, robotTokenHash(token)))?.answeredAt).not.toBeNull();
+  });
+
+  it('a call whose job runs out of attempts is still answered, once: ok = N, try again', async () => {
+    // Two attempts: the portal fails to give the deal both times, so the call cannot be decided.
+    const worker = createWorker(h.deps, { workerId: 'robots-last-attempt', maxAttempts: 2 });
+    const deal = h.portal.add('deal', { CONTACT_ID: anna.contact, STAGE_ID: 'NEW', OPPORTUNITY: 3000 });
+    const { token, body } = robotPayload('sarafan_accrue', `DEAL_${deal}`, { amount: '40' });
+    h.portal.failCommands('crm.deal.list', 2);
+    expect((await post('sarafan_accrue', body)).status).toBe(200);
+    h.portal.resetCalls();
+    expect(await worker.drain()).toBe(1);
+    expect(h.portal.commands('bizproc.event.send')).toEqual([]);
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 1, dead: 0 });
+
+    offset += 3_600_000;
+    expect(await worker.drain()).toBe(1);
+    const answer = { accrued: '0.00', balance: '', entry_id: '', ok: 'N', error: 'Sarafan не смог обработать вызов, повторите попытку' };
+    expect(h.portal.commands('bizproc.event.send').map((c) => c.params)).toEqual([
+      { EVENT_TOKEN: token, RETURN_VALUES: answer, LOG_MESSAGE: 'Sarafan (sarafan_accrue): не выполнено — Sarafan не смог обработать вызов, повторите попытку' },
+    ]);
+    expect(h.portal.robotAnswers.filter((a) => a.token === token).map((a) => a.values)).toEqual([answer]);
+    expect(await robotEntries(token)).toEqual([]);
+    expect(await h.store.robotCalls.get(pid, robotTokenHash(token))).toMatchObject({ answer: { values: answer }, answeredAt: expect.any(Date) });
+    expect(await h.store.jobs.depth(pid)).toMatchObject({ queued: 0, running: 0, dead: 0 });
+    expect(h.logs.some((l) => l.includes('robot.gave_up'))).toBe(true);
+
+    // Nothing is left to run, and a repeat of the call gets the same answer without a second send.
+    offset += 3_600_000;
+    expect(await worker.drain()).toBe(0);
+    const again = await post('sarafan_accrue', robotPayload('sarafan_accrue', `DEAL_${deal}`, { amount: '40' }, { token, wait: false }).body);
+    expect(again.body).toEqual({ status: 'repeated', answer });
+    expect(h.portal.commands('bizproc.event.send')).toHaveLength(1);
   });
 
   it('a token the portal no longer waits on (ACCESS_DENIED) ends the call without a retry', async () => {

@@ -304,6 +304,96 @@ describe('robots', () => {
   });
 });
 
+describe('a robot chain', () => {
+  let status: number;
+  let redeem: number;
+  const robotCalls = () => received.filter((r) => r.path.startsWith('/chain/'));
+  const delivered = (code: string) => sandbox.outbound.deliveries.filter((d) => d.event === `robot:${code}`);
+  /** The portal has the app's 200 for the latest call of `code`: it now waits for the answer on its clock. */
+  const takenCalls = (code: string, n: number) => until(() => delivered(code).length >= n && delivered(code)[n - 1]!.status === 200);
+
+  beforeAll(async () => {
+    const b24 = sdkFor();
+    await call(b24, 'bizproc.robot.add', {
+      CODE: 'chain_status',
+      HANDLER: `${appUrl}/chain/status`,
+      AUTH_USER_ID: 1,
+      NAME: 'Статус',
+      USE_SUBSCRIPTION: 'Y',
+      RETURN_PROPERTIES: { balance: { Name: 'Баланс', Type: 'double' }, tier: { Name: 'Уровень', Type: 'string' } },
+      DOCUMENT_TYPE: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    await call(b24, 'bizproc.robot.add', {
+      CODE: 'chain_redeem',
+      HANDLER: `${appUrl}/chain/redeem`,
+      AUTH_USER_ID: 1,
+      NAME: 'Списать',
+      USE_SUBSCRIPTION: 'Y',
+      PROPERTIES: { amount: { Name: 'Сумма', Type: 'double' }, note: { Name: 'Заметка', Type: 'string' } },
+      RETURN_PROPERTIES: { redeemed: { Name: 'Списано', Type: 'double' } },
+      DOCUMENT_TYPE: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    status = portal().addStageRobot({ clientId: CLIENT_ID, code: 'chain_status', documentType: 'DEAL', stageId: 'PREPARATION', properties: {} }).id;
+    redeem = portal().addStageRobot({
+      clientId: CLIENT_ID,
+      code: 'chain_redeem',
+      documentType: 'DEAL',
+      stageId: 'PREPARATION',
+      properties: { amount: '', note: '{=A' + status + ':tier}: {=A' + status + ':balance} на {=Document:TITLE}' },
+      condition: { operand: `{=A${status}:balance}`, operator: '>', value: '1000' },
+    }).id;
+  });
+
+  /** Moves a new deal into the chain's stage and answers the status robot with `balance`. */
+  async function enterWithBalance(title: string, balance: string): Promise<{ deal: number; statusToken: string }> {
+    const before = robotCalls().length;
+    const calls = delivered('chain_status').length;
+    const deal = portal().addEntity('deal', { TITLE: title, OPPORTUNITY: 5000 }, manager);
+    portal().updateEntity('deal', deal, { STAGE_ID: 'PREPARATION' }, manager);
+    await takenCalls('chain_status', calls + 1);
+    const first = robotCalls()[before]!;
+    expect(first.path).toBe('/chain/status');
+    // The token names the robot's activity, as Bitrix24's does (…|A51601_82584_96831_81132|…).
+    expect(String(first.body.event_token).split('|')[1]).toBe(`A${status}`);
+    await call(sdkFor(), 'bizproc.event.send', { EVENT_TOKEN: first.body.event_token, RETURN_VALUES: { balance, tier: 'Gold' } });
+    await clock.advance(50);
+    return { deal, statusToken: String(first.body.event_token) };
+  }
+
+  it('the next robot waits for the answer, then gets the values it returned in its properties, in the same workflow', async () => {
+    const redeemCalls = delivered('chain_redeem').length;
+    const { deal, statusToken } = await enterWithBalance('Кухня', '1500.00');
+    await takenCalls('chain_redeem', redeemCalls + 1);
+    const second = robotCalls().find((c) => c.path === '/chain/redeem' && (c.body.document_id as string[])[2] === `DEAL_${deal}`)!;
+    const first = robotCalls().find((c) => c.body.event_token === statusToken)!;
+    // An empty property goes as empty text, as Bitrix24 sends an unfilled one.
+    expect(second.body).toMatchObject({ code: 'chain_redeem', properties: { amount: '', note: 'Gold: 1500.00 на Кухня' }, workflow_id: first.body.workflow_id });
+    await call(sdkFor(), 'bizproc.event.send', { EVENT_TOKEN: second.body.event_token, RETURN_VALUES: { redeemed: '500.00' } });
+    await clock.advance(50);
+    await sandbox.outbound.idle();
+    const runs = portal().robotRuns().filter((r) => r.document.id === deal);
+    expect(runs.map((r) => [r.activity, r.status, r.returnValues])).toEqual([
+      [`A${status}`, 'done', { balance: '1500.00', tier: 'Gold' }],
+      [`A${redeem}`, 'done', { redeemed: '500.00' }],
+    ]);
+    expect(runs[1]!.properties).toEqual({ amount: '', note: 'Gold: 1500.00 на Кухня' });
+  });
+
+  it('a robot whose condition is false when its turn comes is skipped and logged, and not called', async () => {
+    const redeemCalls = delivered('chain_redeem').length;
+    const { deal } = await enterWithBalance('Стул', '999.99');
+    await sandbox.outbound.idle();
+    expect(robotCalls().filter((c) => (c.body.document_id as string[])[2] === `DEAL_${deal}`).map((c) => c.path)).toEqual(['/chain/status']);
+    const runs = portal().robotRuns().filter((r) => r.document.id === deal);
+    expect(runs.map((r) => [r.activity, r.status])).toEqual([
+      [`A${status}`, 'done'],
+      [`A${redeem}`, 'skipped'],
+    ]);
+    expect(runs[1]!.log).toEqual(['Условие не выполнено: 999.99 > 1000 — робот пропущен']);
+    expect(delivered('chain_redeem')).toHaveLength(redeemCalls);
+  });
+});
+
 describe('uninstall', () => {
   it('posts ONAPPUNINSTALL without tokens with CLEAN, then drops the bindings', async () => {
     await call(sdkFor(), 'event.bind', { event: 'ONAPPUNINSTALL', handler: `${appUrl}/events` });

@@ -557,6 +557,84 @@ describe('automation', () => {
     expect(portal.stageRobots()).toEqual([]);
   });
 
+  it('lists the apps’ robots with their properties and return values', async () => {
+    portal.addRobot({
+      handler: 'http://127.0.0.1:5000/robot',
+      authUserId: 1,
+      useSubscription: true,
+      description: '',
+      clientId: SARAFAN,
+      code: 'sarafan_status',
+      name: 'Сарафан: статус',
+      properties: {},
+      returnProperties: { balance: { Name: 'Баланс', Type: 'double' } },
+      documentType: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    const res = await request(app).get('/automation/deal/');
+    expect(res.text).toContain('data-testid="robot-catalogue"');
+    expect(res.text).toContain('data-testid="robot-sarafan_status"');
+    expect(res.text).toContain('balance <span class="muted">(double)</span> — Баланс');
+    expect(res.text).toContain('amount <span class="muted">(string, обязательное)</span> — Сумма');
+    expect(res.text).not.toContain('data-testid="robot-other_robot"');
+  });
+
+  it('chains robots on a stage: a later one uses an earlier one’s return values in its properties and condition', async () => {
+    portal.addRobot({
+      handler: 'http://127.0.0.1:5000/robot',
+      authUserId: 1,
+      useSubscription: true,
+      description: '',
+      clientId: SARAFAN,
+      code: 'sarafan_status',
+      name: 'Сарафан: статус',
+      properties: {},
+      returnProperties: { balance: { Name: 'Баланс', Type: 'double' } },
+      documentType: ['crm', 'CCrmDocumentDeal', 'DEAL'],
+    });
+    const base = { clientId: SARAFAN, code: 'sarafan_bonus', stageId: 'PREPARATION', category: '0', prop_mode: 'redeem' };
+    // Nothing on the stage yet: A1 does not exist, so neither a property nor a condition can name it.
+    const early = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: '{=A1:balance}' });
+    expect(early.status).toBe(400);
+    expect(early.text).toContain('Поле «Сумма» (amount): {=A1:balance} — на этой стадии нет робота A1 перед этим');
+
+    expect((await form(request(app).post('/automation/deal/robots'), { clientId: SARAFAN, code: 'sarafan_status', stageId: 'PREPARATION', category: '0' })).status).toBe(303);
+    const status = portal.stageRobots()[0]!;
+    const a = `A${status.id}`;
+    const page = await request(app).get('/automation/deal/');
+    expect(page.text).toContain(`data-testid="refs-PREPARATION"`);
+    expect(page.text).toContain(`<option value="{=${a}:balance}">${a} Сарафан: статус: Баланс</option>`);
+
+    const unknownKey = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: `{=${a}:tier}` });
+    expect(unknownKey.status).toBe(400);
+    expect(unknownKey.text).toContain(`робот ${a} не возвращает «tier»`);
+    const noOperator = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: '10', cond_operand: `{=${a}:balance}`, cond_value: '1000' });
+    expect(noOperator.status).toBe(400);
+    expect(noOperator.text).toContain('Условие (cond_operator): выберите оператор');
+    const badOperator = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: '10', cond_operand: `{=${a}:balance}`, cond_operator: '=>', cond_value: '1000' });
+    expect(badOperator.status).toBe(400);
+    expect(badOperator.text).toContain('Условие (cond_operator): нет оператора «=&gt;»');
+    const noOperand = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: '10', cond_operator: '>', cond_value: '1000' });
+    expect(noOperand.status).toBe(400);
+    expect(noOperand.text).toContain('Условие (cond_operand)');
+    expect(portal.stageRobots()).toHaveLength(1);
+
+    const ok = await form(request(app).post('/automation/deal/robots'), { ...base, prop_amount: `{=${a}:balance}`, cond_operand: `{=${a}:balance}`, cond_operator: '>', cond_value: '1000' });
+    expect(ok.status).toBe(303);
+    const redeem = portal.stageRobots()[1]!;
+    expect(redeem).toMatchObject({ stageId: 'PREPARATION', properties: { amount: `{=${a}:balance}`, mode: 'redeem' }, condition: { operand: `{=${a}:balance}`, operator: '>', value: '1000' } });
+    const after = await request(app).get('/automation/deal/');
+    expect(after.text).toContain(`data-testid="stage-robot-condition-${redeem.id}">Условие: {=${a}:balance} &gt; 1000</div>`);
+  });
+
+  it('shows a skipped run as skipped, with why', async () => {
+    const deal = portal.addEntity('deal', { TITLE: 'Д' }, { userId: 1 });
+    const run = portal.startRobotRun({ clientId: SARAFAN, code: 'sarafan_bonus', document: { entity: 'deal', id: deal }, subscribe: true, skipped: 'Условие не выполнено: 5 > 1000 — робот пропущен' });
+    expect(run.status).toBe('skipped');
+    const res = await request(app).get('/automation/deal/');
+    expect(res.text).toContain(`data-testid="run-status-${run.id}">пропущен</span>`);
+    expect(res.text).toContain('Условие не выполнено: 5 &gt; 1000 — робот пропущен');
+  });
+
   it('lists robot runs with status, return values and log', async () => {
     const deal = portal.addEntity('deal', { TITLE: 'Д' }, { userId: 1 });
     const run = portal.startRobotRun({ clientId: SARAFAN, code: 'sarafan_bonus', document: { entity: 'deal', id: deal }, subscribe: true });
