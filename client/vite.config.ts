@@ -31,6 +31,9 @@ export default defineConfig({
     outDir: here('../dist/client'),
     emptyOutDir: true,
     manifest: true,
+    // The shared chunk (Vue, the kit, the SDK) is ~530 KB raw / ~173 KB gzip by design; the
+    // budget that matters is gzip before content, measured by `npm run bench` (card-tab).
+    chunkSizeWarningLimit: 600,
     target: 'es2022',
     rollupOptions: {
       input: {
