@@ -51,12 +51,10 @@ import { SourceMapConsumer, type RawSourceMap } from 'source-map-js';
 import { F } from '../src/bitrix/crm-fields.js';
 import { installSarafan } from '../server/demo/sandbox-demo.js';
 import { ensureClient } from '../server/ensure-client.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../tests/support/browser.js';
 import { startLive, type Live } from '../tests/support/live.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** Chromium's arguments (docs TOOLCHAIN: the project's browser tests use the same). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 /** Only turns a hang into a failure naming what was awaited. */
 const HANG = 60_000;
 

@@ -105,7 +105,7 @@ class SdkPortal implements Portal {
       for (let i = 0; i < ids.length; i += 50) {
         const slice = ids.slice(i, i + 50);
         const select = entity === 'contact' ? ['ID', 'NAME', 'LAST_NAME'] : ['ID', 'NAME', 'LAST_NAME', 'TITLE'];
-        const rows = (await this.call(`crm.${entity}.list`, { filter: { '@ID': slice }, select, start: -1 })) as Record<string, unknown>[];
+        const rows = (await this.call(`crm.${entity}.list`, { filter: { ID: slice }, select, start: -1 })) as Record<string, unknown>[];
         for (const row of Array.isArray(rows) ? rows : []) {
           const name = personName(row);
           if (name) out.set(`${entity}:${Number(row.ID)}`, name);

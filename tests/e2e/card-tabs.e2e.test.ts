@@ -10,16 +10,16 @@
  * Screenshots of each tab in both languages are saved to test-artifacts/screenshots/.
  * Never skipped: without Chromium this suite fails and says how to install it.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
 import { createPromoCampaign } from '../../src/handlers/create-promo-campaign.js';
 import type { Actor } from '../../sandbox/types.js';
 import { startLive, type Live } from '../support/live.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Waits are for something to happen; this only turns a hang into a failure naming what was awaited. */
 const HANG = 90_000;
 const SHOTS = path.resolve(import.meta.dirname, '../../test-artifacts/screenshots');
@@ -39,16 +39,9 @@ let olgaCode: string;
 let sergey: number;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is needed for the browser suite and was not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
   mkdirSync(SHOTS, { recursive: true });
   live = await startLive({ backgroundWorker: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   // The person has allowed the clipboard when the browser asked; what remains is the frame's policy.
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: live.sandbox.url });

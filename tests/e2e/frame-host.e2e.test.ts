@@ -12,16 +12,16 @@
  *
  * Never skipped: without Chromium this suite fails and says how to install it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../sandbox/server.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Only turns a hang into a failure naming what was awaited; no assertion depends on it. */
 const HANG = 90_000;
 const CLIENT_ID = 'local.framehost.e2e';
@@ -111,9 +111,6 @@ async function appFrame(selector = '[data-testid="app-frame"]', within: Page | F
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is needed for the browser suite and was not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
   app = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -134,11 +131,7 @@ beforeAll(async () => {
   ids.deal = sandbox.portal.addEntity('deal', { TITLE: 'Прихожая', CONTACT_ID: ids.ivan }, actor);
   delegating.portal.addEntity('deal', { TITLE: 'Шкаф' }, actor);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   // The user has allowed the clipboard, as a person would when asked: what remains is the frame's policy.
   for (const origin of [sandbox.url, delegating.url, appUrl]) await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });

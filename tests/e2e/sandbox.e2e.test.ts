@@ -6,14 +6,13 @@
  *
  * Never skipped: without Chromium this suite fails and says how to install it.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
 import { DEMO_CLIENT_ID } from '../../server/demo/sandbox-demo.js';
 import { startLive, type Live } from '../support/live.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /**
  * Every wait below is for something to happen (an element, a URL, a field's value); this only
  * turns a hang into a failure that names what was awaited. It is far beyond what a slow, busy
@@ -26,15 +25,8 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is needed for the browser suite and was not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
   live = await startLive({ install: false, backgroundWorker: true, limits: { drainPerSec: 2, burst: 50 } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(HANG);
 });
