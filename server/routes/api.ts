@@ -6,6 +6,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { parseOrThrow } from '../../src/bitrix/payloads.js';
 import { requireAdmin } from '../../src/handlers/authenticate-user.js';
+import { AppError } from '../../src/handlers/errors.js';
+import { exportLedger } from '../../src/handlers/export-ledger.js';
 import { getProgram, updateProgram } from '../../src/handlers/manage-program.js';
 import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
@@ -27,6 +29,23 @@ const ledgerQuery = z.object({
     .refine((n) => n >= 1 && n <= MAX_LEDGER_PAGE, `must be an integer from 1 to ${MAX_LEDGER_PAGE}`)
     .optional(),
   before: positiveId.optional(),
+});
+
+/**
+ * `from`/`to` of an export: a date (`2026-11-01`, UTC; `to` includes its whole day) or an ISO
+ * time (`to` exclusive).
+ */
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const bound = (end: boolean) =>
+  z
+    .string()
+    .refine((v) => (DAY.test(v) || /^\d{4}-\d{2}-\d{2}T/.test(v)) && Number.isFinite(Date.parse(v)), 'must be a date (YYYY-MM-DD) or an ISO time')
+    .transform((v) => new Date(Date.parse(v) + (end && DAY.test(v) ? 86_400_000 : 0)))
+    .optional();
+const ledgerCsvQuery = z.object({
+  from: bound(false),
+  to: bound(true),
+  sep: z.enum([',', ';'], { error: 'must be "," or ";"' }).default(','),
 });
 
 export function apiRoutes(deps: Deps): Router {
@@ -62,6 +81,22 @@ export function apiRoutes(deps: Deps): Router {
   });
 
   router.use(cardApiRoutes(deps));
+  router.get('/api/ledger.csv', async (req, res) => {
+    const c = caller(res);
+    requireAdmin(c);
+    const q = parseOrThrow(ledgerCsvQuery, req.query, 'ledger export');
+    if (q.from && q.to && q.from.getTime() >= q.to.getTime()) throw new AppError('bad_request', 'Invalid ledger export', [{ path: 'to', message: 'must be after from' }]);
+    const chunks = await exportLedger(deps, c.installation.id, { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}), delimiter: q.sep });
+    res.status(200);
+    res.set('Content-Type', 'text/csv; charset=utf-8');
+    res.set('Content-Disposition', 'attachment; filename="sarafan-ledger.csv"');
+    for await (const chunk of chunks) {
+      // Respect back-pressure: a slow client does not make the whole export pile up in memory.
+      if (!res.write(chunk)) await new Promise<void>((resolve) => res.once('drain', resolve));
+    }
+    res.end();
+  });
+
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));

@@ -8,6 +8,7 @@
  * Limits: people are identified by their CRM entity and id; names stay in the portal (reading
  * them would cost REST requests per page), so the export has no name column.
  */
+import { CSV_BOM, csvLine } from '../rules/csv.js';
 import { fromMinor } from '../rules/money.js';
 import { AppError } from './errors.js';
 import { personOf } from './ledger-view.js';
@@ -41,16 +42,7 @@ export async function listPromoCampaigns(deps: Deps, portalId: number): Promise<
 }
 
 const PAGE = 5_000;
-export const CSV_BOM = '\uFEFF';
 const HEADER = ['code', 'campaign', 'status', 'used_by_entity', 'used_by_id', 'used_at'];
-
-// A campaign name typed by an admin such as `=HYPERLINK(…)` would run as a formula when the file
-// is opened in Excel (CSV injection, OWASP): a leading quote makes it text.
-const csvField = (raw: string): string => {
-  const value = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-};
-const csvLine = (fields: string[]): string => `${fields.map(csvField).join(',')}\r\n`;
 
 export interface CodesExport {
   campaign: CampaignView;

@@ -355,6 +355,8 @@ export interface LedgerRepo {
   /** Every 'coupon' entry of these members, oldest first. */
   couponEntries(portalId: number, memberIds: number[]): Promise<LedgerEntry[]>;
   forMember(portalId: number, memberId: number, opts: { limit: number; beforeId?: number }): Promise<LedgerEntry[]>;
+  /** The portal's entries written in [from, to) (either bound optional), ascending ids after `afterId`: the ledger export's pages. */
+  page(portalId: number, q: { limit: number; afterId?: number; from?: Date; to?: Date }): Promise<LedgerEntry[]>;
   /** The entry written with this idempotency key, if any (a retried request answers it again). */
   byKey(portalId: number, idempotencyKey: string): Promise<LedgerEntry | null>;
   /** Every entry of these members, oldest (lowest id) first: bonus expiry replays them. */

@@ -3,7 +3,7 @@
  * unique (portal_id, idempotency_key) index: an append that loses the race to an equal key —
  * even one in a concurrent, uncommitted transaction — waits for it and then skips.
  */
-import { and, asc, desc, eq, gt, isNotNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, isNotNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
 import { anyId, rowsOf, type Db } from './db.js';
 import { ledgerEntries } from './schema.js';
@@ -216,6 +216,23 @@ export function createLedgerRepo(db: Db): LedgerRepo {
         )
         .orderBy(desc(ledgerEntries.id))
         .limit(opts.limit);
+      return rows.map(toEntry);
+    },
+
+    async page(portalId, q) {
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            q.afterId === undefined ? undefined : gt(ledgerEntries.id, q.afterId),
+            q.from === undefined ? undefined : gte(ledgerEntries.createdAt, q.from),
+            q.to === undefined ? undefined : lt(ledgerEntries.createdAt, q.to),
+          ),
+        )
+        .orderBy(asc(ledgerEntries.id))
+        .limit(q.limit);
       return rows.map(toEntry);
     },
 

@@ -722,6 +722,25 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         expect(await store.ledger.forDeals(portal.id, [])).toEqual([]);
       });
 
+      it('pages the portal\'s entries for an export: ascending ids, a [from, to) window, its portal only', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        const member = await store.members.ensure(portal.id, 'contact', 1, NOW);
+        const elsewhere = await store.members.ensure(other.id, 'contact', 1, NOW);
+        const day = (d: number) => new Date(Date.UTC(2026, 10, d, 12));
+        await store.ledger.append([
+          ...[1, 2, 3, 4, 5].map((d) => entry(portal.id, member.id, `x${d}`, { amount: d, createdAt: day(d) })),
+          entry(other.id, elsewhere.id, 'y1', { amount: 100, createdAt: day(3) }),
+        ]);
+        const all = await store.ledger.page(portal.id, { limit: 10 });
+        expect(all.map((e) => e.amount)).toEqual([1, 2, 3, 4, 5]);
+        const first = await store.ledger.page(portal.id, { limit: 2 });
+        const next = await store.ledger.page(portal.id, { limit: 2, afterId: first[1]!.id });
+        expect([first, next].map((p) => p.map((e) => e.amount))).toEqual([[1, 2], [3, 4]]);
+        expect((await store.ledger.page(portal.id, { limit: 10, from: day(2), to: day(4) })).map((e) => e.amount)).toEqual([2, 3]);
+        expect((await store.ledger.page(other.id, { limit: 10 })).map((e) => e.amount)).toEqual([100]);
+      });
+
       it('finds an entry by its idempotency key, within its portal only', async () => {
         const portal = await newPortal();
         const other = await newPortal();
