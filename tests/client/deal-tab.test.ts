@@ -114,10 +114,27 @@ describe('the deal tab', () => {
     const portal = new FakePortal();
     portal.picks.push({ entity: 'lead', id: 44, title: 'Анна' });
     const { wrapper } = await mountView(DealTab, { dealId: 12 }, { api: fake, portal });
-    await byTestId(wrapper, 'referral-pick').trigger('submit');
+    await byTestId(wrapper, 'referral-pick').trigger('click');
     await flushPromises();
     expect(portal.dealWrites).toEqual([{ dealId: 12, claim: { referrer: { entity: 'lead', id: 44 } } }]);
     expect(byTestId(wrapper, 'deal-referral').exists()).toBe(true);
+  });
+
+  it('a selector closed without a choice (never answered, as in Bitrix24) leaves the button usable', async () => {
+    const none = deal({ referral: null, entries: [] });
+    const portal = new FakePortal();
+    let opened = 0;
+    portal.pickPerson = () => {
+      opened++;
+      return new Promise(() => undefined);
+    };
+    const { wrapper } = await mountView(DealTab, { dealId: 12 }, { api: api(none), portal });
+    await byTestId(wrapper, 'referral-pick').trigger('click');
+    await flushPromises();
+    expect(byTestId(wrapper, 'referral-pick').attributes('disabled')).toBeUndefined();
+    await byTestId(wrapper, 'referral-pick').trigger('click');
+    expect(opened).toBe(2);
+    expect(portal.dealWrites).toEqual([]);
   });
 
   it('redeems within the limit, shows the new deal total, and sends an idempotency key', async () => {

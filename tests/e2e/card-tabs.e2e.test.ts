@@ -217,7 +217,7 @@ describe('the deal tab', () => {
     const deal = portal().addEntity('deal', { TITLE: 'Кресло', CONTACT_ID: irina, STAGE_ID: 'NEW', OPPORTUNITY: 15000 }, manager);
     await live.settle();
     const frame = await openTab('deal', deal);
-    await frame.locator('[data-testid="referral-pick-submit"]').click();
+    await frame.locator('[data-testid="referral-pick"]').click();
     const selector = page.locator('[data-testid="crm-selector"]');
     await selector.waitFor();
     await selector.locator('[data-testid="crm-search"]').fill('Смирнова');
