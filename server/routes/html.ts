@@ -9,11 +9,6 @@ export function pickLang(value: unknown): Lang {
   return typeof value === 'string' && /^(ru|ua|by|kz)$/i.test(value) ? 'ru' : 'en';
 }
 
-/** A value for an inline `<script>`: JSON that cannot close the script element or open a comment. */
-export function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
-}
-
 /** `head` is trusted markup added to <head> (extra styles). */
 export function page(title: string, body: string, opts: { head?: string; lang?: 'ru' | 'en' } = {}): string {
   return `<!doctype html>

@@ -167,7 +167,7 @@ async function act(deps: Deps, installation: Installation, call: RobotCall, targ
 
 /** An AppError a use case refused with, as a robot failure (its reason when the robot knows it). */
 function failureOf(e: AppError): RobotFailure {
-  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_mismatch', 'currency_not_converted', 'unknown_code', 'already_used', 'campaign_over'] as const;
+  const known = ['insufficient_balance', 'over_deal_limit', 'deal_closed', 'currency_not_converted', 'unknown_code', 'already_used', 'campaign_over'] as const;
   const reason = known.find((r) => r === e.reason);
   if (reason) return { reason };
   if (e.code === 'not_found') return { reason: 'document_not_found' };

@@ -46,7 +46,6 @@ export type RobotFailure =
   | { reason: 'insufficient_balance' }
   | { reason: 'over_deal_limit' }
   | { reason: 'deal_closed' }
-  | { reason: 'currency_mismatch' }
   | { reason: 'currency_not_converted' }
   | { reason: 'no_amount' }
   | { reason: 'not_processed' }
@@ -64,7 +63,6 @@ const TEXTS: Record<Exclude<RobotFailure['reason'], 'invalid_property' | 'missin
   insufficient_balance: { ru: 'Недостаточно бонусов на балансе клиента', en: "The client's available bonus is not enough" },
   over_deal_limit: { ru: 'Сумма больше, чем программа разрешает списать по этой сделке', en: 'The amount is more than the program allows to redeem on this deal' },
   deal_closed: { ru: 'Сделка проиграна или удалена', en: 'The deal is lost or deleted' },
-  currency_mismatch: { ru: 'Валюта сделки не совпадает с валютой программы', en: "The deal's currency is not the program currency" },
   currency_not_converted: {
     ru: 'Нет курса валюты документа к валюте программы в настройках портала',
     en: "The portal's currency rates do not convert the document's currency into the program's",

@@ -4,7 +4,7 @@
  * selector, written to the deal's fields as a manager would) and redeem bonus against the deal.
  */
 import { defineStore } from 'pinia';
-import { computed, ref } from 'vue';
+import { ref } from 'vue';
 import { useDeps } from '../context';
 import type { CodeCheck, DealAnswer, PersonRef } from '../types';
 import { viewError, type LoadState, type ViewError } from './load-state';
@@ -118,8 +118,5 @@ export const useDealStore = defineStore('deal', () => {
     return { amount, total: deal.value.dealTotal ?? 0 };
   }
 
-  const referrer = computed(() => deal.value?.referral?.referrer ?? null);
-  const maxRedeem = computed(() => deal.value?.redemption?.maxNow ?? 0);
-
-  return { dealId, deal, state, error, code, saving, referrer, maxRedeem, load, checkCode, saveReferral, pickReferrer, redeem };
+  return { dealId, deal, state, error, code, saving, load, checkCode, saveReferral, pickReferrer, redeem };
 });
