@@ -1,3 +1,6 @@
+import dash from './admin/dashboard.ru';
+import settings from './admin/settings.ru';
+
 /** Russian texts (the portal's LANG `ru`, also used for `ua`, `by`, `kz`). */
 export default {
   app: 'Сарафан',
@@ -164,4 +167,6 @@ export default {
     noExpiry: 'Бонусы не сгорают',
     currency: 'Валюта программы: {currency}',
   },
+  settings,
+  dash,
 } as const;
