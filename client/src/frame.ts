@@ -36,8 +36,17 @@ export interface Portal {
   open(person: PersonRef | { entity: 'deal'; id: number }): Promise<void>;
   /** Sets (or clears) the deal's referral fields as a manager would in the card. */
   setDealReferral(dealId: number, claim: { code: string } | { referrer: PersonRef }): Promise<void>;
+  /** The portal's deal pipelines (categories), read with the user's rights; sorted as the portal sorts them. */
+  pipelines(): Promise<Pipeline[]>;
+  /** Names of portal users (who saved a program version), read with the user's rights. */
+  userNames(ids: number[]): Promise<Map<number, string>>;
   /** Fits the frame to the content; called after every content change. */
   fit(): void;
+}
+
+export interface Pipeline {
+  id: number;
+  name: string;
 }
 
 export const personKey = (p: PersonRef): string => `${p.entity}:${p.id}`;
@@ -110,6 +119,29 @@ class SdkPortal implements Portal {
           const name = personName(row);
           if (name) out.set(`${entity}:${Number(row.ID)}`, name);
         }
+      }
+    }
+    return out;
+  }
+
+  async pipelines(): Promise<Pipeline[]> {
+    const result = (await this.call('crm.category.list', { entityTypeId: 2 })) as { categories?: Record<string, unknown>[] } | null;
+    return (result?.categories ?? [])
+      .map((c) => ({ id: Number(c.id), name: String(c.name ?? ''), sort: Number(c.sort ?? 0) }))
+      .filter((c) => Number.isInteger(c.id) && c.id >= 0)
+      .sort((a, b) => a.sort - b.sort || a.id - b.id)
+      .map(({ id, name }) => ({ id, name }));
+  }
+
+  async userNames(ids: number[]): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const wanted = [...new Set(ids)].filter((id) => Number.isInteger(id) && id > 0);
+    // user.get answers 50 rows a page.
+    for (let i = 0; i < wanted.length; i += 50) {
+      const rows = (await this.call('user.get', { FILTER: { ID: wanted.slice(i, i + 50) } })) as Record<string, unknown>[];
+      for (const row of Array.isArray(rows) ? rows : []) {
+        const name = personName(row);
+        if (name) out.set(Number(row.ID), name);
       }
     }
     return out;

@@ -248,10 +248,12 @@ export const coreMethods: MethodTable = {
   'user.get': {
     handler: (params, ctx) => {
       const filter = asRow(param(params, 'FILTER', 'filter')) ?? params;
-      const id = positiveId(filter.ID ?? filter.id);
+      // FILTER[ID] is one id or a list of ids (the admin page names who saved each program version).
+      const raw = filter.ID ?? filter.id;
+      const ids = raw === undefined ? null : (Array.isArray(raw) ? raw : Object.values(asRow(raw) ?? { 0: raw })).map(positiveId);
       return ctx.portal
         .users()
-        .filter((u) => id === null || u.ID === id)
+        .filter((u) => ids === null || ids.includes(u.ID))
         .map((u) => ({ ID: String(u.ID), ACTIVE: true, NAME: u.NAME, LAST_NAME: u.LAST_NAME, EMAIL: u.EMAIL, UF_DEPARTMENT: [1] }));
     },
   },

@@ -9,7 +9,7 @@ import b24UiPlugin from '@bitrix24/b24ui-nuxt/vue-plugin';
 import { ApiError, type Api, type RequestOptions } from '../../client/src/api';
 import { DEPS, FORMATS } from '../../client/src/context';
 import { formats } from '../../client/src/format';
-import type { Lang, PickedPerson, Portal } from '../../client/src/frame';
+import type { Lang, PickedPerson, Pipeline, Portal } from '../../client/src/frame';
 import { createTexts } from '../../client/src/i18n';
 import en from '../../client/src/i18n/en';
 import ru from '../../client/src/i18n/ru';
@@ -93,6 +93,14 @@ export class FakePortal implements Portal {
   }
   async setDealReferral(dealId: number, claim: unknown) {
     this.dealWrites.push({ dealId, claim });
+  }
+  pipelineList: Pipeline[] = [{ id: 0, name: 'Общее' }];
+  users = new Map<number, string>();
+  async pipelines() {
+    return this.pipelineList;
+  }
+  async userNames(ids: number[]) {
+    return new Map(ids.map((id) => [id, this.users.get(id)]).filter((e): e is [number, string] => !!e[1]));
   }
   fit() {
     this.fits++;
