@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { CENSOR, scrubSecrets } from '../src/rules/scrub-secrets.js';
 
 /**
  * The process logger: pino with redaction fed by one list of secret keys (STYLE.md practice 10;
@@ -47,7 +48,7 @@ export const SECRET_KEYS: readonly string[] = [
   'set-cookie',
 ];
 
-export const CENSOR = '[redacted]';
+export { CENSOR, scrubSecrets };
 
 const SECRET_KEY_SET: ReadonlySet<string> = new Set(SECRET_KEYS.map((k) => k.toLowerCase()));
 
@@ -61,29 +62,8 @@ export const REDACT_PATHS: readonly string[] = [
   ...['req', 'res'].flatMap((owner) => SECRET_KEYS.map((k) => `${owner}.headers${pathSegment(k).startsWith('[') ? '' : '.'}${pathSegment(k)}`)),
 ];
 
-// Names of secrets in free text: tokens of any kind, OAuth client secrets, our secret key, passwords,
-// and the install form's AUTH_ID / REFRESH_ID.
-const SECRET_NAME = String.raw`(?:[a-z_]*(?:token|secret_?key|secret|password|passwd)|auth_id|refresh_id)`;
-// `access_token=…`, `auth[refresh_token]=…`, `auth%5Bapplication_token%5D=…`, `AUTH_ID=…`
-const SECRET_PARAM = new RegExp(String.raw`(\b(?:auth(?:\[|%5B))?${SECRET_NAME}(?:\]|%5D)?=)[^&\s"'<>;,]+`, 'gi');
-// `"access_token":"…"`, `access_token: '…'` (JSON bodies and util.inspect output inside error messages)
-const SECRET_PAIR = new RegExp(String.raw`(["']?\b${SECRET_NAME}["']?\s*:\s*)(["'])(?:\\.|(?!\2)[^\\])*\2`, 'gi');
-const AUTH_SCHEME = /\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*/gi;
-// `postgres://user:password@host`
-const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]+:)[^\s@/?#]+@/gi;
-
-const MAYBE_SECRET = /[=:]|bearer|basic/i;
-
-/** Masks secrets inside free text (error messages from libraries, URLs, response bodies). */
-export function scrubSecrets(text: string): string {
-  // Fast path for the usual short values: every pattern needs one of these.
-  if (!MAYBE_SECRET.test(text)) return text;
-  return text
-    .replace(SECRET_PARAM, `$1${CENSOR}`)
-    .replace(SECRET_PAIR, `$1$2${CENSOR}$2`)
-    .replace(AUTH_SCHEME, `$1 ${CENSOR}`)
-    .replace(URL_PASSWORD, `$1${CENSOR}@`);
-}
+// Free-text masking (scrubSecrets) lives in src/rules/scrub-secrets.ts: the installation health
+// masks dead jobs' errors with the same patterns.
 
 const MAX_WALK_DEPTH = 16;
 
