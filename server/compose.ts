@@ -11,6 +11,7 @@ import { createPortalGateways } from '../src/bitrix/gateway.js';
 import { createCrmPorts } from '../src/bitrix/crm.js';
 import { createOAuthServer } from '../src/bitrix/oauth-server.js';
 import { reconcileRegistration } from '../src/bitrix/reconcile.js';
+import { inspectRegistration } from '../src/bitrix/registration-health.js';
 import type { Clock, Deps, Log, Store } from '../src/handlers/ports.js';
 import { createIngestPressure, type IngestPressure } from './jobs/ingest-pressure.js';
 import { createMetrics, type Metrics, type ReconcileLag } from './metrics.js';
@@ -82,6 +83,7 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     log: o.log,
     appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),
     randomBytes: (n) => randomBytes(n),
+    registration: { inspect: (installation) => inspectRegistration(gateways.forInstallation(installation), manifest, installation) },
     metrics,
   };
 }

@@ -20,6 +20,7 @@ import { programPreviewRoutes } from './api-program-preview.js';
 import { referralRoutes } from './api-referrals.js';
 import { dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
+import { healthApiRoutes } from './api-health.js';
 
 const ledgerQuery = z.object({
   limit: z
@@ -100,6 +101,7 @@ export function apiRoutes(deps: Deps): Router {
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));
+  router.use(healthApiRoutes(deps));
 
   return router;
 }

@@ -456,7 +456,7 @@ export async function reconcileRegistration(
 }
 
 /** An unknown scope (empty) is tried; a known one must name bizproc (reference §8.1). */
-function hasBizprocScope(scope: string): boolean {
+export function hasBizprocScope(scope: string): boolean {
   const scopes = scope.split(/[\s,]+/).filter(Boolean);
   return scopes.length === 0 || scopes.includes('bizproc');
 }

@@ -100,7 +100,18 @@ export interface InstallationRepo {
    * referrals, ledger, program versions, deals, history, projections, jobs, watermarks, link clicks) is deleted too.
    */
   markUninstalled(id: number, now: Date, clean: boolean): Promise<void>;
+  /**
+   * A CRM event of this portal was received at `at` (installation health, issue 12). Cheap enough
+   * for the event hot path: the adapter writes at most once per EVENT_MARK_INTERVAL_MS per portal
+   * (per process), so the stored time may trail the last event by up to that; it never moves back.
+   */
+  noteEvent(id: number, at: Date): Promise<void>;
+  /** When the last CRM event of this portal was noted (null = none since the column exists). */
+  lastEventAt(id: number): Promise<Date | null>;
 }
+
+/** How stale `InstallationRepo.lastEventAt` may be: at most one write per portal per minute. */
+export const EVENT_MARK_INTERVAL_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // Members, codes, referrals
@@ -663,6 +674,8 @@ export interface Job {
   lockedAt: Date | null;
   lastError: string | null;
   createdAt: Date;
+  /** When the job last changed state (for a dead job: when it died). */
+  updatedAt: Date;
 }
 
 export interface JobQueue {
@@ -691,10 +704,25 @@ export interface JobQueue {
   recoverStale(lockedBefore: Date | null, now: Date): Promise<number>;
   depth(portalId?: number): Promise<{ queued: number; running: number; dead: number }>;
   /** Across portals, per state: how many jobs and the oldest `runAt` and `lockedAt` (operations: /metrics). */
-  stats(): Promise<JobStats>;
+  stats(portalId?: number): Promise<JobStats>;
   /** Delete the portal's done jobs last touched before `olderThan` (dead ones are kept); returns how many. */
   purgeDone(portalId: number, olderThan: Date): Promise<number>;
+  /** The portal's dead jobs, most recently failed first (installation health). */
+  deadJobs(portalId: number, limit: number): Promise<Job[]>;
+  /**
+   * A dead job of this portal goes back to queued, due `now`, with its attempts reset. When a
+   * queued job of the same (portal, kind, key) exists (at most one may), the dead one is marked
+   * done and merged into it instead — that job does the same work — and it becomes due `now`.
+   */
+  retryDead(portalId: number, id: number, now: Date): Promise<RetryDeadOutcome>;
 }
+
+/** `queued`/`merged` name the job that will run: the retried one, or the queued one it merged into. */
+export type RetryDeadOutcome =
+  | { status: 'queued'; id: number }
+  | { status: 'merged'; id: number }
+  | { status: 'not_found' }
+  | { status: 'not_dead'; current: JobStatus };
 
 // ---------------------------------------------------------------------------------------------
 // Scheduled work (SPEC 6): ticks claimed for the cluster, per-portal watermarks
@@ -980,6 +1008,24 @@ export interface Registrar {
   reconcile(installation: Installation): Promise<RegistrationReport>;
 }
 
+/** One thing Sarafan registers on a portal (SPEC 4), as the portal has it now. */
+export interface RegistrationItem {
+  kind: 'field' | 'event' | 'placement' | 'robot';
+  /** `UF_CRM_SARAFAN_CODE (deal)`, `ONCRMDEALUPDATE`, `CRM_DEAL_DETAIL_TAB`, `sarafan_accrue`. */
+  name: string;
+  present: boolean;
+  /** What is wrong when present but not as Sarafan registers it; null when nothing is. */
+  problem: string | null;
+}
+
+/** `error` is a sentence for an admin (why the portal could not be read), never a token. */
+export type RegistrationInspection = { ok: true; items: RegistrationItem[] } | { ok: false; error: string };
+
+/** Reads only: inspecting a portal never changes it. */
+export interface RegistrationInspector {
+  inspect(installation: Installation): Promise<RegistrationInspection>;
+}
+
 /** Everything a use case may touch; chosen once in server/main.ts. */
 export interface Deps {
   store: Store;
@@ -994,4 +1040,6 @@ export interface Deps {
   /** APP_BASE_URL without a trailing slash: every URL given to a portal is built from it. */
   appBaseUrl: string;
   randomBytes: (n: number) => Uint8Array;
+  /** What the portal has of Sarafan's registration now (installation health, issue 12). */
+  registration: RegistrationInspector;
 }

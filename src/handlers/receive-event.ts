@@ -80,8 +80,29 @@ export async function receiveEvent(deps: Deps, inbound: InboundEvent): Promise<E
   if (entityId === null) {
     throw new AppError('bad_request', 'Invalid event: data.FIELDS.ID', [{ path: 'data.FIELDS.ID', message: 'expected a positive integer' }]);
   }
-  const queued = await deps.store.jobs.enqueue(crmChangeJob(installation.id, target.entity, entityId, target.deleted, { event: name }), deps.clock.now());
+  const now = deps.clock.now();
+  // Side by side: the note is a no-op for all but one event a minute per portal, and runs while
+  // the enqueue waits for its group commit.
+  const [queued] = await Promise.all([
+    deps.store.jobs.enqueue(crmChangeJob(installation.id, target.entity, entityId, target.deleted, { event: name }), now),
+    noteEvent(deps, installation.id, now),
+  ]);
   return { status: queued ? 'queued' : 'coalesced' };
+}
+
+/**
+ * The installation health's "last event received" (issue 12). A column written at most once a
+ * minute per portal (InstallationRepo.noteEvent), rather than derived from the jobs table: done
+ * jobs are purged after a week, queued ones coalesce (a busy entity keeps its first job's time),
+ * and reading the newest of a portal's jobs would need an index every event pays for. A failure
+ * to note it is logged, and does not fail an event whose job is durably queued.
+ */
+async function noteEvent(deps: Deps, portalId: number, at: Date): Promise<void> {
+  try {
+    await deps.store.installations.noteEvent(portalId, at);
+  } catch (e) {
+    deps.log.warn({ portalId, error: e instanceof Error ? e.message : String(e) }, 'event.note_failed');
+  }
 }
 
 async function authenticate(deps: Deps, ev: CredentialedEvent, name: string, allowUninstalled = false): Promise<Installation> {

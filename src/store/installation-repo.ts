@@ -4,9 +4,9 @@
  * are stored only as AES-GCM envelopes.
  */
 import { and, asc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
-import type { Installation, InstallationRepo, PortalTokens, RegistrationReport, VerifiedInstall } from '../handlers/ports.js';
+import { EVENT_MARK_INTERVAL_MS, type Installation, type InstallationRepo, type PortalTokens, type RegistrationReport, type VerifiedInstall } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
-import type { Db } from './db.js';
+import { tsParam, type Db } from './db.js';
 import {
   coupons,
   crmProjections,
@@ -62,6 +62,13 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
     refreshTokenEnc: cipher.encrypt(tokens.refreshToken),
     expiresAt: tokens.expiresAt,
   });
+
+  /**
+   * When this process last wrote each portal's last_event_at (the time written, by the caller's
+   * clock). The event route notes every CRM event; one UPDATE per portal per interval keeps the
+   * ingest budget (SPEC 11) — a write per event would double the hot path's statements.
+   */
+  const eventMarks = new Map<number, number>();
 
   async function one(where: SQL): Promise<Installation | null> {
     const [row] = await db.select().from(installations).where(where).limit(1);
@@ -169,6 +176,23 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
         await tx.delete(feedbackMessages).where(eq(feedbackMessages.portalId, id));
       });
     },
+
+    async noteEvent(id, at) {
+      const last = eventMarks.get(id);
+      if (last !== undefined && at.getTime() - last < EVENT_MARK_INTERVAL_MS && at.getTime() >= last) return;
+      // greatest(): another instance (or a delayed call) never moves the time back.
+      await db
+        .update(installations)
+        .set({ lastEventAt: sql`greatest(${installations.lastEventAt}, ${tsParam(at)})` })
+        .where(eq(installations.id, id));
+      if (eventMarks.size >= 100_000) eventMarks.clear();
+      eventMarks.set(id, at.getTime());
+    },
+
+    async lastEventAt(id) {
+      const [row] = await db.select({ at: installations.lastEventAt }).from(installations).where(eq(installations.id, id)).limit(1);
+      return row?.at ?? null;
+    },
   };
 }
 
@@ -208,5 +232,8 @@ export function withMemberCache(repo: InstallationRepo, ttlMs = 2_000, maxEntrie
     activate: clearing(repo.activate),
     saveRegistration: clearing(repo.saveRegistration),
     markUninstalled: clearing(repo.markUninstalled),
+    // Not part of the cached Installation: nothing to clear.
+    noteEvent: (id, at) => repo.noteEvent(id, at),
+    lastEventAt: (id) => repo.lastEventAt(id),
   };
 }

@@ -7,8 +7,8 @@
  * Jobs are the one table read across portals (the queue picks the portal); complete/fail take
  * job ids only, as the port defines them.
  */
-import { and, asc, count, eq, inArray, lt, lte, min, sql } from 'drizzle-orm';
-import type { Job, JobQueue, JobStats, JobStatus, NewJob } from '../handlers/ports.js';
+import { and, asc, count, desc, eq, inArray, lt, lte, min, sql } from 'drizzle-orm';
+import type { Job, JobQueue, JobStats, JobStatus, NewJob, RetryDeadOutcome } from '../handlers/ports.js';
 import { anyId, retryOnUniqueViolation, rowsOf, tsParam, type Db } from './db.js';
 import { jobs } from './schema.js';
 
@@ -29,6 +29,7 @@ const toJob = (row: Row): Job => ({
   lockedAt: row.lockedAt,
   lastError: row.lastError,
   createdAt: row.createdAt,
+  updatedAt: row.updatedAt,
 });
 
 /** Another job of the same (portal, kind, key) in `status` (correlated with the outer jobs row). */
@@ -209,11 +210,11 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Jo
       return depth;
     },
 
-    async stats() {
+    async stats(portalId) {
       const rows = await db
         .select({ status: jobs.status, n: count(), oldestRunAt: min(jobs.runAt), oldestLockedAt: min(jobs.lockedAt) })
         .from(jobs)
-        .where(inArray(jobs.status, ['queued', 'running', 'dead']))
+        .where(and(inArray(jobs.status, ['queued', 'running', 'dead']), portalId === undefined ? undefined : eq(jobs.portalId, portalId)))
         .groupBy(jobs.status);
       const none = { count: 0, oldestRunAt: null, oldestLockedAt: null };
       const stats: JobStats = { queued: { ...none }, running: { ...none }, dead: { ...none } };
@@ -229,6 +230,54 @@ export function createJobQueue(db: Db, opts: { groupCommit?: boolean } = {}): Jo
         .where(and(eq(jobs.portalId, portalId), eq(jobs.status, 'done'), lt(jobs.updatedAt, olderThan)))
         .returning({ id: jobs.id });
       return rows.length;
+    },
+
+    async deadJobs(portalId, limit) {
+      const rows = await db
+        .select()
+        .from(jobs)
+        .where(and(eq(jobs.portalId, portalId), eq(jobs.status, 'dead')))
+        .orderBy(desc(jobs.updatedAt), desc(jobs.id))
+        .limit(limit);
+      return rows.map(toJob);
+    },
+
+    async retryDead(portalId, id, now) {
+      // Locks the dead row, then looks for a queued sibling: with one, queueing the dead job would
+      // break jobs_queued_key_uq, and both would do the same work. An enqueue slipping in between
+      // the look and the update violates the index; the retry then finds it and merges.
+      return retryOnUniqueViolation(() =>
+        db.transaction(async (tx): Promise<RetryDeadOutcome> => {
+          const [job] = await tx
+            .select()
+            .from(jobs)
+            .where(and(eq(jobs.portalId, portalId), eq(jobs.id, id)))
+            .for('update');
+          if (!job) return { status: 'not_found' };
+          if (job.status !== 'dead') return { status: 'not_dead', current: job.status };
+          const [queued] = await tx
+            .select({ id: jobs.id })
+            .from(jobs)
+            .where(and(eq(jobs.portalId, portalId), eq(jobs.kind, job.kind), eq(jobs.key, job.key), eq(jobs.status, 'queued')))
+            .for('update');
+          if (queued) {
+            await tx
+              .update(jobs)
+              .set({ runAt: sql`least(${jobs.runAt}, ${tsParam(now)})`, updatedAt: now })
+              .where(and(eq(jobs.portalId, portalId), eq(jobs.id, queued.id)));
+            await tx
+              .update(jobs)
+              .set({ status: 'done', lastError: `merged into job ${queued.id} on retry; was: ${job.lastError ?? ''}`.slice(0, MAX_ERROR_LENGTH), updatedAt: now })
+              .where(and(eq(jobs.portalId, portalId), eq(jobs.id, job.id)));
+            return { status: 'merged', id: queued.id };
+          }
+          await tx
+            .update(jobs)
+            .set({ status: 'queued', attempts: 0, runAt: now, lockedBy: null, lockedAt: null, updatedAt: now })
+            .where(and(eq(jobs.portalId, portalId), eq(jobs.id, job.id)));
+          return { status: 'queued', id: job.id };
+        }),
+      );
     },
   };
 }

@@ -76,6 +76,8 @@ export const installations = pgTable(
     linkSalt: text('link_salt').notNull().default(sql`md5(gen_random_uuid()::text)`),
     /** The install wizard's LANG: the language of the referral link's page. */
     lang: text('lang'),
+    /** When a CRM event of the portal was last received (migration 0012; written at most once a minute). */
+    lastEventAt: at('last_event_at'),
   },
   (t) => [
     check('installations_status_check', sql`status IN ('new', 'active', 'uninstalled')`),
@@ -330,6 +332,8 @@ export const jobs = pgTable(
     uniqueIndex('jobs_queued_key_uq').on(t.portalId, t.kind, t.key).where(sql`status = 'queued'`),
     uniqueIndex('jobs_running_key_uq').on(t.portalId, t.kind, t.key).where(sql`status = 'running'`),
     index('jobs_claim_idx').on(t.status, t.runAt),
+    // The installation health's dead-letter list (migration 0012); dead jobs are few, so it costs the queue nothing.
+    index('jobs_dead_idx').on(t.portalId, t.updatedAt).where(sql`status = 'dead'`),
     check('jobs_status_check', sql`status IN ('queued', 'running', 'done', 'dead')`),
   ],
 );
