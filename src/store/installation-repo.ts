@@ -179,14 +179,23 @@ export function createInstallationRepo(db: Db, cipher: TokenCipher): Installatio
 
     async noteEvent(id, at) {
       const last = eventMarks.get(id);
-      if (last !== undefined && at.getTime() - last < EVENT_MARK_INTERVAL_MS && at.getTime() >= last) return;
-      // greatest(): another instance (or a delayed call) never moves the time back.
-      await db
-        .update(installations)
-        .set({ lastEventAt: sql`greatest(${installations.lastEventAt}, ${tsParam(at)})` })
-        .where(eq(installations.id, id));
+      // Also skips a time before the last one written (it cannot move the stored time anyway).
+      if (last !== undefined && at.getTime() - last < EVENT_MARK_INTERVAL_MS) return;
+      // Marked before the write: a burst of events arriving while it runs does not write again.
       if (eventMarks.size >= 100_000) eventMarks.clear();
       eventMarks.set(id, at.getTime());
+      try {
+        // greatest(): another instance (or a delayed call) never moves the time back.
+        await db
+          .update(installations)
+          .set({ lastEventAt: sql`greatest(${installations.lastEventAt}, ${tsParam(at)})` })
+          .where(eq(installations.id, id));
+      } catch (e) {
+        // Not written: the next event tries again.
+        if (last === undefined) eventMarks.delete(id);
+        else eventMarks.set(id, last);
+        throw e;
+      }
     },
 
     async lastEventAt(id) {

@@ -46,6 +46,13 @@ export function describeHealthContract(getStore: () => SqlStore, newPortal: () =
       expect(await store.installations.lastEventAt(other.id)).toBeNull();
     });
 
+    it('writes once for a burst of events noted together', async () => {
+      const store = getStore();
+      const portal = await newPortal();
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.installations.noteEvent(portal.id, at(i / 1000))));
+      expect(await store.installations.lastEventAt(portal.id)).toEqual(at(0));
+    });
+
     it("counts one portal's jobs by state with the oldest due time, and lists its dead jobs newest first", async () => {
       const store = getStore();
       const portal = await newPortal();
