@@ -4,6 +4,7 @@
  * unexpected. Checks the answers against the admin contract, the stored state and every call
  * sent to the portal (GET sends reads only).
  */
+import { http, HttpResponse } from 'msw';
 import request from 'supertest';
 import { buildManifest } from '../../install/manifest.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -147,6 +148,20 @@ describe('GET /api/health', () => {
     expect(answer.registrationError).toMatch(/^The portal refused to show Sarafan's registration \(.*event\.get failed: INTERNAL_SERVER_ERROR/);
     expect(answer.queue.dead).toBe(1);
     expect(answer.installation.domain).toBe(h.portal.domain);
+  });
+
+  it('a portal that cannot be reached gives registration null with a sentence saying so', async () => {
+    // The connection fails however often the gateway retries.
+    h.msw.use(http.post(`https://${h.portal.domain}/rest//batch`, () => HttpResponse.error()));
+    let answer: HealthAnswer;
+    try {
+      answer = await health();
+    } finally {
+      h.msw.resetHandlers();
+    }
+    expect(answer.registration).toBeNull();
+    expect(answer.registrationError).toMatch(/^The portal could not be reached to read Sarafan's registration/);
+    expect(answer.registrationError).not.toContain(portal.tokens!.accessToken);
   });
 
   it("counts this portal's jobs by state and lists its dead jobs newest first, never another portal's, never a token", async () => {
