@@ -164,6 +164,23 @@ describe('GET /api/health', () => {
     expect(answer.registrationError).not.toContain(portal.tokens!.accessToken);
   });
 
+  it('without the bizproc scope (robots unreadable) gives registration null with a sentence, and reads nothing', async () => {
+    // A write through the repository clears the API's installation cache (withMemberCache).
+    const touch = async () => h.store.installations.saveRegistration(portal.id, (await h.store.installations.get(portal.id))!.registration!);
+    await store.rawQuery(`UPDATE installations SET scope = 'crm,placement,im,user_brief' WHERE id = $1`, [portal.id]);
+    await touch();
+    h.portal.resetCalls();
+    try {
+      const answer = await health();
+      expect(answer.registration).toBeNull();
+      expect(answer.registrationError).toMatch(/no bizproc permission/);
+      expect(h.portal.commands().filter((c) => c.method !== 'profile')).toEqual([]);
+    } finally {
+      await store.rawQuery(`UPDATE installations SET scope = 'crm,placement,bizproc,im,user_brief' WHERE id = $1`, [portal.id]);
+      await touch();
+    }
+  });
+
   it("counts this portal's jobs by state and lists its dead jobs newest first, never another portal's, never a token", async () => {
     const token = portal.tokens!.accessToken;
     const first = await deadJob(portal.id, 'deal:1', `crm.deal.get failed: POST https://${h.portal.domain}/rest/crm.deal.get?auth=${token}&id=1`);
