@@ -6,25 +6,22 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../client/src/api';
+import type { BarSpec } from '../../client/src/components/admin/bar-chart';
 import AnalyticsPanel from '../../client/src/views/admin/AnalyticsPanel.vue';
 import MainPage from '../../client/src/views/MainPage.vue';
 import { analytics, health } from './fixtures';
 import { byTestId, FakeApi, FakePortal, flushPromises, mountView, textOf } from './support';
 
-// The chart module, replaced by a marker that counts when it is loaded and what it is given:
+// The chart module (chart.js), replaced by one that counts its loads and records what it draws:
 // the panel must fetch it on first use only (a dynamic import), never with its own module.
-const charts = vi.hoisted(() => ({ loads: 0, drawn: [] as { title: string; labels: string[]; values: number[][] }[] }));
-vi.mock('../../client/src/components/admin/BarChart.vue', async () => {
+const charts = vi.hoisted(() => ({ loads: 0, drawn: [] as { labels: string[]; values: number[][]; horizontal: boolean }[] }));
+vi.mock('../../client/src/components/admin/bar-chart', () => {
   charts.loads++;
-  const { defineComponent, h } = await import('vue');
   return {
-    default: defineComponent({
-      props: { labels: { type: Array, required: true }, series: { type: Array, required: true }, horizontal: Boolean, title: { type: String, required: true } },
-      setup(props) {
-        charts.drawn.push({ title: props.title, labels: props.labels as string[], values: (props.series as { values: number[] }[]).map((s) => s.values) });
-        return () => h('canvas', { 'data-testid': 'chart-canvas' });
-      },
-    }),
+    drawBars: (_canvas: HTMLCanvasElement, spec: BarSpec) => {
+      charts.drawn.push({ labels: spec.labels, values: spec.series.map((x) => x.values), horizontal: !!spec.horizontal });
+      return { update: () => undefined, destroy: () => undefined };
+    },
   };
 });
 
@@ -65,14 +62,18 @@ describe('the dashboard charts', () => {
     expect(charts.loads).toBe(0);
     api.release(`GET ${LAST30}`);
     await flushPromises();
-    await vi.waitFor(() => expect(wrapper.findAll('[data-testid="chart-canvas"]').length).toBe(4));
+    await vi.waitFor(() => expect(charts.drawn).toHaveLength(4));
+    expect(wrapper.findAll('[data-testid="chart-canvas"]')).toHaveLength(4);
     expect(charts.loads).toBe(1);
-    const funnel = charts.drawn.find((d) => d.title === 'Referral funnel');
-    expect(funnel).toMatchObject({ labels: ['Link clicks', 'Came by referral', 'Referred deals', 'Won deals'], values: [[400, 100, 40, 10]] });
-    expect(charts.drawn.find((d) => d.title === 'Revenue and cost by month')?.values).toEqual([
-      [900000, 350000],
-      [90000, 35000],
-    ]);
+    expect(charts.drawn[0]).toEqual({ labels: ['Link clicks', 'Came by referral', 'Referred deals', 'Won deals'], values: [[400, 100, 40, 10]], horizontal: true });
+    expect(charts.drawn[1]).toEqual({
+      labels: ['Nov 2026', 'Dec 2026'],
+      values: [
+        [900000, 350000],
+        [90000, 35000],
+      ],
+      horizontal: false,
+    });
     // Every chart carries its numbers beside it.
     for (const id of ['figure-funnel', 'figure-monthly', 'figure-segments', 'figure-tiers']) {
       expect(byTestId(wrapper, id).find('ol, ul, table').exists()).toBe(true);
