@@ -44,7 +44,9 @@ function options(spec: BarSpec): ChartOptions<'bar'> {
   };
 }
 
+/** Throws when the canvas has no 2D context (chart.js would only log it, then fail on update). */
 export function drawBars(canvas: HTMLCanvasElement, spec: BarSpec): DrawnChart {
+  if (!canvas.getContext('2d')) throw new Error('no 2D canvas context');
   const chart = new Chart(canvas, { type: 'bar', data: data(spec), options: options(spec) });
   return {
     update(next) {
