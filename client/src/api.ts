@@ -74,3 +74,25 @@ export function createApi(source: AuthSource, base = '', fetchImpl: typeof fetch
     return (await res.json()) as T;
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Downloads (the admin page's CSV exports)
+// ---------------------------------------------------------------------------------------------
+
+export type Download = (path: string) => Promise<Blob>;
+
+/**
+ * A file from our server as a Blob, with the same Bearer auth and single 401 retry as `createApi`.
+ * Inside the Bitrix24 iframe a plain link cannot carry the Authorization header (and third-party
+ * cookies are off), so the view fetches the file and saves it through an object URL.
+ */
+export function createDownload(source: AuthSource, base = '', fetchImpl: typeof fetch = (...a) => fetch(...a)): Download {
+  return async function download(path: string): Promise<Blob> {
+    const send = (auth: FrameAuth): Promise<Response> =>
+      fetchImpl(base + path, { method: 'GET', headers: { Authorization: `Bearer ${auth.accessToken}`, 'X-Sarafan-Portal': auth.memberId } });
+    let res = await send(source.auth());
+    if (res.status === 401) res = await send(await source.refreshAuth());
+    if (!res.ok) throw await errorOf(res);
+    return res.blob();
+  };
+}

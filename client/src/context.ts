@@ -3,7 +3,7 @@
  * entry (or by a test with fakes) and injected by the setup stores, so components never fetch.
  */
 import { inject, type InjectionKey } from 'vue';
-import type { Api } from './api';
+import type { Api, Download } from './api';
 import type { Formats } from './format';
 import type { Portal } from './frame';
 
@@ -14,6 +14,10 @@ export interface AppDeps {
   newKey: () => string;
   /** Waits between polls (a test hands in one it controls). */
   delay: (ms: number) => Promise<void>;
+  /** Files from our server (CSV exports) with the frame's auth. */
+  download: Download;
+  /** Today for the admin page's period presets (a test hands in a fixed one). */
+  now: () => Date;
 }
 
 export const DEPS: InjectionKey<AppDeps> = Symbol('sarafan.deps');

@@ -5,7 +5,7 @@
 import { createPinia } from 'pinia';
 import { createApp, h, type Component } from 'vue';
 import App from './App.vue';
-import { createApi } from './api';
+import { createApi, createDownload } from './api';
 import { DEPS, FORMATS } from './context';
 import { formats } from './format';
 import { connectPortal, type Portal } from './frame';
@@ -37,7 +37,7 @@ export async function start(view: (portal: Portal) => { component: Component; pr
   const api = createApi(portal);
   const app = createApp({ render: () => h(App, { kitLocale }, { default: () => (chosen ? h(chosen.component, chosen.props) : h('p', { 'data-testid': 'no-entity' }, i18n.global.t('errors.noEntity'))) }) });
   app.use(pinia).use(i18n);
-  app.provide(DEPS, { api, portal, newKey: () => crypto.randomUUID(), delay: (ms) => new Promise((r) => setTimeout(r, ms)) });
+  app.provide(DEPS, { api, portal, newKey: () => crypto.randomUUID(), delay: (ms) => new Promise((r) => setTimeout(r, ms)), download: createDownload(portal), now: () => new Date() });
   const session = app.runWithContext(() => useSessionStore());
   app.provide(FORMATS, formats(portal.lang, () => session.currency));
   app.mount(root);

@@ -1,4 +1,5 @@
 /** Answers of the API as the server gives them (the shapes of src/contract/api.ts). */
+import type { AnalyticsAnswer, HealthAnswer, LedgerSearchItem } from '../../src/contract/admin';
 import type { DealAnswer, LedgerItem, MemberAnswer, ReferralTree, SessionAnswer } from '../../client/src/types';
 
 export const session = (over: Partial<SessionAnswer> = {}): SessionAnswer => ({
@@ -71,5 +72,69 @@ export const tree = (over: Partial<ReferralTree> = {}): ReferralTree => ({
   total: 1,
   truncated: false,
   earned: 7200,
+  ...over,
+});
+
+// ---------------------------------------------------------------------------------------------
+// The admin page's answers (src/contract/admin.ts)
+// ---------------------------------------------------------------------------------------------
+
+export const analytics = (over: Partial<AnalyticsAnswer> = {}): AnalyticsAnswer => ({
+  currency: 'RUB',
+  period: { from: '2026-11-04T00:00:00.000Z', to: '2026-12-04T00:00:00.000Z' },
+  category: null,
+  funnel: { clicks: 400, referredLeads: 100, referredDeals: 40, wonReferredDeals: 10 },
+  referredRevenue: 1250000,
+  rewardCost: 125000,
+  rewardCostByReason: { referral: 100000, welcome: 15000, cashback: 7500, coupon: 2500 },
+  roiPercent: 900,
+  ltv: { referred: { clients: 12, averageLtv: 104166.67, repeatShare: 0.25 }, others: { clients: 30, averageLtv: 80000, repeatShare: 0.1 } },
+  liability: { available: 72000, pending: 18000, expiring30d: 4500.5 },
+  topReferrers: [
+    { member: { entity: 'contact', id: 5 }, code: 'K7M2QX', wonReferredDeals: 6, referredRevenue: 750000, earned: 75000 },
+    { member: null, code: null, wonReferredDeals: 4, referredRevenue: 500000, earned: 25000 },
+  ],
+  tiers: [
+    { name: null, members: 30 },
+    { name: 'Silver', members: 9 },
+    { name: 'Gold', members: 3 },
+  ],
+  segments: {
+    computedAt: '2026-12-03T02:00:00.000Z',
+    counts: [
+      { segment: 'champion', members: 4 },
+      { segment: 'at_risk', members: 7 },
+      { segment: 'lost', members: 2 },
+    ],
+  },
+  monthly: [
+    { month: '2026-11', clicks: 300, referredDeals: 30, wonReferredDeals: 7, referredRevenue: 900000, rewardCost: 90000 },
+    { month: '2026-12', clicks: 100, referredDeals: 10, wonReferredDeals: 3, referredRevenue: 350000, rewardCost: 35000 },
+  ],
+  ...over,
+});
+
+export const searchItem = (over: Partial<LedgerSearchItem> = {}): LedgerSearchItem => ({
+  ...entry(),
+  member: { entity: 'contact', id: 5 },
+  causedBy: 'deal:12',
+  ...over,
+});
+
+export const health = (over: Partial<HealthAnswer> = {}): HealthAnswer => ({
+  checkedAt: '2026-12-03T10:00:00.000Z',
+  installation: { domain: 'b24-demo.bitrix24.ru', status: 'active', installedAt: '2026-10-01T08:00:00.000Z' },
+  registration: [
+    { kind: 'field', name: 'UF_CRM_SARAFAN_CODE (contact)', present: true, problem: null },
+    { kind: 'field', name: 'UF_CRM_SARAFAN_BALANCE (contact)', present: false, problem: null },
+    { kind: 'event', name: 'ONCRMDEALUPDATE', present: true, problem: 'bound to https://elsewhere.example.com/b24/events' },
+    { kind: 'placement', name: 'CRM_DEAL_DETAIL_TAB', present: true, problem: null },
+    { kind: 'robot', name: 'sarafan_accrue', present: true, problem: null },
+  ],
+  registrationError: null,
+  lastEventAt: '2026-12-03T09:55:00.000Z',
+  reconciliation: { lastRunAt: '2026-12-03T09:57:00.000Z', lagSeconds: 180 },
+  queue: { queued: 3, running: 1, dead: 1, oldestQueuedAt: '2026-12-03T08:00:00.000Z' },
+  deadJobs: [{ id: 41, kind: 'projection', key: 'contact:5', attempts: 8, lastError: 'QUERY_LIMIT_EXCEEDED', updatedAt: '2026-12-02T10:00:00.000Z' }],
   ...over,
 });

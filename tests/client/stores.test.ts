@@ -13,7 +13,7 @@ function withDeps<T>(api: FakeApi, portal: FakePortal, use: () => T): T {
   const pinia = createPinia();
   app.use(pinia);
   setActivePinia(pinia);
-  app.provide(DEPS, { api: api.api, portal, newKey: () => 'k', delay: async () => undefined });
+  app.provide(DEPS, { api: api.api, portal, newKey: () => 'k', delay: async () => undefined, download: api.download, now: () => new Date('2026-12-03T10:00:00.000Z') });
   return app.runWithContext(use);
 }
 

@@ -61,6 +61,22 @@ export class FakeApi {
     if (value instanceof ApiError) throw value;
     return structuredClone(value) as T;
   };
+
+  // Downloads (CSV exports): recorded as `GET path` calls; only declared paths answer.
+  private readonly files = new Map<string, Blob | ApiError>();
+
+  onDownload(path: string, file: Blob | ApiError): this {
+    this.files.set(path, file);
+    return this;
+  }
+
+  readonly download = async (path: string): Promise<Blob> => {
+    this.calls.push({ method: 'GET', path, body: undefined, idempotencyKey: undefined });
+    const file = this.files.get(path);
+    if (!file) throw new Error(`unexpected download: ${path}`);
+    if (file instanceof ApiError) throw file;
+    return file;
+  };
 }
 
 export class FakePortal implements Portal {
@@ -114,7 +130,7 @@ export interface Mounted {
   delays: number[];
 }
 
-export async function mountView(view: Component, props: Record<string, unknown>, setup: { api: FakeApi; portal?: FakePortal; lang?: Lang; currency?: string }): Promise<Mounted> {
+export async function mountView(view: Component, props: Record<string, unknown>, setup: { api: FakeApi; portal?: FakePortal; lang?: Lang; currency?: string; now?: Date }): Promise<Mounted> {
   const portal = setup.portal ?? new FakePortal();
   if (setup.lang) portal.lang = setup.lang;
   const pinia = createPinia();
@@ -134,6 +150,9 @@ export async function mountView(view: Component, props: Record<string, unknown>,
           delay: async (ms: number) => {
             delays.push(ms);
           },
+          download: setup.api.download,
+          // A fixed day unless the test names one: no assertion depends on the wall clock.
+          now: () => new Date(setup.now ?? '2026-12-03T10:00:00.000Z'),
         },
         [FORMATS as symbol]: formats(portal.lang, () => setup.currency ?? 'RUB'),
       },
