@@ -3,7 +3,7 @@
  * - before Sarafan: a year of won deals of earlier clients, brought in as a CRM import keeps
  *   them (DATE_CREATE and the close date of where they came from), in the main pipeline and
  *   a wholesale one; the install's backfill reads them into Sarafan's history;
- * - after the install: half a year of weekly steps on the demo clock (shared by the portal and
+ * - after the install: half a year of two-week steps on the demo clock (shared by the portal and
  *   Sarafan, only ever moving forward): earlier clients buy again and are enrolled, visitors
  *   open their referral links, friends come with codes (contacts and leads), their deals are
  *   won or lost weeks later, and one won deal is refunded. Sarafan does its part through the
@@ -137,6 +137,7 @@ export interface ActivityOptions {
   clock: SteppedClock;
   /** Where the weekly steps end (Unix ms); the clock is left there. */
   until: number;
+  /** Default 14: each step waits for Sarafan a few times, and on a shared 2-core machine that is what costs start-up time. */
   stepDays?: number;
   /** Resolves once Sarafan has processed everything the step caused (see sandbox-demo.ts). */
   settle(): Promise<void>;
@@ -166,15 +167,16 @@ interface Pending {
  * waits for Sarafan, then the clock moves a step forward (never back).
  */
 export async function replayActivity(portal: Portal, rng: Rng, history: ImportedHistory, opts: ActivityOptions): Promise<Activity> {
-  const stepMs = (opts.stepDays ?? 7) * DAY;
+  const stepMs = (opts.stepDays ?? 14) * DAY;
   const out: Activity = { steps: 0, clicks: 0, referredContacts: [], referredLeads: [], wonReferredDeals: [], lostReferredDeals: [], refunded: null };
   const returning = [...history.clients];
   const pending: Pending[] = [];
   let friend = 0;
   for (let step = 0; opts.clock.now() < opts.until; step++) {
     out.steps++;
+    const stepStart = opts.clock.now();
     // Earlier clients come back; a won deal enrols them (the program's default), giving them a code.
-    for (let k = between(rng, 1, 2); k > 0 && returning.length; k--) {
+    for (let k = between(rng, 1, 3); k > 0 && returning.length; k--) {
       const contact = returning.splice(Math.floor(rng() * returning.length), 1)[0]!;
       const id = portal.addEntity('deal', { TITLE: pick(rng, GOODS), OPPORTUNITY: amount(rng, 20_000, 200_000), CURRENCY_ID: 'RUB', CONTACT_ID: contact, STAGE_ID: 'NEW' }, MANAGER);
       portal.updateEntity('deal', id, { STAGE_ID: 'WON' }, MANAGER);
@@ -182,21 +184,18 @@ export async function replayActivity(portal: Portal, rng: Rng, history: Imported
     const referrers = history.clients
       .map((id) => ({ id, row: portal.getEntity('contact', id) }))
       .filter((r) => typeof r.row?.[F.CODE] === 'string' && r.row[F.CODE] !== '' && typeof r.row[F.LINK] === 'string');
+    const links = referrers.map((r) => String(r.row![F.LINK]));
     if (referrers.length) {
-      for (let k = between(rng, 2, 8); k > 0; k--) {
-        await opts.visit(String(pick(rng, referrers).row![F.LINK]));
-        out.clicks++;
-      }
-      // Some visitors become clients: a contact with the code, and a deal decided in 1–4 weeks.
-      for (let k = between(rng, 0, 2); k > 0; k--) {
+      // Some visitors become clients: a contact with the code, and a deal decided in one or two steps.
+      for (let k = between(rng, 0, 3); k > 0; k--) {
         const ref = pick(rng, referrers);
         const contact = portal.addEntity('contact', { ...contactFields(person(rng, ++friend, 'drug')), [F.REF_CODE]: ref.row![F.CODE] }, MANAGER);
         out.referredContacts.push(contact);
         const deal = portal.addEntity('deal', { TITLE: pick(rng, GOODS), OPPORTUNITY: amount(rng, 30_000, 300_000), CURRENCY_ID: 'RUB', CONTACT_ID: contact, STAGE_ID: 'NEW' }, MANAGER);
-        pending.push({ dealId: deal, dueStep: step + between(rng, 1, 4), win: rng() < 0.75 });
+        pending.push({ dealId: deal, dueStep: step + between(rng, 1, 2), win: rng() < 0.75 });
       }
       // Others leave a request (a lead with the code) that is still being worked on.
-      if (rng() < 0.35) {
+      if (rng() < 0.6) {
         const ref = pick(rng, referrers);
         const p = person(rng, ++friend, 'drug');
         out.referredLeads.push(portal.addEntity('lead', { TITLE: `Заявка с сайта: ${pick(rng, GOODS).toLowerCase()}`, ...contactFields(p), OPPORTUNITY: amount(rng, 30_000, 200_000), [F.REF_CODE]: ref.row![F.CODE] }, MANAGER));
@@ -208,12 +207,20 @@ export async function replayActivity(portal: Portal, rng: Rng, history: Imported
       (due.win ? out.wonReferredDeals : out.lostReferredDeals).push(due.dealId);
     }
     // Midway, a client returns a purchase: the won deal goes back to lost, and Sarafan reverses its reward.
-    if (out.refunded === null && step >= 12 && out.wonReferredDeals.length > 1) {
+    if (out.refunded === null && step >= 6 && out.wonReferredDeals.length > 1) {
       out.refunded = out.wonReferredDeals[0]!;
       portal.updateEntity('deal', out.refunded, { STAGE_ID: 'LOSE', COMMENTS: 'Возврат: клиент отказался от покупки' }, MANAGER);
     }
     await opts.settle();
-    opts.clock.advanceTo(Math.min(opts.until, opts.clock.now() + stepMs));
+    // Visitors open the links over the days of the step; a click only records a row, so no wait between.
+    const end = Math.min(opts.until, stepStart + stepMs);
+    const clicks = links.length ? between(rng, 4, 14) : 0;
+    for (let k = 1; k <= clicks; k++) {
+      opts.clock.advanceTo(Math.max(opts.clock.now(), stepStart + Math.floor(((end - stepStart) * k) / (clicks + 1))));
+      await opts.visit(pick(rng, links));
+      out.clicks++;
+    }
+    opts.clock.advanceTo(Math.max(opts.clock.now(), end));
   }
   // Deals still open stay in progress, as in any live pipeline.
   await opts.settle();
