@@ -31,3 +31,39 @@ export const realClock: SandboxClock = {
 export function sleepOn(clock: SandboxClock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimer(ms, resolve));
 }
+
+/**
+ * Wall-clock time shifted into the past by an offset that only ever shrinks, so whoever reads
+ * it sees time run forward, faster than the wall clock whenever `advanceTo` jumps. A demo
+ * starts it months back, replays its history step by step and ends with `release()` at the
+ * wall clock (offset 0). Timers run on real durations: a forward jump only makes them late,
+ * as if the machine had paused.
+ */
+export interface SteppedClock extends SandboxClock {
+  /** Moves to `ms` (Unix ms); refuses to go back. */
+  advanceTo(ms: number): void;
+  /** Joins the wall clock for good: offset 0. */
+  release(): void;
+  /** True once released (or when started at the wall clock). */
+  readonly released: boolean;
+}
+
+export function createSteppedClock(startMs: number = Date.now()): SteppedClock {
+  let offset = Math.min(0, startMs - Date.now());
+  return {
+    now: () => Date.now() + offset,
+    setTimer: realClock.setTimer,
+    advanceTo(ms) {
+      const current = Date.now() + offset;
+      if (ms < current) throw new Error(`the clock never goes back (asked ${new Date(ms).toISOString()}, now ${new Date(current).toISOString()})`);
+      // Past the wall clock is the wall clock: a demo never runs ahead of real time.
+      offset = Math.min(0, ms - Date.now());
+    },
+    release() {
+      offset = 0;
+    },
+    get released() {
+      return offset === 0;
+    },
+  };
+}

@@ -32,6 +32,7 @@ import type {
   ChangeNote,
   EntityKind,
   EventBinding,
+  ImportRow,
   ListPage,
   ListQuery,
   Notification,
@@ -65,6 +66,15 @@ export interface IssuedTokens {
   expires: number;
   expiresIn: number;
 }
+
+const stageOf = (STATUS_ID: string, NAME: string, SORT: number, SEMANTICS: Stage['SEMANTICS'], COLOR: string, CATEGORY_ID: number): Stage => ({
+  STATUS_ID,
+  NAME,
+  SORT,
+  SEMANTICS,
+  COLOR,
+  CATEGORY_ID,
+});
 
 const REFRESH_LIFETIME_MS = 180 * 24 * 3600 * 1000;
 const MAX_TOKEN_PAIRS = 5000;
@@ -232,8 +242,10 @@ export class SandboxPortal implements Portal {
 
   /** Drops access tokens expired more than a day ago and spent refresh tokens' leftovers. */
   private prune(now: number): void {
+    // An app back after days away presents its expired access token and must hear expired_token
+    // (then it refreshes), not NO_AUTH_FOUND: a token is forgotten only once its refresh token is gone.
     for (const [t, rec] of Object.entries(this.state.accessTokens)) {
-      if (rec.expiresAt < now - 24 * 3600 * 1000 && rec.expiresAt !== 0) delete this.state.accessTokens[t];
+      if (rec.expiresAt < now - 24 * 3600 * 1000 && rec.expiresAt !== 0 && !this.state.refreshTokens[rec.refreshToken]) delete this.state.accessTokens[t];
     }
     for (const [t, rec] of Object.entries(this.state.refreshTokens)) if (rec.expiresAt < now) delete this.state.refreshTokens[t];
     // Event deliveries issue a pair each: keep the newest MAX_TOKEN_PAIRS (insertion order = age).
@@ -446,8 +458,54 @@ export class SandboxPortal implements Portal {
   }
 
   addEntity(kind: EntityKind, fields: Row, actor: Actor): number {
-    if (!fields || typeof fields !== 'object' || Array.isArray(fields)) throw new PortalError('', 'Invalid fields.');
+    return this.addAt(kind, fields, actor, this.now()).id;
+  }
+
+  /**
+   * An import (CRM → Import, or a migration from another CRM): rows keep the dates they had
+   * where they came from, as Bitrix24 keeps an imported deal's DATE_CREATE; the close date, the
+   * last stage move and DATE_MODIFY are the row's `closedAt` (default its creation). Each row
+   * is an add like any other (events, robots); only the timestamps differ.
+   */
+  importEntities(kind: EntityKind, items: readonly ImportRow[], actor: Actor): number[] {
     const now = this.now();
+    for (const [i, item] of items.entries()) {
+      const closedAt = item.closedAt ?? item.createdAt;
+      if (!Number.isFinite(item.createdAt) || !Number.isFinite(closedAt) || closedAt < item.createdAt || closedAt > now) {
+        throw new PortalError('', `Row ${i}: dates must satisfy created ≤ closed ≤ now.`);
+      }
+    }
+    return items.map((item) => {
+      const closedAt = item.closedAt ?? item.createdAt;
+      return this.addAt(kind, item.fields, actor, item.createdAt, (r) => {
+        const ts = isoDateTime(closedAt);
+        if (kind === 'deal' && r.CLOSED === 'Y') r.CLOSEDATE = isoDay(closedAt);
+        if (kind === 'lead' && r.STATUS_SEMANTIC_ID !== 'P') r.DATE_CLOSED = ts;
+        if (kind !== 'contact') r.MOVED_TIME = ts;
+        r.DATE_MODIFY = ts;
+      }).id;
+    });
+  }
+
+  /** A new deal pipeline with the usual stages (in progress, won, lost); an existing name is returned as is. */
+  addCategory(name: string): number {
+    const existing = this.state.categories.find((c) => c.name === name);
+    if (existing) return existing.id;
+    const id = Math.max(0, ...this.state.categories.map((c) => c.id)) + 1;
+    const sort = Math.max(0, ...this.state.categories.map((c) => c.sort)) + 100;
+    this.state.categories.push({ id, name, sort, isDefault: false });
+    this.state.dealStages.push(
+      stageOf(`C${id}:NEW`, 'Новая', 10, null, '#39A8EF', id),
+      stageOf(`C${id}:EXECUTING`, 'В работе', 20, null, '#47E4C2', id),
+      stageOf(`C${id}:WON`, 'Сделка успешна', 30, 'S', '#7BD500', id),
+      stageOf(`C${id}:LOSE`, 'Сделка провалена', 40, 'F', '#FF5752', id),
+    );
+    this.changed();
+    return id;
+  }
+
+  private addAt(kind: EntityKind, fields: Row, actor: Actor, now: number, stamp?: (row: Row) => void): { id: number; row: Row } {
+    if (!fields || typeof fields !== 'object' || Array.isArray(fields)) throw new PortalError('', 'Invalid fields.');
     const t = this.table(kind);
     const id = t.nextId;
     const row: Row = {};
@@ -478,6 +536,7 @@ export class SandboxPortal implements Portal {
     if (kind === 'deal' && !row.TITLE) row.TITLE = `Сделка #${id}`;
     if (kind === 'lead' && !row.TITLE) row.TITLE = `Лид #${id}`;
     this.derive(kind, row, actor, stageKey !== null, now);
+    stamp?.(row);
     t.rows[String(id)] = row;
     t.nextId = id + 1;
     const ids = this.idIndex.get(kind);
@@ -487,7 +546,7 @@ export class SandboxPortal implements Portal {
     const note: ChangeNote = { kind: 'add', entity: kind, id, actor: { ...actor } };
     if (stageKey) note.enteredStage = String(row[stageKey]);
     this.notify(note);
-    return id;
+    return { id, row };
   }
 
   updateEntity(kind: EntityKind, id: number, fields: Row, actor: Actor, opts: { allowCategoryChange?: boolean } = {}): void {

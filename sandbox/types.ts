@@ -19,6 +19,14 @@ export interface RobotCondition {
 }
 export type Row = Record<string, unknown>;
 
+/** A row of an import: its fields and the dates it had where it came from (Unix ms, not after now). */
+export interface ImportRow {
+  fields: Row;
+  createdAt: number;
+  /** Close date / last stage move (default createdAt). */
+  closedAt?: number;
+}
+
 export interface SandboxUser {
   ID: number;
   NAME: string;
@@ -220,6 +228,8 @@ export interface Portal {
   sessionTokens(clientId: string, userId: number): { accessToken: string; refreshToken: string; expires: number; expiresIn: number };
 
   addEntity(kind: EntityKind, fields: Row, actor: Actor): number;
+  /** An import: rows added with the dates they had elsewhere (DATE_CREATE kept, closed at closedAt); returns their ids. */
+  importEntities(kind: EntityKind, items: readonly ImportRow[], actor: Actor): number[];
   updateEntity(kind: EntityKind, id: number, fields: Row, actor: Actor): void;
   deleteEntity(kind: EntityKind, id: number, actor: Actor): void;
   getEntity(kind: EntityKind, id: number): Row | null;
@@ -230,6 +240,8 @@ export interface Portal {
   /** Deal stages of a funnel (category) or lead statuses. */
   stages(kind: 'deal' | 'lead', categoryId?: number): Stage[];
   categories(): { id: number; name: string; sort: number; isDefault: boolean }[];
+  /** A new deal pipeline (stages NEW, EXECUTING, WON, LOSE prefixed C<id>:); an existing name returns its id. */
+  addCategory(name: string): number;
 
   userFields(kind: EntityKind): Row[];
 

@@ -68,6 +68,8 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     log: o.log,
     ...(o.maxRetries !== undefined ? { maxRetries: o.maxRetries } : {}),
     observer: metrics,
+    // Token lifetimes are read on the composed clock (the sandbox demo runs one behind the wall clock).
+    ...(o.clock ? { now: () => clock.now().getTime() } : {}),
   });
   const manifest = buildManifest(o.appBaseUrl);
   return {
@@ -76,7 +78,13 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     gateways,
     crm: createCrmPorts(gateways),
     crmScanner: createCrmScanner(gateways),
-    oauth: createOAuthServer({ oauthUrl: o.oauthUrl, clientId: o.clientId, clientSecret: o.clientSecret, allowInsecure: o.allowInsecurePortals }),
+    oauth: createOAuthServer({
+      oauthUrl: o.oauthUrl,
+      clientId: o.clientId,
+      clientSecret: o.clientSecret,
+      allowInsecure: o.allowInsecurePortals,
+      ...(o.clock ? { now: () => clock.now().getTime() } : {}),
+    }),
     registrar: { reconcile: (installation) => reconcileRegistration(gateways.forInstallation(installation), manifest, clock.now(), installation) },
     crmHistory: createCrmHistory(gateways, clock),
     clock,

@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { openStore } from '../src/store/open-store.js';
@@ -49,7 +49,11 @@ async function main(): Promise<void> {
   });
   // Sandbox mode only, and dynamically: the demo brings the sandbox portal, which production never loads.
   const demo = config.sandboxMode ? await import('./demo/sandbox-demo.js') : null;
+  // One clock for the sandbox portal and Sarafan: a fresh demo replays the shop's last months on
+  // it before joining the wall clock (server/demo/shop-history.ts); otherwise it is the wall clock.
+  const demoClock = demo ? demo.demoClock(!existsSync(path.join(config.dataDir, 'sandbox', 'portal.json'))) : null;
   const deps = composeDeps({
+    ...(demoClock ? { clock: { now: () => new Date(demoClock.now()) } } : {}),
     store,
     log,
     appBaseUrl: config.appBaseUrl,
@@ -70,7 +74,7 @@ async function main(): Promise<void> {
   const worker =
     config.role !== 'web'
       ? // The embedded store has one process (its lock file): whatever it finds running, a dead process left.
-        createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}`, exclusive: store.driver === 'pglite' })
+        createWorker(deps, { workerId: `${process.pid}-${randomBytes(3).toString('hex')}`, exclusive: store.driver === 'pglite', ...(demo ? { lingerMs: demo.DEMO_WORKER_LINGER_MS } : {}) })
       : null;
   worker?.start();
   const scheduler = config.role !== 'web' ? createScheduler(deps, { 'reconcile.crm': config.reconcileCron }) : null;
@@ -105,6 +109,7 @@ async function main(): Promise<void> {
         appBaseUrl: config.appBaseUrl,
         store,
         log,
+        ...(demoClock ? { clock: demoClock, history: {} } : {}),
       });
     } catch (e) {
       console.error(e instanceof Error ? e.message : e);

@@ -63,11 +63,13 @@ export interface SeededShop {
 export interface SeedOptions {
   /** Resolves once Sarafan has given these contacts their codes (or rejects with the reason). */
   waitForCodes(contacts: number[]): Promise<string[]>;
+  /** The caller knows the portal was empty before it seeded its own history (sandbox-demo.ts). */
+  fresh?: boolean;
 }
 
 /** Seeds the demo into an empty portal; a portal that already has contacts is left alone (null). */
 export async function seedFurnitureShop(portal: Portal, opts: SeedOptions): Promise<SeededShop | null> {
-  if (portal.listEntities('contact', { start: -1, select: ['ID'] }).rows.length) return null;
+  if (!opts.fresh && portal.listEntities('contact', { start: -1, select: ['ID'] }).rows.length) return null;
 
   const referrers = REFERRERS.map(({ person, deal }) => {
     const contact = addContact(portal, person, {});

@@ -15,6 +15,8 @@ import type { Log, Store } from '../../src/handlers/ports.js';
 import { F } from '../../src/bitrix/crm-fields.js';
 import { toMinor } from '../../src/rules/money.js';
 import { seedFurnitureShop, type SeededShop } from './furniture-shop.js';
+import { createSteppedClock, type SteppedClock } from '../../sandbox/clock.js';
+import { importShopHistory, replayActivity, seededRandom, type Activity, type ImportedHistory } from './shop-history.js';
 
 /** The keys the sandbox portal knows Sarafan by (sandbox mode has no B24 credentials). */
 export const DEMO_CLIENT_ID = 'local.sarafan.sandbox';
@@ -122,7 +124,36 @@ export interface DemoPortalOptions {
   stepTimeoutMs?: number;
   /** How often the waits look again; default 100 ms. */
   pollMs?: number;
+  /**
+   * The clock the portal and Sarafan share (Sarafan's deps.clock must read it too). With
+   * `history`, a fresh portal gets the shop's past: a year of imported sales before the install
+   * and, from where the clock starts to the wall clock, weeks of referral activity run through
+   * Sarafan at their time; the clock is released (wall clock) before the demo resolves.
+   */
+  clock?: SteppedClock;
+  history?: { seed?: number; clients?: number; stepDays?: number } | false;
 }
+
+/** How far back a demo with history starts: the install, half a year ago. */
+export const HISTORY_MONTHS = 6;
+
+/**
+ * The clock `npm start` composes before anything reads it: half a year back when the demo will
+ * replay its history (a fresh sandbox data directory), else the wall clock. A portal that is
+ * already there keeps its timeline, so nothing ever sees time go back.
+ */
+export function demoClock(freshPortal: boolean, history = true): SteppedClock {
+  return freshPortal && history ? createSteppedClock(Date.now() - Math.round((HISTORY_MONTHS * 365.25 * DAY_MS) / 12)) : createSteppedClock();
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The worker's linger in sandbox mode. Lingering (default 1 s) gathers a production burst into
+ * one run; the sandbox has one visitor clicking, and the history's replay waits for Sarafan
+ * about three times a week for half a year: at 1 s a round the demo would take minutes to start.
+ */
+export const DEMO_WORKER_LINGER_MS = 150;
 
 export interface DemoPortal {
   sandbox: Sandbox;
@@ -130,6 +161,8 @@ export interface DemoPortal {
   url: string;
   /** What this start seeded; null when the portal already had its CRM (a restart). */
   seeded: SeededShop | null;
+  /** The history seeded before the shop (with `history`, on a fresh portal). */
+  history: { imported: ImportedHistory; activity: Activity; installedAt: Date } | null;
 }
 
 /**
@@ -144,13 +177,22 @@ export async function startDemoPortal(opts: DemoPortalOptions): Promise<DemoPort
     ...(opts.host ? { host: opts.host } : {}),
     dataDir: opts.dataDir,
     ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
     appBaseUrl: opts.appBaseUrl,
     log: (msg, extra) => opts.log.warn({ ...extra }, `sandbox.${msg}`),
   });
   const wait = { timeoutMs: opts.stepTimeoutMs ?? 60_000, pollMs: opts.pollMs ?? 100 };
   try {
-    await installSarafan(sandbox);
+    let history: DemoPortal['history'] = null;
+    const fresh = !sandbox.portal.listEntities('contact', { start: -1, select: ['ID'] }).rows.length;
+    if (fresh && opts.history && opts.clock && !opts.clock.released) {
+      history = await seedHistory(sandbox, opts, opts.clock, opts.history, wait);
+    }
+    // The shop's own demo happens now, on the wall clock.
+    opts.clock?.release();
+    if (!history) await installSarafan(sandbox);
     const seeded = await seedFurnitureShop(sandbox.portal, {
+      fresh: fresh || undefined,
       waitForCodes: (contacts) =>
         until(wait, `Sarafan did not enrol the demo's first clients (contacts ${contacts.join(', ')} have no ${F.CODE})`, () => {
           const codes = contacts.map((id) => sandbox.portal.getEntity('contact', id)?.[F.CODE]);
@@ -163,11 +205,61 @@ export async function startDemoPortal(opts: DemoPortalOptions): Promise<DemoPort
       opts.log.info({ deals: seeded.wonReferredDeals }, 'demo.seeded');
       await waitForCredits(sandbox, opts.store, seeded.wonReferredDeals, wait);
     }
-    return { sandbox, url: `${sandbox.url}/`, seeded };
+    return { sandbox, url: `${sandbox.url}/`, seeded, history };
   } catch (e) {
     await sandbox.close();
     throw e;
   }
+}
+
+/**
+ * The shop's past on a fresh portal: the import of a year of sales, Sarafan installed at the
+ * clock's start (its backfill reads that year), then the weekly steps up to the wall clock,
+ * each waiting until Sarafan has processed what it caused.
+ */
+async function seedHistory(
+  sandbox: Sandbox,
+  opts: DemoPortalOptions,
+  clock: SteppedClock,
+  settings: { seed?: number; clients?: number; stepDays?: number },
+  wait: Wait,
+): Promise<NonNullable<DemoPortal['history']>> {
+  const rng = seededRandom(settings.seed ?? 12);
+  const installedAt = new Date(clock.now());
+  const imported = importShopHistory(sandbox.portal, rng, installedAt.getTime(), settings.clients ?? 70);
+  await installSarafan(sandbox);
+  const settle = (): Promise<void> => waitForQuiet(sandbox, opts.store, wait);
+  await settle();
+  const activity = await replayActivity(sandbox.portal, rng, imported, {
+    clock,
+    until: Date.now(),
+    ...(settings.stepDays ? { stepDays: settings.stepDays } : {}),
+    settle,
+    async visit(url) {
+      const res = await fetch(url, { redirect: 'manual' });
+      await res.arrayBuffer();
+      if (res.status !== 302 && res.status !== 200) throw new Error(`The demo's referral link ${url} answered ${res.status}`);
+    },
+  });
+  opts.log.info({ steps: activity.steps, clicks: activity.clicks, won: activity.wonReferredDeals.length }, 'demo.history_replayed');
+  return { imported, activity, installedAt };
+}
+
+/** The portal has delivered everything and Sarafan's queue for it is empty. */
+async function waitForQuiet(sandbox: Sandbox, store: DemoStore, wait: Wait): Promise<void> {
+  const installation = await store.installations.findByMemberId(sandbox.portal.memberId);
+  if (!installation) throw new Error(`Sarafan has no installation for the sandbox portal ${sandbox.portal.memberId}`);
+  let left = 0;
+  await until(wait, () => `Sarafan did not process the demo's history (${left} queued CRM changes)`, async () => {
+    await sandbox.outbound.idle();
+    const depth = await store.jobs.depth(installation.id);
+    left = depth.queued + depth.running;
+    if (left) return null;
+    // Sarafan's own writes echo back as events: quiet only when none is in flight either.
+    await sandbox.outbound.idle();
+    const again = await store.jobs.depth(installation.id);
+    return again.queued + again.running ? null : true;
+  });
 }
 
 /**

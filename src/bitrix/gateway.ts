@@ -270,6 +270,14 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
   const whoIsCacheSize = opts.whoIsCacheSize ?? 10_000;
   const whoIsTtlMs = opts.whoIsTtlMs ?? 5 * 60_000;
 
+  /**
+   * The SDK checks a token's `expires` against the wall clock (AuthOAuthManager.getAuthData),
+   * while Sarafan and the portal agree on `now()` (the sandbox demo replays months of history
+   * on a clock running behind the wall clock). The SDK is told the remaining lifetime on its own
+   * clock; with the system clock this is the stored value.
+   */
+  const sdkExpires = (expiresAt: Date): number => Math.floor((Date.now() + expiresAt.getTime() - now()) / 1000);
+
   function oauthParams(memberId: string, endpoint: string, tokens: PortalTokens, inst: Installation | null): B24OAuthParams {
     return {
       applicationToken: '',
@@ -277,7 +285,7 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
       memberId,
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
-      expires: Math.floor(tokens.expiresAt.getTime() / 1000),
+      expires: sdkExpires(tokens.expiresAt),
       expiresIn: Math.max(0, Math.round((tokens.expiresAt.getTime() - now()) / 1000)),
       scope: inst?.scope ?? '',
       domain: new URL(endpoint).host,
@@ -292,7 +300,7 @@ export function createPortalGateways(opts: PortalGatewaysOptions): PortalGateway
     return {
       access_token: p.tokens.accessToken,
       refresh_token: p.tokens.refreshToken,
-      expires: String(Math.floor(p.tokens.expiresAt.getTime() / 1000)),
+      expires: String(sdkExpires(p.tokens.expiresAt)),
       expires_in: String(Math.max(0, Math.round((p.tokens.expiresAt.getTime() - now()) / 1000))),
       client_endpoint: p.client?.endpoint ?? '',
       server_endpoint: serverEndpoint,
