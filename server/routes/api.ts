@@ -18,7 +18,7 @@ import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
 import { programPreviewRoutes } from './api-program-preview.js';
 import { referralRoutes } from './api-referrals.js';
-import { dealParams, memberParams, positiveId } from './api-params.js';
+import { bound, dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
 
 const ledgerQuery = z.object({
@@ -31,17 +31,6 @@ const ledgerQuery = z.object({
   before: positiveId.optional(),
 });
 
-/**
- * `from`/`to` of an export: a date (`2026-11-01`, UTC; `to` includes its whole day) or an ISO
- * time (`to` exclusive).
- */
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
-const bound = (end: boolean) =>
-  z
-    .string()
-    .refine((v) => (DAY.test(v) || /^\d{4}-\d{2}-\d{2}T/.test(v)) && Number.isFinite(Date.parse(v)), 'must be a date (YYYY-MM-DD) or an ISO time')
-    .transform((v) => new Date(Date.parse(v) + (end && DAY.test(v) ? 86_400_000 : 0)))
-    .optional();
 const ledgerCsvQuery = z.object({
   from: bound(false),
   to: bound(true),
