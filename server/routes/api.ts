@@ -14,6 +14,7 @@ import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/hand
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
 import { cardApiRoutes } from './api-card.js';
+import { ledgerAdminRoutes } from './api-ledger.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
 import { programPreviewRoutes } from './api-program-preview.js';
@@ -89,6 +90,7 @@ export function apiRoutes(deps: Deps): Router {
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));
+  router.use(ledgerAdminRoutes(deps));
 
   return router;
 }
