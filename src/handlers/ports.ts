@@ -366,7 +366,10 @@ export interface LedgerRepo {
    * or with a deal's negative entry (a reversal) that became available in (after, upTo].
    */
   expiring(portalId: number, after: Date, upTo: Date): Promise<number[]>;
-  /** The admin's ledger search (issue 12): one query, newest (highest id) first. */
+  /**
+   * The admin's ledger search (issue 12): one query, newest first — by created_at, then id (ids
+   * follow creation but for concurrent writers; the order lets a period be read from an index).
+   */
   search(portalId: number, q: LedgerSearch): Promise<LedgerEntry[]>;
   /**
    * Referral rewards per referrer for the payouts CSV (issue 12): members with a `referral` entry
@@ -386,7 +389,7 @@ export interface LedgerSearch {
   from?: Date;
   /** Written before. */
   to?: Date;
-  /** Only entries with a lower id (the previous page's cursor). */
+  /** Only entries older than this entry, in the search's order (the previous page's cursor). */
   beforeId?: number;
   limit: number;
 }

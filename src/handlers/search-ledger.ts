@@ -1,7 +1,10 @@
 /**
  * GET /api/ledger (issue 12, SPEC 7 main page; admins): the portal's ledger searched by person,
- * deal, reason, kind and period, newest (highest id) first, paged by entry id. The filters
- * combine with AND; a person who is not in the program is an empty page, not an error.
+ * deal, reason, kind and period, newest first — by the time written, then the entry id — paged
+ * with the last entry's id as the cursor (`before`). The filters combine with AND; a person who is
+ * not in the program is an empty page, not an error. Migration 0013 indexes (created_at, id) per
+ * portal, per reason and per kind, so each filter reads its page from an index however old the
+ * period (measured on PostgreSQL with 1 000 000 entries: see the migration).
  *
  * Reads: one query for the page (the person is resolved inside it), one for the page's members,
  * and the deal slots of the page's entries for their status (src/handlers/ledger-view.ts) — a

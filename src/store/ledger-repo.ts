@@ -256,10 +256,14 @@ export function createLedgerRepo(db: Db): LedgerRepo {
             q.kind === undefined ? undefined : eq(ledgerEntries.kind, q.kind),
             q.from === undefined ? undefined : gte(ledgerEntries.createdAt, q.from),
             q.to === undefined ? undefined : lt(ledgerEntries.createdAt, q.to),
-            q.beforeId === undefined ? undefined : lt(ledgerEntries.id, q.beforeId),
+            // Keyset on (created_at, id), the order of the page and of migration 0013's indexes; a
+            // cursor that is not one of this portal's entries matches nothing.
+            q.beforeId === undefined
+              ? undefined
+              : sql`(${ledgerEntries.createdAt}, ${ledgerEntries.id}) < (SELECT c.created_at, c.id FROM ${ledgerEntries} c WHERE c.portal_id = ${portalId} AND c.id = ${q.beforeId})`,
           ),
         )
-        .orderBy(desc(ledgerEntries.id))
+        .orderBy(desc(ledgerEntries.createdAt), desc(ledgerEntries.id))
         .limit(q.limit);
       return rows.map(toEntry);
     },
@@ -286,7 +290,7 @@ export function createLedgerRepo(db: Db): LedgerRepo {
         .groupBy(ledgerEntries.memberId)
         .orderBy(asc(ledgerEntries.memberId))
         .limit(q.limit);
-      return rows.map((r) => ({ memberId: r.memberId, credited: r.credited, reversed: -r.negative, pending: r.pending }));
+      return rows.map((r) => ({ memberId: r.memberId, credited: r.credited, reversed: 0 - r.negative, pending: r.pending }));
     },
 
     async byKey(portalId, idempotencyKey) {

@@ -1,7 +1,9 @@
 /**
  * GET /api/ledger (issue 12; admins): the ledger searched by person, deal, reason, kind and
- * period, newest first, paged by entry id — checked against the stored ledger, with another
- * portal's entries (same CRM ids, same deal) present and never answered.
+ * period, newest first (time written, then id), paged with an entry id as the cursor — checked
+ * against the stored ledger, with another portal's entries (same CRM ids, same deal) present and
+ * never answered. Entries are not written in time order (a late entry dated earlier), as
+ * concurrent writers do.
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,8 +34,12 @@ async function search(query: string): Promise<LedgerSearchAnswer> {
   return ledgerSearchAnswerSchema.parse(res.body);
 }
 
-/** The ids the stored ledger says a filter matches, newest first. */
-const expected = (match: (e: LedgerEntry) => boolean): number[] => all.filter(match).map((e) => e.id).reverse();
+/** The ids the stored ledger says a filter matches, newest first: by time written, then id. */
+const expected = (match: (e: LedgerEntry) => boolean): number[] =>
+  all
+    .filter(match)
+    .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id - a.id)
+    .map((e) => e.id);
 const ids = (a: LedgerSearchAnswer): number[] => a.items.map((i) => i.id);
 
 beforeAll(async () => {
@@ -208,6 +214,9 @@ describe('GET /api/ledger', () => {
     const exact = await search(`?reason=referral&limit=3`);
     expect(exact.items).toHaveLength(3);
     expect(exact.nextBefore).toBeNull();
+    // A cursor that is not one of this portal's entries matches nothing.
+    const theirs = (await h.store.ledger.page(otherPid, { limit: 1 }))[0]!.id;
+    expect((await search(`?before=${theirs}`)).items).toEqual([]);
     // The default page is 50.
     expect((await search('')).items).toHaveLength(Math.min(50, all.length));
   });
