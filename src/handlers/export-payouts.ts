@@ -15,12 +15,14 @@
  * - available_balance: the referrer's available bonus now (all reasons), to cross-check; paying the
  *   transfer does not change it — an admin writes the payout off with an adjustment if the program
  *   keeps bonus and cash apart.
- * Names, phones and e-mails are read from the CRM at export time, one `batch` request per page of
- * referrers (src/bitrix/crm.ts contactDetails), never one request per person. A CRM read that fails
+ * The period's totals are one aggregate query (measured on PostgreSQL with 1 000 000 entries: a
+ * month 0.1 s, a year 1.6 s, all time 2.2 s); names, phones and e-mails are read from the CRM at
+ * export time, one `batch` request per 1 000 referrers (src/bitrix/crm.ts contactDetails), never
+ * one request per person. A CRM read that fails
  * fails the export (a transfer list with silently missing names is worse than none); a person the
  * CRM no longer lists keeps empty name columns.
  *
- * Streamed like GET /api/ledger.csv: UTF-8 with a BOM, `,` or `;`, formulas defused
+ * Streamed a page of referrers at a time like GET /api/ledger.csv: UTF-8 with a BOM, `,` or `;`, formulas defused
  * (src/rules/csv.ts), amounts with two decimals in the program currency, English column ids.
  */
 import { CSV_BOM, csvLine, type CsvDelimiter } from '../rules/csv.js';
@@ -28,7 +30,7 @@ import { fromMinor } from '../rules/money.js';
 import { AppError } from './errors.js';
 import { personOf } from './ledger-view.js';
 import { currentProgram } from './program-versions.js';
-import { personKey, type Deps, type PersonRef } from './ports.js';
+import { personKey, type Deps, type PersonRef, type ReferralTotals } from './ports.js';
 
 /** Referrers per page: their people fit one `batch` request (≤ 21 list commands of 50 ids). */
 const PAGE = 1_000;
@@ -71,16 +73,12 @@ export async function exportPayouts(deps: Deps, portalId: number, q: PayoutsExpo
   const pendingAt = q.to && q.to.getTime() < now.getTime() ? q.to : now;
   const money = (minor: number): string => fromMinor(minor).toFixed(2);
 
-  async function page(afterMemberId: number | undefined): Promise<{ text: string; last: number | null }> {
-    const totals = await deps.store.ledger.referralTotals(portalId, {
-      limit: PAGE,
-      pendingAt,
-      ...(q.from ? { from: q.from } : {}),
-      ...(q.to ? { to: q.to } : {}),
-      ...(afterMemberId === undefined ? {} : { afterMemberId }),
-    });
-    if (!totals.length) return { text: '', last: null };
-    const ids = totals.map((t) => t.memberId);
+  // One aggregate for the period (about 100 bytes a referrer: 100 000 referrers ≈ 10 MB); the
+  // members, balances and CRM details are then read a page of referrers at a time.
+  const totals = await deps.store.ledger.referralTotals(portalId, { pendingAt, ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
+
+  async function page(rows: ReferralTotals[]): Promise<string> {
+    const ids = rows.map((t) => t.memberId);
     const [members, balances] = await Promise.all([deps.store.members.getMany(portalId, ids), deps.store.ledger.balances(portalId, ids, now)]);
     const byId = new Map(members.map((m) => [m.id, m]));
     const people = members.map(personOf).filter((p): p is PersonRef => p !== null);
@@ -88,7 +86,7 @@ export async function exportPayouts(deps: Deps, portalId: number, q: PayoutsExpo
     const failed = [...details.values()].find((d) => d.status === 'failed');
     if (failed?.status === 'failed') throw new AppError('portal_error', `The portal did not list the referrers' contacts: ${failed.error}`);
     let text = '';
-    for (const t of totals) {
+    for (const t of rows) {
       const member = byId.get(t.memberId);
       const who = personOf(member);
       const read = who ? details.get(personKey(who)) : undefined;
@@ -115,18 +113,13 @@ export async function exportPayouts(deps: Deps, portalId: number, q: PayoutsExpo
         q.delimiter,
       );
     }
-    return { text, last: totals.length < PAGE ? null : totals.at(-1)!.memberId };
+    return text;
   }
 
-  const first = await page(undefined);
+  const first = await page(totals.slice(0, PAGE));
   async function* chunks(): AsyncGenerator<string> {
-    yield CSV_BOM + csvLine(HEADER, q.delimiter) + first.text;
-    let last = first.last;
-    while (last !== null) {
-      const next = await page(last);
-      if (next.text) yield next.text;
-      last = next.last;
-    }
+    yield CSV_BOM + csvLine(HEADER, q.delimiter) + first;
+    for (let i = PAGE; i < totals.length; i += PAGE) yield await page(totals.slice(i, i + PAGE));
   }
   return chunks();
 }

@@ -372,10 +372,11 @@ export interface LedgerRepo {
    */
   search(portalId: number, q: LedgerSearch): Promise<LedgerEntry[]>;
   /**
-   * Referral rewards per referrer for the payouts CSV (issue 12): members with a `referral` entry
-   * written in [from, to) (either bound optional), ascending member ids after `afterMemberId`.
+   * Referral rewards per referrer for the payouts CSV (issue 12): every member with a `referral`
+   * entry written in [from, to) (either bound optional), ascending member ids. One aggregate
+   * query for the whole period (paging it by member would re-read the period's entries per page).
    */
-  referralTotals(portalId: number, q: { from?: Date; to?: Date; pendingAt: Date; afterMemberId?: number; limit: number }): Promise<ReferralTotals[]>;
+  referralTotals(portalId: number, q: { from?: Date; to?: Date; pendingAt: Date }): Promise<ReferralTotals[]>;
 }
 
 /** Filters of the ledger search; they combine with AND. */

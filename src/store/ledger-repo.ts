@@ -284,12 +284,10 @@ export function createLedgerRepo(db: Db): LedgerRepo {
             eq(ledgerEntries.reason, 'referral'),
             q.from === undefined ? undefined : gte(ledgerEntries.createdAt, q.from),
             q.to === undefined ? undefined : lt(ledgerEntries.createdAt, q.to),
-            q.afterMemberId === undefined ? undefined : gt(ledgerEntries.memberId, q.afterMemberId),
           ),
         )
         .groupBy(ledgerEntries.memberId)
-        .orderBy(asc(ledgerEntries.memberId))
-        .limit(q.limit);
+        .orderBy(asc(ledgerEntries.memberId));
       return rows.map((r) => ({ memberId: r.memberId, credited: r.credited, reversed: 0 - r.negative, pending: r.pending }));
     },
 

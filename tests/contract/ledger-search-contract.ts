@@ -68,15 +68,14 @@ export function describeLedgerSearchContract(getStore: () => SqlStore, newPortal
 
     it('sums referral entries per referrer for a period, with what is pending at a time', async () => {
       const { store, portal, a, b } = await fixture();
-      expect(await store.ledger.referralTotals(portal.id, { limit: 10, pendingAt: at(15) })).toEqual([
+      expect(await store.ledger.referralTotals(portal.id, { pendingAt: at(15) })).toEqual([
         { memberId: a.id, credited: 1000, reversed: 1000, pending: 0 },
         { memberId: b.id, credited: 400, reversed: 0, pending: 400 },
       ]);
-      expect(await store.ledger.referralTotals(portal.id, { limit: 10, pendingAt: at(25), from: at(3), to: at(10) })).toEqual([
+      expect(await store.ledger.referralTotals(portal.id, { pendingAt: at(25), from: at(3), to: at(10) })).toEqual([
         { memberId: a.id, credited: 0, reversed: 1000, pending: 0 },
         { memberId: b.id, credited: 400, reversed: 0, pending: 0 },
       ]);
-      expect(await store.ledger.referralTotals(portal.id, { limit: 1, pendingAt: at(15), afterMemberId: a.id })).toEqual([{ memberId: b.id, credited: 400, reversed: 0, pending: 400 }]);
       const indexes = await store.rawQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = 'ledger_entries' AND indexname LIKE '%created_idx' ORDER BY indexname`);
       expect(indexes.map((i) => i.indexname)).toEqual(['ledger_entries_created_idx', 'ledger_entries_kind_created_idx', 'ledger_entries_reason_created_idx']);
     });
