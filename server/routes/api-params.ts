@@ -14,3 +14,15 @@ export const memberParams = z.object({
 });
 
 export const dealParams = z.object({ id: positiveId });
+
+/**
+ * `from`/`to` of a period (exports, ledger search): a date (`2026-11-01`, UTC; `to` includes its
+ * whole day) or an ISO time (`to` exclusive).
+ */
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+export const bound = (end: boolean) =>
+  z
+    .string()
+    .refine((v) => (DAY.test(v) || /^\d{4}-\d{2}-\d{2}T/.test(v)) && Number.isFinite(Date.parse(v)), 'must be a date (YYYY-MM-DD) or an ISO time')
+    .transform((v) => new Date(Date.parse(v) + (end && DAY.test(v) ? 86_400_000 : 0)))
+    .optional();

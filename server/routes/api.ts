@@ -14,11 +14,12 @@ import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/hand
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
 import { cardApiRoutes } from './api-card.js';
+import { ledgerAdminRoutes } from './api-ledger.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
 import { programPreviewRoutes } from './api-program-preview.js';
 import { referralRoutes } from './api-referrals.js';
-import { dealParams, memberParams, positiveId } from './api-params.js';
+import { bound, dealParams, memberParams, positiveId } from './api-params.js';
 import { redeemRoutes } from './api-redeem.js';
 import { healthApiRoutes } from './api-health.js';
 
@@ -32,17 +33,6 @@ const ledgerQuery = z.object({
   before: positiveId.optional(),
 });
 
-/**
- * `from`/`to` of an export: a date (`2026-11-01`, UTC; `to` includes its whole day) or an ISO
- * time (`to` exclusive).
- */
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
-const bound = (end: boolean) =>
-  z
-    .string()
-    .refine((v) => (DAY.test(v) || /^\d{4}-\d{2}-\d{2}T/.test(v)) && Number.isFinite(Date.parse(v)), 'must be a date (YYYY-MM-DD) or an ISO time')
-    .transform((v) => new Date(Date.parse(v) + (end && DAY.test(v) ? 86_400_000 : 0)))
-    .optional();
 const ledgerCsvQuery = z.object({
   from: bound(false),
   to: bound(true),
@@ -102,6 +92,7 @@ export function apiRoutes(deps: Deps): Router {
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));
   router.use(healthApiRoutes(deps));
+  router.use(ledgerAdminRoutes(deps));
 
   return router;
 }

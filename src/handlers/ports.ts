@@ -377,6 +377,44 @@ export interface LedgerRepo {
    * or with a deal's negative entry (a reversal) that became available in (after, upTo].
    */
   expiring(portalId: number, after: Date, upTo: Date): Promise<number[]>;
+  /**
+   * The admin's ledger search (issue 12): one query, newest first — by created_at, then id (ids
+   * follow creation but for concurrent writers; the order lets a period be read from an index).
+   */
+  search(portalId: number, q: LedgerSearch): Promise<LedgerEntry[]>;
+  /**
+   * Referral rewards per referrer for the payouts CSV (issue 12): every member with a `referral`
+   * entry written in [from, to) (either bound optional), ascending member ids. One aggregate
+   * query for the whole period (paging it by member would re-read the period's entries per page).
+   */
+  referralTotals(portalId: number, q: { from?: Date; to?: Date; pendingAt: Date }): Promise<ReferralTotals[]>;
+}
+
+/** Filters of the ledger search; they combine with AND. */
+export interface LedgerSearch {
+  /** The member bound to this contact or lead (none bound: no entries). */
+  person?: PersonRef;
+  dealId?: number;
+  reason?: LedgerReason;
+  kind?: LedgerKind;
+  /** Written at or after. */
+  from?: Date;
+  /** Written before. */
+  to?: Date;
+  /** Only entries older than this entry, in the search's order (the previous page's cursor). */
+  beforeId?: number;
+  limit: number;
+}
+
+/** One referrer's referral entries of a period, minor units. */
+export interface ReferralTotals {
+  memberId: number;
+  /** Sum of the positive entries (credits and upward corrections), every level. */
+  credited: number;
+  /** Sum of the negative entries (reversals and downward corrections), as a positive amount. */
+  reversed: number;
+  /** Of credited − reversed: the part still pending at `pendingAt` (available_at after it). */
+  pending: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -920,6 +958,21 @@ export interface CrmPort {
    * values (reference §8.3). Outcomes: the log line's, then the answer's.
    */
   answerRobot(eventToken: string, values: RobotReturnValues, log: string): Promise<CrmOutcome[]>;
+  /**
+   * Names and means of contact of many people (the payouts CSV), as the CRM holds them now, in as
+   * few requests as the portal allows; keyed by personKey. A person the portal does not list
+   * (deleted, or hidden from the token) is `not_found`.
+   */
+  contactDetails(people: PersonRef[]): Promise<Map<string, CrmRead<PersonDetails>>>;
+}
+
+/** What a payout needs to reach a person: the CRM's name parts, phones and e-mails (not normalised). */
+export interface PersonDetails {
+  name: string | null;
+  secondName: string | null;
+  lastName: string | null;
+  phones: string[];
+  emails: string[];
 }
 
 export interface CrmPorts {

@@ -6,7 +6,7 @@
 import { and, asc, desc, eq, gt, gte, isNotNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Balance, LedgerEntry, LedgerRepo, NewLedgerEntry } from '../handlers/ports.js';
 import { anyId, rowsOf, type Db } from './db.js';
-import { ledgerEntries } from './schema.js';
+import { ledgerEntries, members } from './schema.js';
 
 type Row = typeof ledgerEntries.$inferSelect;
 
@@ -234,6 +234,61 @@ export function createLedgerRepo(db: Db): LedgerRepo {
         .orderBy(asc(ledgerEntries.id))
         .limit(q.limit);
       return rows.map(toEntry);
+    },
+
+    async search(portalId, q) {
+      // The person is resolved inside the page's query (members_contact_uq / members_lead_uq):
+      // one round trip, and a person who is not a member matches nothing.
+      const person = q.person
+        ? q.person.entity === 'contact'
+          ? sql`${ledgerEntries.memberId} = (SELECT ${members.id} FROM ${members} WHERE ${members.portalId} = ${portalId} AND ${members.contactId} = ${q.person.id})`
+          : sql`${ledgerEntries.memberId} = (SELECT ${members.id} FROM ${members} WHERE ${members.portalId} = ${portalId} AND ${members.leadId} = ${q.person.id})`
+        : undefined;
+      const rows = await db
+        .select()
+        .from(ledgerEntries)
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            person,
+            q.dealId === undefined ? undefined : eq(ledgerEntries.dealId, q.dealId),
+            q.reason === undefined ? undefined : eq(ledgerEntries.reason, q.reason),
+            q.kind === undefined ? undefined : eq(ledgerEntries.kind, q.kind),
+            q.from === undefined ? undefined : gte(ledgerEntries.createdAt, q.from),
+            q.to === undefined ? undefined : lt(ledgerEntries.createdAt, q.to),
+            // Keyset on (created_at, id), the order of the page and of migration 0013's indexes; a
+            // cursor that is not one of this portal's entries matches nothing.
+            q.beforeId === undefined
+              ? undefined
+              : sql`(${ledgerEntries.createdAt}, ${ledgerEntries.id}) < (SELECT c.created_at, c.id FROM ${ledgerEntries} c WHERE c.portal_id = ${portalId} AND c.id = ${q.beforeId})`,
+          ),
+        )
+        .orderBy(desc(ledgerEntries.createdAt), desc(ledgerEntries.id))
+        .limit(q.limit);
+      return rows.map(toEntry);
+    },
+
+    async referralTotals(portalId, q) {
+      const sumWhere = (cond: SQL) => sql<number>`coalesce(sum(${ledgerEntries.amount}) FILTER (WHERE ${cond}), 0)`.mapWith(Number);
+      const rows = await db
+        .select({
+          memberId: ledgerEntries.memberId,
+          credited: sumWhere(gt(ledgerEntries.amount, 0)),
+          negative: sumWhere(lt(ledgerEntries.amount, 0)),
+          pending: sumWhere(gt(ledgerEntries.availableAt, q.pendingAt)),
+        })
+        .from(ledgerEntries)
+        .where(
+          and(
+            eq(ledgerEntries.portalId, portalId),
+            eq(ledgerEntries.reason, 'referral'),
+            q.from === undefined ? undefined : gte(ledgerEntries.createdAt, q.from),
+            q.to === undefined ? undefined : lt(ledgerEntries.createdAt, q.to),
+          ),
+        )
+        .groupBy(ledgerEntries.memberId)
+        .orderBy(asc(ledgerEntries.memberId));
+      return rows.map((r) => ({ memberId: r.memberId, credited: r.credited, reversed: 0 - r.negative, pending: r.pending }));
     },
 
     async byKey(portalId, idempotencyKey) {

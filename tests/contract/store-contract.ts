@@ -14,6 +14,7 @@ import type { SqlStore } from '../../src/store/open-store.js';
 import { describePromoContract } from './promo-contract.js';
 import { describeRobotCallContract } from './robot-call-contract.js';
 import { describeHealthContract } from './health-contract.js';
+import { describeLedgerSearchContract } from './ledger-search-contract.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
@@ -109,6 +110,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     describePromoContract(() => store, () => newPortal());
     describeRobotCallContract(() => store, () => newPortal());
     describeHealthContract(() => store, () => newPortal());
+    describeLedgerSearchContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {

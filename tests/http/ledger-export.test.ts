@@ -5,6 +5,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
+import { parseCsv } from '../support/csv.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM } from '../support/scenario.js';
 
@@ -77,5 +78,61 @@ describe('GET /api/ledger.csv', () => {
     expect(reversed.body.error.details).toEqual([{ path: 'to', message: 'must be after from' }]);
     expect((await api('/api/ledger.csv', MANAGER)).status).toBe(403);
     expect((await request(h.app).get('/api/ledger.csv')).status).toBe(401);
+  });
+
+  it('round-trips: every parsed row equals its stored entry, with either delimiter', async () => {
+    // Text that needs quoting or defusing in each column that carries text, and a lead-only member.
+    const lead = h.portal.add('lead', { NAME: 'Лид' });
+    const leadMember = await h.store.members.ensure(pid, 'lead', lead, day(21));
+    const base = { portalId: pid, memberId: leadMember.id, kind: 'credit' as const, level: 0, programVersion: 1, dealId: null };
+    await h.store.ledger.append([
+      { ...base, amount: 12_34, reason: 'adjustment', kind: 'correction', idempotencyKey: 'r1', availableAt: day(21), expiresAt: day(28), causedBy: 'user:1', comment: 'строка 1\r\nстрока 2, "кавычки"; и точка с запятой', createdAt: day(21) },
+      { ...base, amount: -1, reason: 'adjustment', kind: 'correction', idempotencyKey: 'r2', availableAt: day(22), expiresAt: null, causedBy: '+robot:abc', comment: '@SUM(A1)', createdAt: day(22) },
+      { ...base, amount: 99_99, reason: 'cashback', dealId: 77, level: 0, idempotencyKey: 'r3', availableAt: day(29), expiresAt: null, causedBy: 'deal:77', comment: null, createdAt: day(23) },
+    ]);
+    const stored = await h.store.ledger.page(pid, { limit: 100 });
+    const members = new Map((await h.store.members.getMany(pid, [...new Set(stored.map((e) => e.memberId))])).map((m) => [m.id, m]));
+    // A text that would run as a formula comes back with the leading quote that defused it.
+    const undefuse = (v: string) => (/^'[=+\-@\t\r]/.test(v) ? v.slice(1) : v);
+    for (const sep of [',', ';'] as const) {
+      const res = await api(`/api/ledger.csv?sep=${encodeURIComponent(sep)}`);
+      expect(res.status).toBe(200);
+      const [header, ...rows] = parseCsv(res.text, sep);
+      expect(header).toEqual(['entry_id', 'created_at', 'entity', 'crm_id', 'reason', 'kind', 'amount', 'currency', 'deal_id', 'level', 'available_at', 'expires_at', 'caused_by', 'comment']);
+      expect(rows).toHaveLength(stored.length);
+      rows.forEach((r, i) => {
+        const e = stored[i]!;
+        const m = members.get(e.memberId)!;
+        const [entity, crmId] = m.contactId !== null ? ['contact', m.contactId] : ['lead', m.leadId];
+        expect(r[7]).toBe('RUB');
+        expect({
+          id: Number(r[0]),
+          createdAt: new Date(r[1]!),
+          person: `${r[2]}:${r[3]}`,
+          reason: r[4],
+          kind: r[5],
+          amount: Math.round(Number(r[6]) * 100),
+          dealId: r[8] === '' ? null : Number(r[8]),
+          level: Number(r[9]),
+          availableAt: new Date(r[10]!),
+          expiresAt: r[11] === '' ? null : new Date(r[11]!),
+          causedBy: undefuse(r[12]!),
+          comment: r[13] === '' ? null : undefuse(r[13]!),
+        }).toEqual({
+          id: e.id,
+          createdAt: e.createdAt,
+          person: `${entity}:${crmId}`,
+          reason: e.reason,
+          kind: e.kind,
+          amount: e.amount,
+          dealId: e.dealId,
+          level: e.level,
+          availableAt: e.availableAt,
+          expiresAt: e.expiresAt,
+          causedBy: e.causedBy,
+          comment: e.comment,
+        });
+      });
+    }
   });
 });

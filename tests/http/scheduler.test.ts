@@ -55,6 +55,7 @@ function instance(store: SqlStore, clock: { now: () => Date }): Instance {
       addTimelineComments: async () => refuse('addTimelineComments'),
       notifyUsers: async () => refuse('notifyUsers'),
       answerRobot: async () => refuse('answerRobot'),
+      contactDetails: async () => refuse('contactDetails'),
     }),
   };
   const crmScanner: CrmScanner = { changedSince: async () => refuse('changedSince') };

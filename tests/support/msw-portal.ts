@@ -223,7 +223,8 @@ export class MswPortal {
     for (const [key, line] of entries) {
       const q = line.indexOf('?');
       const method = q < 0 ? line : line.slice(0, q);
-      const p = q < 0 ? {} : (qs.parse(line.slice(q + 1), { depth: 10 }) as Row);
+      // PHP reads any number of list items; qs turns more than 20 into an object unless told (as the sandbox's batch does).
+      const p = q < 0 ? {} : (qs.parse(line.slice(q + 1), { depth: 10, arrayLimit: 1000 }) as Row);
       call.commands.push({ key, method, params: p });
       resolveReferences(p, result);
       const r = this.exec(method, p);
