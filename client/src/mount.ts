@@ -13,12 +13,17 @@ import { createTexts, loadMessages } from './i18n';
 import { useSessionStore } from './stores/session';
 import './styles.css';
 
-export async function start(view: (portal: Portal) => { component: Component; props: Record<string, unknown> } | null): Promise<void> {
+export interface StartOptions {
+  /** Load the admin page's texts too (the main page). */
+  admin?: boolean;
+}
+
+export async function start(view: (portal: Portal) => { component: Component; props: Record<string, unknown> } | null, options: StartOptions = {}): Promise<void> {
   const root = document.getElementById('app');
   if (!root) return;
   // The page's language (the server set it from LANG) starts loading its texts while the frame connects.
   const pageLang = document.documentElement.lang === 'ru' ? 'ru' : 'en';
-  const pageMessages = loadMessages(pageLang);
+  const pageMessages = loadMessages(pageLang, options.admin);
   let portal: Portal;
   try {
     portal = await connectPortal();
@@ -29,7 +34,7 @@ export async function start(view: (portal: Portal) => { component: Component; pr
   }
   const chosen = view(portal);
   const [messages, kitLocale] = await Promise.all([
-    portal.lang === pageLang ? pageMessages : loadMessages(portal.lang),
+    portal.lang === pageLang ? pageMessages : loadMessages(portal.lang, options.admin),
     portal.lang === 'ru' ? import('@bitrix24/b24ui-nuxt/runtime/locale/ru.js').then((m) => m.default) : null,
   ]);
   const i18n = createTexts(portal.lang, messages);

@@ -11,6 +11,8 @@ import { DEPS, FORMATS } from '../../client/src/context';
 import { formats } from '../../client/src/format';
 import type { Lang, PickedPerson, Pipeline, Portal } from '../../client/src/frame';
 import { createTexts } from '../../client/src/i18n';
+import adminEn from '../../client/src/i18n/admin/en';
+import adminRu from '../../client/src/i18n/admin/ru';
 import en from '../../client/src/i18n/en';
 import ru from '../../client/src/i18n/ru';
 import type { PersonRef } from '../../client/src/types';
@@ -141,7 +143,7 @@ export async function mountView(view: Component, props: Record<string, unknown>,
   const wrapper = mount(Root, {
     attachTo: document.body,
     global: {
-      plugins: [pinia, createTexts(portal.lang, portal.lang === 'ru' ? ru : en), b24UiPlugin],
+      plugins: [pinia, createTexts(portal.lang, portal.lang === 'ru' ? { ...ru, ...adminRu } : { ...en, ...adminEn }), b24UiPlugin],
       provide: {
         [DEPS as symbol]: {
           api: setup.api.api,

@@ -2,4 +2,4 @@
 import { start } from '../mount';
 import MainPage from '../views/MainPage.vue';
 
-void start(() => ({ component: MainPage, props: {} }));
+void start(() => ({ component: MainPage, props: {} }), { admin: true });

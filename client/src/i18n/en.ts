@@ -1,5 +1,3 @@
-import dash from './admin/dashboard.en';
-import settings from './admin/settings.en';
 import type ru from './ru';
 
 type Messages<T> = { [K in keyof T]: T[K] extends string ? string : Messages<T[K]> };
@@ -170,8 +168,6 @@ const en: Messages<typeof ru> = {
     noExpiry: 'Bonus never expires',
     currency: 'Program currency: {currency}',
   },
-  settings,
-  dash,
 };
 
 export default en;

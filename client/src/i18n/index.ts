@@ -16,8 +16,12 @@ const compile: MessageCompiler = (source) => {
   return (ctx: MessageContext) => text.replace(/\{(\w+)\}/g, (_, name: string) => String(ctx.named(name) ?? ''));
 };
 
-export function loadMessages(lang: Lang): Promise<Messages> {
-  return lang === 'ru' ? import('./ru').then((m) => m.default) : import('./en').then((m) => m.default);
+/** The texts of a language; `admin` adds the admin page's (`settings`, `dash`), which only the main page loads. */
+export function loadMessages(lang: Lang, admin = false): Promise<Messages> {
+  const base = lang === 'ru' ? import('./ru').then((m) => m.default) : import('./en').then((m) => m.default);
+  if (!admin) return base;
+  const extra = lang === 'ru' ? import('./admin/ru').then((m) => m.default) : import('./admin/en').then((m) => m.default);
+  return Promise.all([base, extra]).then(([b, a]) => ({ ...b, ...a }));
 }
 
 export function createTexts(lang: Lang, messages: Messages) {

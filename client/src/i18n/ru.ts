@@ -1,6 +1,3 @@
-import dash from './admin/dashboard.ru';
-import settings from './admin/settings.ru';
-
 /** Russian texts (the portal's LANG `ru`, also used for `ua`, `by`, `kz`). */
 export default {
   app: 'Сарафан',
@@ -167,6 +164,4 @@ export default {
     noExpiry: 'Бонусы не сгорают',
     currency: 'Валюта программы: {currency}',
   },
-  settings,
-  dash,
 } as const;
