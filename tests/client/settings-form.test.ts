@@ -122,6 +122,17 @@ describe('the settings form: errors at their fields', () => {
     expect(saveDisabled(m)).toBe(false);
   });
 
+  it('in Russian: the schema\'s messages are translated, an unknown one shown as it came', async () => {
+    const m = await open(program(), 'ru');
+    await type(m, 'input-referral.levels.0', '120');
+    expect(errorAt(m, 'referral.levels.0')).toBe('не больше 100');
+    await type(m, 'input-referral.windowDays', 'abc');
+    expect(errorAt(m, 'referral.windowDays')).toBe('введите число');
+    await type(m, 'input-currency', 'rub');
+    expect(errorAt(m, 'currency')).toBe('трёхбуквенный код валюты заглавными буквами, например RUB');
+    expect(byTestId(m.wrapper, 'invalid-note').text()).toBe('Ошибок в форме: 3');
+  });
+
   it('windowDays 0', async () => {
     const m = await open();
     await type(m, 'input-referral.windowDays', '0');
