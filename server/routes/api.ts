@@ -8,6 +8,7 @@ import { parseOrThrow } from '../../src/bitrix/payloads.js';
 import { requireAdmin } from '../../src/handlers/authenticate-user.js';
 import { AppError } from '../../src/handlers/errors.js';
 import { exportLedger } from '../../src/handlers/export-ledger.js';
+import { listProgramVersions } from '../../src/handlers/list-program-versions.js';
 import { getProgram, updateProgram } from '../../src/handlers/manage-program.js';
 import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
@@ -57,6 +58,12 @@ export function apiRoutes(deps: Deps): Router {
   });
 
   router.use(programPreviewRoutes(deps));
+
+  router.get('/api/program/versions', async (_req, res) => {
+    const c = caller(res);
+    requireAdmin(c);
+    res.json(await listProgramVersions(deps, c.installation.id));
+  });
 
   router.get('/api/members/:entity/:id', async (req, res) => {
     const c = caller(res);

@@ -202,3 +202,32 @@ export type RepairAnswer = z.infer<typeof repairAnswerSchema>;
 /** POST /api/jobs/:id/retry: the dead job queued again. */
 export const retryJobAnswerSchema = z.object({ id: z.number().int(), status: z.literal('queued') });
 export type RetryJobAnswer = z.infer<typeof retryJobAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/program/preview (server/routes/api-program-preview.ts)
+// ---------------------------------------------------------------------------------------------
+
+export const programPreviewAnswerSchema = z.object({
+  /** The program currency every amount below is in. */
+  currency: z.string(),
+  deal: z.object({ amount: amountSchema, currency: z.string(), depth: z.number().int() }),
+  /** False when the deal's currency has no rate on the portal (then `reason` says so). */
+  priced: z.boolean(),
+  reason: z.string().optional(),
+  entries: z.array(
+    z.object({
+      beneficiary: z.enum(['referrer', 'referee', 'client']),
+      reason: z.string(),
+      /** Referrer level, 1 = the direct referrer; 0 for the referee and the client. */
+      level: z.number().int(),
+      amount: amountSchema,
+      /** What the cap per referral cut from this entry. */
+      capped: amountSchema,
+      status: z.enum(['pending', 'available']),
+      availableAt: isoTimeSchema,
+    }),
+  ),
+  total: amountSchema,
+  fx: z.object({ currency: z.string(), rate: z.string(), amount: amountSchema }).nullable(),
+});
+export type ProgramPreviewAnswer = z.infer<typeof programPreviewAnswerSchema>;

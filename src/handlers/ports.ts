@@ -284,6 +284,8 @@ export interface ProgramRepo {
   get(portalId: number, version: number): Promise<ProgramVersion | null>;
   /** Stores a new version numbered current + 1 (race-safe) and returns it. */
   create(portalId: number, document: unknown, createdBy: number | null, now: Date): Promise<ProgramVersion>;
+  /** The portal's versions, newest first, at most `limit`. */
+  list(portalId: number, limit: number): Promise<ProgramVersion[]>;
 }
 
 // ---------------------------------------------------------------------------------------------

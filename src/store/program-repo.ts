@@ -55,5 +55,15 @@ export function createProgramRepo(db: Db): ProgramRepo {
       }
       throw new AppError('internal', `program version of portal ${portalId}: no free number after ${MAX_ATTEMPTS} attempts`);
     },
+
+    async list(portalId, limit) {
+      const rows = await db
+        .select()
+        .from(programVersions)
+        .where(eq(programVersions.portalId, portalId))
+        .orderBy(desc(programVersions.version))
+        .limit(limit);
+      return rows.map(toVersion);
+    },
   };
 }

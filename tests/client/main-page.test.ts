@@ -24,7 +24,10 @@ function admin(): FakePortal {
 
 describe('the main page', () => {
   it('shows an admin the program in force with its version', async () => {
-    const api = new FakeApi().on('GET /api/program', { version: 3, program });
+    const api = new FakeApi()
+      .on('GET /api/program', { version: 3, program })
+      .on('GET /api/program/versions', { versions: [] })
+      .on('POST /api/program/preview', { currency: 'RUB', deal: { amount: 100_000, currency: 'RUB', depth: 5 }, priced: true, entries: [], total: 0, fx: null });
     const { wrapper } = await mountView(MainPage, {}, { api, portal: admin() });
     const text = textOf(wrapper, 'program');
     expect(text).toContain('Program · Version 3');
@@ -33,7 +36,8 @@ describe('the main page', () => {
     expect(text).toContain('Welcome bonus for the newcomer: RUB 300');
     expect(text).toContain('up to 50% of a deal');
     expect(text).toContain('Bonus expires after 365 days');
-    expect(api.calls.map((c) => c.path)).toEqual(['/api/program']);
+    // The settings form below the summary reads the history and previews the program in force.
+    expect(api.calls.map((c) => c.path)).toEqual(['/api/program', '/api/program/versions', '/api/program/preview']);
   });
 
   it('tells a manager the settings are for administrators, and asks the server nothing', async () => {

@@ -626,6 +626,24 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
         const stored = await store.rawQuery<{ n: string }>("SELECT document->>'n' AS n FROM program_versions WHERE portal_id = $1", [portal.id]);
         expect(stored.map((r) => Number(r.n)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       });
+
+      it('lists a portal\'s versions newest first, at most the limit, never another portal\'s', async () => {
+        const portal = await newPortal();
+        const other = await newPortal();
+        expect(await store.programs.list(portal.id, 50)).toEqual([]);
+        for (let i = 1; i <= 4; i++) await store.programs.create(portal.id, { n: i }, i === 1 ? null : 7, at(i));
+        await store.programs.create(other.id, { n: 'other' }, 9, at(9));
+        const all = await store.programs.list(portal.id, 50);
+        expect(all.map((v) => [v.version, v.document, v.createdBy, v.createdAt])).toEqual([
+          [4, { n: 4 }, 7, at(4)],
+          [3, { n: 3 }, 7, at(3)],
+          [2, { n: 2 }, 7, at(2)],
+          [1, { n: 1 }, null, at(1)],
+        ]);
+        expect(all.every((v) => v.portalId === portal.id)).toBe(true);
+        expect((await store.programs.list(portal.id, 2)).map((v) => v.version)).toEqual([4, 3]);
+        expect((await store.programs.list(other.id, 50)).map((v) => v.document)).toEqual([{ n: 'other' }]);
+      });
     });
 
     // -----------------------------------------------------------------------------------------

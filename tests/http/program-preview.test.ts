@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { programPreviewAnswerSchema } from '../../src/contract/admin.js';
 import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
@@ -85,6 +86,8 @@ describe('the README examples, priced by the preview route', () => {
     const res = await preview({ program: example.program, deal: deal(example.depth) });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ currency: 'RUB', deal: { amount: 100_000, currency: 'RUB', depth: example.depth }, priced: true, entries, total, fx: null });
+    // The shape the settings form reads (src/contract/admin.ts).
+    programPreviewAnswerSchema.parse(res.body);
   });
 
   it.each([...EXAMPLES.keys()])('%s is a complete document PUT /api/program stores as it is', async (name) => {
@@ -130,6 +133,7 @@ describe('POST /api/program/preview', () => {
     // 1 000 USD at the portal's 90 RUB = 90 000 RUB; the direct referrer earns 10 %.
     expect(res.body).toMatchObject({ priced: true, total: 9000, fx: { currency: 'USD', amount: 1000 } });
     expect(Number(res.body.fx.rate)).toBe(90);
+    programPreviewAnswerSchema.parse(res.body);
     expect(res.body.entries).toEqual([expect.objectContaining({ beneficiary: 'referrer', level: 1, amount: 9000 })]);
     expect(h.portal.commands().map((c) => c.method).filter((m) => m !== 'profile')).toEqual(['server.time', 'crm.currency.list']);
     expect((await h.store.portalSettings.get(pid))?.currencies.map((r) => r.currency)).toContain('USD');
