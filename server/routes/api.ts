@@ -13,6 +13,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { analyticsRoutes } from './api-analytics.js';
 import { cardApiRoutes } from './api-card.js';
 import { memberWriteRoutes } from './api-members-write.js';
 import { promoApiRoutes } from './api-promo.js';
@@ -100,6 +101,7 @@ export function apiRoutes(deps: Deps): Router {
   router.use(redeemRoutes(deps));
   router.use(memberWriteRoutes(deps));
   router.use(referralRoutes(deps));
+  router.use(analyticsRoutes(deps));
 
   return router;
 }
