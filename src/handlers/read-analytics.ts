@@ -29,7 +29,7 @@ export interface AnalyticsRequest {
   category: number | null;
 }
 
-export async function readAnalytics(deps: Deps, portalId: number, req: AnalyticsRequest): Promise<AnalyticsAnswer> {
+export async function readAnalytics(deps: Pick<Deps, 'store' | 'clock'>, portalId: number, req: AnalyticsRequest): Promise<AnalyticsAnswer> {
   const { store } = deps;
   const now = deps.clock.now();
   const { program } = await currentProgram(store.programs, portalId, now);
