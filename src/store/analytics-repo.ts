@@ -205,6 +205,7 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
 
     // Only a member holding a lot that expires within the horizon can have bonus expiring in it;
     // entries available after the horizon cannot change what expires before it (expiry.ts).
+    // decideExpiry reads idempotency keys of expiry entries only: the others' are not fetched.
     async expiryCandidates(portalId, now, horizonMs) {
       const until = new Date(now.getTime() + horizonMs);
       const rows = rowsOf<{
@@ -219,7 +220,7 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
         expires_at: string | Date | null;
       }>(
         await db.execute(sql`
-          SELECT l.member_id, l.id, l.amount, l.reason, l.deal_id, l.level, l.idempotency_key, l.available_at, l.expires_at
+          SELECT l.member_id, l.id, l.amount, l.reason, l.deal_id, l.level, CASE WHEN l.reason = 'expiry' THEN l.idempotency_key ELSE '' END AS idempotency_key, l.available_at, l.expires_at
           FROM ledger_entries l
           WHERE l.portal_id = ${portalId} AND l.available_at <= ${tsParam(until)}
             AND l.member_id IN (
