@@ -3,7 +3,7 @@
  * others (a scenario that throws is a failed row), then the JSON details and ONE table
  * (scenario | measured | budget | ok). Exits 1 when a budget is missed.
  *
- * Scenarios (BENCH_ONLY=ingest,crediting,postgres,large,baseline,backfill,card-tab picks some):
+ * Scenarios (BENCH_ONLY=ingest,crediting,postgres,large,baseline,backfill,card-tab,analytics picks some):
  * - ingest: event ingest on the embedded store, open loop at 1 000 events/s (p99 of the server's
  *   acknowledgement ≤ 50 ms) and closed loop with 32 connections (≥ 1 000 events/s); BENCH_EVENTS.
  * - crediting / postgres: BENCH_DEALS (default 1 000) won referred deals of one referrer, on the
@@ -24,6 +24,9 @@
  *   portal, the time from the frame's navigation start to the tab's content on screen, with the
  *   cache disabled (cold) and enabled (warm), BENCH_CARD_TAB_OPENS (default 10) opens of each of
  *   the deal, contact and lead tabs: p90 ≤ 1 000 ms.
+ * - analytics: GET /api/analytics's queries on PostgreSQL over 1 000 000 ledger entries and
+ *   100 000 members (bench/analytics.ts): median and max of 5 runs each, and of the whole
+ *   endpoint; every one ≤ 300 ms.
  *
  * Times are wall-clock and CPU times on whatever machine runs this: each result records the load
  * average, and the table ends with it.
@@ -34,6 +37,7 @@ import { benchBaseline, type BaselineResult } from './baseline.js';
 import { benchCardTabBundle, benchCardTabVisible, bundleMeasured, CARD_TAB_BUDGET } from './card-tab.js';
 import { benchCrediting, type CreditingResult } from './crediting.js';
 import { benchIngest } from './ingest.js';
+import { ANALYTICS_BUDGET_MS, benchAnalytics } from './analytics.js';
 
 const BUDGET = {
   ingestPerSecond: 1000,
@@ -232,6 +236,24 @@ if (wanted('card-tab')) {
           ok: t.frame.p90 <= CARD_TAB_BUDGET.visibleMs,
         });
       }
+    }
+  });
+}
+
+// ---- analytics -----------------------------------------------------------------------------
+// SPEC 11: every dashboard query ≤ 300 ms on 1 000 000 ledger entries / 100 000 members (PostgreSQL).
+if (wanted('analytics')) {
+  const budget = `≤ ${ANALYTICS_BUDGET_MS} ms (median and max of 5)`;
+  await scenario('analytics · postgres', budget, async () => {
+    const r = await benchAnalytics();
+    details['analytics · postgres'] = r;
+    for (const t of [...r.timings, r.endpoint]) {
+      rows.push({
+        scenario: `analytics · ${t.query}`,
+        measured: `median ${fmt(t.medianMs, 1)} ms, max ${fmt(t.maxMs, 1)} ms`,
+        budget,
+        ok: t.maxMs <= ANALYTICS_BUDGET_MS,
+      });
     }
   });
 }

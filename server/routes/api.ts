@@ -14,6 +14,7 @@ import { readDeal } from '../../src/handlers/read-deal.js';
 import { DEFAULT_LEDGER_PAGE, MAX_LEDGER_PAGE, readMember } from '../../src/handlers/read-member.js';
 import type { Deps } from '../../src/handlers/ports.js';
 import { apiAuth, caller } from '../middleware/api-auth.js';
+import { analyticsRoutes } from './api-analytics.js';
 import { cardApiRoutes } from './api-card.js';
 import { ledgerAdminRoutes } from './api-ledger.js';
 import { memberWriteRoutes } from './api-members-write.js';
@@ -100,6 +101,7 @@ export function apiRoutes(deps: Deps): Router {
   router.use(referralRoutes(deps));
   router.use(healthApiRoutes(deps));
   router.use(ledgerAdminRoutes(deps));
+  router.use(analyticsRoutes(deps));
 
   return router;
 }

@@ -849,6 +849,81 @@ export interface FeedbackRepo {
   byKeyPrefix(portalId: number, prefix: string): Promise<FeedbackMessage[]>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Analytics (SPEC 8, issue 12): set-based sums over Sarafan's own tables, never the portal
+// ---------------------------------------------------------------------------------------------
+
+/** A period [from, to), an optional pipeline, and how to bring deal amounts into the program currency. */
+export interface AnalyticsQuery {
+  from: Date;
+  to: Date;
+  /** Deal category (pipeline) the deal figures are limited to; null = every pipeline. */
+  category: number | null;
+  /** The program currency. */
+  currency: string;
+  /** Today's rate (decimal text) of each convertible currency into the program currency; used when a deal has no rate fixed on first win. */
+  rates: { currency: string; rate: string }[];
+}
+
+export interface ClientGroupSums {
+  clients: number;
+  /** Their won amounts, minor units of the program currency. */
+  total: number;
+  /** Clients with two or more won deals. */
+  repeat: number;
+}
+
+export interface TopReferrerRow {
+  memberId: number;
+  contactId: number | null;
+  leadId: number | null;
+  code: string | null;
+  wonReferredDeals: number;
+  referredRevenue: number;
+  earned: number;
+}
+
+export interface AnalyticsRepo {
+  /** Referral link clicks in [from, to) per UTC month (`YYYY-MM`). */
+  clicksByMonth(portalId: number, from: Date, to: Date): Promise<Map<string, number>>;
+  /** Active referrals created in [from, to). */
+  referredLeads(portalId: number, from: Date, to: Date): Promise<number>;
+  /** Referred deals first seen in the period, per UTC month. */
+  referredDealsByMonth(portalId: number, q: AnalyticsQuery): Promise<Map<string, number>>;
+  /** Referred deals first won in the period and won now, per UTC month: count and converted amount. */
+  wonReferredByMonth(portalId: number, q: AnalyticsQuery): Promise<Map<string, { deals: number; revenue: number }>>;
+  /** Net reward entries (referral, welcome, cashback, coupon) written in the period, per UTC month and reason. */
+  rewardCostByMonth(portalId: number, q: AnalyticsQuery): Promise<{ month: string; reason: string; amount: number }[]>;
+  /** The referrers of the most referred revenue won in the period, best first. */
+  topReferrers(portalId: number, q: AnalyticsQuery, limit: number): Promise<TopReferrerRow[]>;
+  /** Clients with a won deal before `to` (deals and the install's history), referred and the others. */
+  clientValue(portalId: number, q: AnalyticsQuery): Promise<{ referred: ClientGroupSums; others: ClientGroupSums }>;
+  /** The whole portal's ledger split at `now` (as the member read model splits each balance). */
+  liability(portalId: number, now: Date): Promise<Balance>;
+  /**
+   * Every entry available by `now + horizonMs` of the members holding a lot that expires in
+   * (now, now + horizonMs] — exactly what decideExpiry needs for their upcoming expiry — by member.
+   */
+  expiryCandidates(portalId: number, now: Date, horizonMs: number): Promise<Map<number, ExpiryEntryRow[]>>;
+  /**
+   * Members per tier bucket now: how many `thresholds` (ascending) each member's lifetime value
+   * reaches (0 = none); value = won deal count or won amount in the program currency.
+   */
+  tierBuckets(portalId: number, q: { basis: 'won_amount' | 'won_count'; thresholds: number[]; currency: string; rates: AnalyticsQuery['rates'] }): Promise<Map<number, number>>;
+}
+
+/** A ledger entry as the expiry rule reads it. */
+export interface ExpiryEntryRow {
+  id: number;
+  amount: number;
+  reason: string;
+  dealId: number | null;
+  level: number;
+  idempotencyKey: string;
+  availableAt: Date;
+  expiresAt: Date | null;
+}
+
 export interface Repos {
   installations: InstallationRepo;
   clicks: ClickRepo;
@@ -867,6 +942,7 @@ export interface Repos {
   coupons: CouponRepo;
   promo: PromoRepo;
   robotCalls: RobotCallRepo;
+  analytics: AnalyticsRepo;
 }
 
 export interface TxRepos extends Repos {

@@ -2,6 +2,7 @@
 import { sql } from 'drizzle-orm';
 import type { Repos, TxRepos } from '../handlers/ports.js';
 import type { TokenCipher } from './crypto.js';
+import { createAnalyticsRepo } from './analytics-repo.js';
 import { createClickRepo } from './click-repo.js';
 import type { Db } from './db.js';
 import { createCouponRepo } from './coupon-repo.js';
@@ -45,6 +46,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     coupons: createCouponRepo(db),
     promo: createPromoRepo(db),
     robotCalls: createRobotCallRepo(db),
+    analytics: createAnalyticsRepo(db),
   };
 }
 

@@ -50,7 +50,8 @@ export function createDealRepo(db: Db): DealRepo {
       const { portalId, dealId, ...fields } = state;
       await db
         .insert(deals)
-        .values({ portalId, dealId, ...fields })
+        // seen_at: the first insert's time; the update below leaves it (analytics funnel).
+        .values({ portalId, dealId, ...fields, seenAt: state.updatedAt })
         .onConflictDoUpdate({ target: [deals.portalId, deals.dealId], set: fields });
     },
 
@@ -58,7 +59,8 @@ export function createDealRepo(db: Db): DealRepo {
       if (!states.length) return;
       await db
         .insert(deals)
-        .values(states)
+        .values(states.map((s) => ({ ...s, seenAt: s.updatedAt })))
+        // seen_at is not in the update set: it stays the first time Sarafan recorded the deal.
         .onConflictDoUpdate({
           target: [deals.portalId, deals.dealId],
           set: {

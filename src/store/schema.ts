@@ -155,6 +155,8 @@ export const referrals = pgTable(
     index('referrals_referrer_idx').on(t.portalId, t.referrerMemberId),
     check('referrals_status_check', sql`status IN ('active', 'rejected')`),
     index('referrals_status_idx').on(t.portalId, t.status, t.id),
+    // Migration 0010 (analytics funnel: referred leads by period).
+    index('referrals_created_idx').on(t.portalId, t.createdAt).where(sql`status = 'active'`),
     check(
       'referrals_reason_check',
       sql`(status = 'rejected' AND reject_reason IS NOT NULL) OR (status = 'active' AND (reject_reason IS NULL OR overridden_at IS NOT NULL))`,
@@ -244,6 +246,9 @@ export const ledgerEntries = pgTable(
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
     check('ledger_entries_level_check', sql`level >= 0`),
     check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
+    // Migration 0010 (analytics: reward cost, liability); the SQL adds INCLUDE columns.
+    index('ledger_entries_created_idx').on(t.portalId, t.createdAt),
+    index('ledger_entries_liability_idx').on(t.portalId, t.availableAt),
   ],
 );
 
@@ -267,6 +272,8 @@ export const deals = pgTable(
     // Migration 0004: the conversion fixed on first win (currency it converts from, decimal rate).
     fxCurrency: text('fx_currency'),
     fxRate: text('fx_rate'),
+    // Migration 0010: when Sarafan first recorded the deal (analytics funnel); upserts keep it.
+    seenAt: at('seen_at').notNull(),
   },
   (t) => [
     primaryKey({ name: 'deals_pk', columns: [t.portalId, t.dealId] }),
@@ -275,6 +282,9 @@ export const deals = pgTable(
     index('deals_client_idx').on(t.portalId, t.clientMemberId),
     index('deals_referral_idx').on(t.portalId, t.referralId),
     check('deals_stage_semantic_check', sql`stage_semantic IN ('P', 'S', 'F')`),
+    // Migration 0010 (analytics); the SQL adds INCLUDE columns drizzle cannot declare.
+    index('deals_referred_seen_idx').on(t.portalId, t.seenAt).where(sql`referral_id IS NOT NULL`),
+    index('deals_referred_won_idx').on(t.portalId, t.firstWonAt).where(sql`referral_id IS NOT NULL AND won AND NOT deleted`),
   ],
 );
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/handlers/errors.js';
 import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
+import { describeAnalyticsContract } from './analytics-contract.js';
 import { describePromoContract } from './promo-contract.js';
 import { describeRobotCallContract } from './robot-call-contract.js';
 import { describeHealthContract } from './health-contract.js';
@@ -111,6 +112,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     describeRobotCallContract(() => store, () => newPortal());
     describeHealthContract(() => store, () => newPortal());
     describeLedgerSearchContract(() => store, () => newPortal());
+    describeAnalyticsContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {

@@ -1,0 +1,275 @@
+/**
+ * Analytics SQL (SPEC 8): each figure is one set-based statement over Sarafan's own tables, always
+ * within one portal, answering sums in minor units of the program currency. How each figure is
+ * defined is written at its method and in README "Analytics: how each figure is computed".
+ *
+ * Currency: a deal's amount is in its own currency. It is converted as pricing converted it — with
+ * the rate fixed on its first win when that rate is for its currency, else with today's rate from
+ * the portal's stored list (`q.rates`) — and rounded once per deal, half away from zero
+ * (PostgreSQL's numeric round() does exactly what money.ts convertMinor does). A deal that cannot
+ * be converted is left out of amounts (not out of counts).
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import type { AnalyticsQuery, AnalyticsRepo, ClientGroupSums, ExpiryEntryRow } from '../handlers/ports.js';
+import { rowsOf, tsParam, type Db } from './db.js';
+
+type Num = string | number;
+const n = (v: Num | null | undefined): number => (v === null || v === undefined ? 0 : Number(v));
+
+// Months are UTC calendar months, as the answer's `monthly` rows are.
+const monthOf = (column: SQL): SQL => sql`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM')`;
+
+/** `rates(currency, rate)`: a CTE of today's rates into the program currency. */
+function ratesCte(rates: AnalyticsQuery['rates']): SQL {
+  const rows = rates.length ? rates : [{ currency: '', rate: '1' }];
+  return sql`rates(currency, rate) AS (VALUES ${sql.join(
+    rows.map((r) => sql`(${r.currency}::text, ${r.rate}::numeric)`),
+    sql`, `,
+  )})`;
+}
+
+/**
+ * A deal's amount in the program currency (null = cannot be converted). `d` has amount,
+ * currency and (for `deals`) fx_currency/fx_rate; `r` is its LEFT JOIN on rates.
+ */
+function converted(currency: string, d: string, r: string, fixed = true): SQL {
+  const a = sql.raw(d);
+  const rr = sql.raw(r);
+  const fx = fixed ? sql`WHEN ${a}.fx_currency = ${a}.currency AND ${a}.fx_rate IS NOT NULL THEN round(${a}.amount * ${a}.fx_rate::numeric)` : sql``;
+  return sql`(CASE WHEN ${a}.currency = ${currency} THEN ${a}.amount::numeric ${fx} ELSE round(${a}.amount * ${rr}.rate) END)`;
+}
+
+const inCategory = (alias: string, category: number | null): SQL => (category === null ? sql`` : sql`AND ${sql.raw(alias)}.category_id = ${category}`);
+
+export function createAnalyticsRepo(db: Db): AnalyticsRepo {
+  return {
+    // Clicks are not tied to a pipeline: the category filter does not apply to them.
+    async clicksByMonth(portalId, from, to) {
+      const rows = rowsOf<{ month: string; n: Num }>(
+        await db.execute(sql`
+          SELECT ${monthOf(sql`clicked_at`)} AS month, count(*) AS n
+          FROM referral_clicks
+          WHERE portal_id = ${portalId} AND clicked_at >= ${tsParam(from)} AND clicked_at < ${tsParam(to)}
+          GROUP BY 1`),
+      );
+      return new Map(rows.map((r) => [r.month, n(r.n)]));
+    },
+
+    // A referral (of a lead or a contact) is not tied to a pipeline either.
+    async referredLeads(portalId, from, to) {
+      const [row] = rowsOf<{ n: Num }>(
+        await db.execute(sql`
+          SELECT count(*) AS n FROM referrals
+          WHERE portal_id = ${portalId} AND status = 'active' AND created_at >= ${tsParam(from)} AND created_at < ${tsParam(to)}`),
+      );
+      return n(row?.n);
+    },
+
+    async referredDealsByMonth(portalId, q) {
+      const rows = rowsOf<{ month: string; n: Num }>(
+        await db.execute(sql`
+          SELECT ${monthOf(sql`d.seen_at`)} AS month, count(*) AS n
+          FROM deals d
+          WHERE d.portal_id = ${portalId} AND d.referral_id IS NOT NULL
+            AND d.seen_at >= ${tsParam(q.from)} AND d.seen_at < ${tsParam(q.to)} ${inCategory('d', q.category)}
+          GROUP BY 1`),
+      );
+      return new Map(rows.map((r) => [r.month, n(r.n)]));
+    },
+
+    async wonReferredByMonth(portalId, q) {
+      const rows = rowsOf<{ month: string; n: Num; revenue: Num | null }>(
+        await db.execute(sql`
+          WITH ${ratesCte(q.rates)}
+          SELECT ${monthOf(sql`d.first_won_at`)} AS month, count(*) AS n, sum(${converted(q.currency, 'd', 'r')}) AS revenue
+          FROM deals d LEFT JOIN rates r ON r.currency = d.currency
+          WHERE d.portal_id = ${portalId} AND d.referral_id IS NOT NULL AND d.won AND NOT d.deleted
+            AND d.first_won_at >= ${tsParam(q.from)} AND d.first_won_at < ${tsParam(q.to)} ${inCategory('d', q.category)}
+          GROUP BY 1`),
+      );
+      return new Map(rows.map((r) => [r.month, { deals: n(r.n), revenue: n(r.revenue) }]));
+    },
+
+    // The signed sum: credits minus reversals (and corrections) of the reward reasons. With a
+    // pipeline, only entries of that pipeline's deals count — coupons have no deal, so they
+    // count only without one.
+    async rewardCostByMonth(portalId, q) {
+      const byCategory =
+        q.category === null
+          ? sql``
+          : sql`AND EXISTS (SELECT 1 FROM deals d WHERE d.portal_id = l.portal_id AND d.deal_id = l.deal_id AND d.category_id = ${q.category})`;
+      const rows = rowsOf<{ month: string; reason: string; amount: Num }>(
+        await db.execute(sql`
+          SELECT ${monthOf(sql`l.created_at`)} AS month, l.reason, sum(l.amount) AS amount
+          FROM ledger_entries l
+          WHERE l.portal_id = ${portalId} AND l.created_at >= ${tsParam(q.from)} AND l.created_at < ${tsParam(q.to)}
+            AND l.reason IN ('referral', 'welcome', 'cashback', 'coupon') ${byCategory}
+          GROUP BY 1, 2`),
+      );
+      return rows.map((r) => ({ month: r.month, reason: r.reason, amount: n(r.amount) }));
+    },
+
+    // Referrer = the referrer of the won deal's referral; `earned` = their referral entries
+    // written in the period (of the pipeline's deals when one is chosen).
+    async topReferrers(portalId, q, limit) {
+      const byCategory =
+        q.category === null
+          ? sql``
+          : sql`AND EXISTS (SELECT 1 FROM deals d2 WHERE d2.portal_id = l.portal_id AND d2.deal_id = l.deal_id AND d2.category_id = ${q.category})`;
+      const rows = rowsOf<{ member_id: Num; contact_id: number | null; lead_id: number | null; code: string | null; deals: Num; revenue: Num | null; earned: Num | null }>(
+        await db.execute(sql`
+          WITH ${ratesCte(q.rates)},
+          won AS (
+            SELECT rf.referrer_member_id AS member_id, count(*) AS deals, coalesce(sum(${converted(q.currency, 'd', 'r')}), 0) AS revenue
+            FROM deals d
+            JOIN referrals rf ON rf.portal_id = d.portal_id AND rf.id = d.referral_id
+            LEFT JOIN rates r ON r.currency = d.currency
+            WHERE d.portal_id = ${portalId} AND d.referral_id IS NOT NULL AND d.won AND NOT d.deleted
+              AND d.first_won_at >= ${tsParam(q.from)} AND d.first_won_at < ${tsParam(q.to)} ${inCategory('d', q.category)}
+              AND rf.referrer_member_id IS NOT NULL
+            GROUP BY 1
+            ORDER BY revenue DESC, deals DESC, member_id
+            LIMIT ${limit}
+          )
+          SELECT w.member_id, m.contact_id, m.lead_id, m.code, w.deals, w.revenue,
+            (SELECT sum(l.amount) FROM ledger_entries l
+             WHERE l.portal_id = ${portalId} AND l.member_id = w.member_id AND l.reason = 'referral'
+               AND l.created_at >= ${tsParam(q.from)} AND l.created_at < ${tsParam(q.to)} ${byCategory}) AS earned
+          FROM won w JOIN members m ON m.portal_id = ${portalId} AND m.id = w.member_id
+          ORDER BY w.revenue DESC, w.deals DESC, w.member_id`),
+      );
+      return rows.map((r) => ({
+        memberId: n(r.member_id),
+        contactId: r.contact_id,
+        leadId: r.lead_id,
+        code: r.code,
+        wonReferredDeals: n(r.deals),
+        referredRevenue: n(r.revenue),
+        earned: n(r.earned),
+      }));
+    },
+
+    // A client is a person (contact, else lead; a lead that became a member's contact is that
+    // contact) with a won deal before `to`: Sarafan's deals (won now, not deleted) plus the
+    // install's history, a deal in both counted once from `deals`. Referred = the person is a
+    // member with an active referral as referee. Deals that cannot be converted are left out.
+    async clientValue(portalId, q) {
+      const rows = rowsOf<{ referred: boolean; clients: Num; total: Num | null; repeat: Num }>(
+        await db.execute(sql`
+          WITH ${ratesCte(q.rates)},
+          won AS (
+            SELECT coalesce(m.contact_id, -m.lead_id) AS person, ${converted(q.currency, 'd', 'r')} AS amount
+            FROM deals d
+            JOIN members m ON m.portal_id = d.portal_id AND m.id = d.client_member_id
+            LEFT JOIN rates r ON r.currency = d.currency
+            WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.first_won_at < ${tsParam(q.to)} ${inCategory('d', q.category)}
+            UNION ALL
+            SELECT coalesce(h.contact_id, ml.contact_id, -h.lead_id) AS person, ${converted(q.currency, 'h', 'r', false)} AS amount
+            FROM history_deals h
+            LEFT JOIN members ml ON h.contact_id IS NULL AND ml.portal_id = h.portal_id AND ml.lead_id = h.lead_id
+            LEFT JOIN rates r ON r.currency = h.currency
+            WHERE h.portal_id = ${portalId} AND h.won_at < ${tsParam(q.to)} ${inCategory('h', q.category)}
+              AND NOT EXISTS (SELECT 1 FROM deals d WHERE d.portal_id = h.portal_id AND d.deal_id = h.deal_id)
+          ),
+          people AS (
+            SELECT person, count(*) AS deals, sum(amount) AS total FROM won
+            WHERE amount IS NOT NULL AND person IS NOT NULL
+            GROUP BY person
+          ),
+          referred AS (
+            SELECT DISTINCT coalesce(m.contact_id, -m.lead_id) AS person
+            FROM referrals rf JOIN members m ON m.portal_id = rf.portal_id AND m.id = rf.referee_member_id
+            WHERE rf.portal_id = ${portalId} AND rf.status = 'active'
+          )
+          SELECT (rp.person IS NOT NULL) AS referred, count(*) AS clients, sum(p.total) AS total, count(*) FILTER (WHERE p.deals >= 2) AS repeat
+          FROM people p LEFT JOIN referred rp ON rp.person = p.person
+          GROUP BY 1`),
+      );
+      const group = (referred: boolean): ClientGroupSums => {
+        const row = rows.find((r) => r.referred === referred);
+        return { clients: n(row?.clients), total: n(row?.total), repeat: n(row?.repeat) };
+      };
+      return { referred: group(true), others: group(false) };
+    },
+
+    // Exactly the read model's split (ledger-repo balances): available = entries available by now.
+    async liability(portalId, now) {
+      const [row] = rowsOf<{ available: Num | null; pending: Num | null }>(
+        await db.execute(sql`
+          SELECT sum(amount) FILTER (WHERE available_at <= ${tsParam(now)}) AS available,
+                 sum(amount) FILTER (WHERE available_at > ${tsParam(now)}) AS pending
+          FROM ledger_entries WHERE portal_id = ${portalId}`),
+      );
+      return { available: n(row?.available), pending: n(row?.pending) };
+    },
+
+    // Only a member holding a lot that expires within the horizon can have bonus expiring in it;
+    // entries available after the horizon cannot change what expires before it (expiry.ts).
+    // decideExpiry reads idempotency keys of expiry entries only: the others' are not fetched.
+    async expiryCandidates(portalId, now, horizonMs) {
+      const until = new Date(now.getTime() + horizonMs);
+      const rows = rowsOf<{
+        member_id: Num;
+        id: Num;
+        amount: Num;
+        reason: string;
+        deal_id: number | null;
+        level: number;
+        idempotency_key: string;
+        available_at: string | Date;
+        expires_at: string | Date | null;
+      }>(
+        await db.execute(sql`
+          SELECT l.member_id, l.id, l.amount, l.reason, l.deal_id, l.level, CASE WHEN l.reason = 'expiry' THEN l.idempotency_key ELSE '' END AS idempotency_key, l.available_at, l.expires_at
+          FROM ledger_entries l
+          WHERE l.portal_id = ${portalId} AND l.available_at <= ${tsParam(until)}
+            AND l.member_id IN (
+              SELECT member_id FROM ledger_entries
+              WHERE portal_id = ${portalId} AND expires_at > ${tsParam(now)} AND expires_at <= ${tsParam(until)} AND amount > 0
+            )
+          ORDER BY l.member_id, l.id`),
+      );
+      const result = new Map<number, ExpiryEntryRow[]>();
+      for (const r of rows) {
+        const memberId = n(r.member_id);
+        const entry: ExpiryEntryRow = {
+          id: n(r.id),
+          amount: n(r.amount),
+          reason: r.reason,
+          dealId: r.deal_id,
+          level: r.level,
+          idempotencyKey: r.idempotency_key,
+          availableAt: new Date(r.available_at),
+          expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
+        };
+        const list = result.get(memberId);
+        if (list) list.push(entry);
+        else result.set(memberId, [entry]);
+      }
+      return result;
+    },
+
+    // The read model's tier basis (member-summaries.ts): the member's deals won now and not
+    // deleted, at their converted amounts (unconvertible = 0); members without such deals have 0.
+    async tierBuckets(portalId, q) {
+      const thresholds = sql`${`{${q.thresholds.map((t) => String(t)).join(',')}}`}::numeric[]`;
+      const value = q.basis === 'won_count' ? sql`count(*)` : sql`coalesce(sum(coalesce(${converted(q.currency, 'd', 'r')}, 0)), 0)`;
+      const rows = rowsOf<{ bucket: Num; n: Num }>(
+        await db.execute(sql`
+          WITH ${ratesCte(q.rates)},
+          v AS (
+            SELECT d.client_member_id, ${value} AS value
+            FROM deals d LEFT JOIN rates r ON r.currency = d.currency
+            WHERE d.portal_id = ${portalId} AND d.client_member_id IS NOT NULL AND d.won AND NOT d.deleted
+            GROUP BY d.client_member_id
+          )
+          SELECT width_bucket(value::numeric, ${thresholds}) AS bucket, count(*) AS n FROM v GROUP BY 1
+          UNION ALL
+          SELECT width_bucket(0::numeric, ${thresholds}), (SELECT count(*) FROM members WHERE portal_id = ${portalId}) - (SELECT count(*) FROM v)`),
+      );
+      const result = new Map<number, number>();
+      for (const r of rows) result.set(n(r.bucket), (result.get(n(r.bucket)) ?? 0) + n(r.n));
+      return result;
+    },
+  };
+}
