@@ -20,6 +20,7 @@ import { createReferralRepo } from './referral-repo.js';
 import { createRobotCallRepo } from './robot-call-repo.js';
 import { createScheduleRepo } from './schedule-repo.js';
 import { createWatermarkRepo } from './watermark-repo.js';
+import { createSegmentRepo } from './segment-repo.js';
 
 /**
  * `root` repositories (not bound to a transaction) also cache installation look-ups and
@@ -45,6 +46,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     coupons: createCouponRepo(db),
     promo: createPromoRepo(db),
     robotCalls: createRobotCallRepo(db),
+    segments: createSegmentRepo(db),
   };
 }
 

@@ -13,6 +13,7 @@ import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, 
 import type { SqlStore } from '../../src/store/open-store.js';
 import { describePromoContract } from './promo-contract.js';
 import { describeRobotCallContract } from './robot-call-contract.js';
+import { describeSegmentContract } from './segment-contract.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
@@ -107,6 +108,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     // -----------------------------------------------------------------------------------------
     describePromoContract(() => store, () => newPortal());
     describeRobotCallContract(() => store, () => newPortal());
+    describeSegmentContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {
