@@ -1,6 +1,8 @@
 /** The RFM rule (issue 12): each boundary of the default `rfm` key, a day (or a deal, a kopeck) either side. */
 import { describe, expect, it } from 'vitest';
+import { F, toWire } from '../../../src/bitrix/crm-fields.js';
 import { DEFAULT_PROGRAM } from '../../../src/rules/program.js';
+import { personProjection, projectionChanges } from '../../../src/rules/project-to-crm.js';
 import { RFM_SEGMENTS, recencyDays, rfmBoundaries, segmentOf, segmentWrite, type RfmSegment } from '../../../src/rules/segment-clients.js';
 
 // recentDays 30, sleepingDays 90, lostDays 365, loyalDeals 3, championAmount 100 000.00.
@@ -75,5 +77,20 @@ describe('segmentWrite', () => {
     [null, null, undefined],
   ])('segment %s, written %s → %s', (segment, written, write) => {
     expect(segmentWrite({ segment, written })).toBe(write);
+  });
+});
+
+describe("the members' projection leaves the segment alone", () => {
+  it('personProjection has no segment, so its changes never clear or overwrite UF_CRM_SARAFAN_SEGMENT', () => {
+    const desired = personProjection({ code: 'ABC2345', link: 'https://x/r/p/ABC2345', balance: 0, pending: 0, referrals: 0, tier: null, joinedAt: null });
+    expect(desired).not.toHaveProperty('segment');
+    expect(toWire(desired)).not.toHaveProperty(F.SEGMENT);
+    const shown = { ...desired, balance: 5_00, segment: 'champion' };
+    expect(projectionChanges(desired, shown)).toEqual({ balance: 0 });
+  });
+
+  it('the segment job writes the field alone, and clears it with an empty value', () => {
+    expect(toWire({ segment: 'at_risk' })).toEqual({ [F.SEGMENT]: 'at_risk' });
+    expect(toWire({ segment: null })).toEqual({ [F.SEGMENT]: null });
   });
 });
