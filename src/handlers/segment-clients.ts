@@ -54,7 +54,10 @@ export async function segmentClients(deps: Deps, portalId: number): Promise<Segm
     .map((c) => ({ currency: c.currency, rate: crossRate(settings!.currencies, c.currency, program.currency) }))
     .filter((r): r is { currency: string; rate: string } => r.rate !== null && r.currency !== program.currency);
 
+  // Durations for the log only (operations: how long the query and the writes take on a big portal).
+  const started = performance.now();
   const facts = await store.segments.clientFacts(portalId, { currency: program.currency, rates });
+  const factsMs = Math.round(performance.now() - started);
   const boundaries = rfmBoundaries(program.rfm);
   const computed = facts.map((f) => ({
     client: f.client,
@@ -63,6 +66,7 @@ export async function segmentClients(deps: Deps, portalId: number): Promise<Segm
   await store.segments.saveComputed(portalId, computed, now);
 
   const pending = await store.segments.pendingWrites(portalId);
+  const writesStarted = performance.now();
   const crm = deps.crm.forInstallation(installation);
   const report: SegmentRunReport = { clients: facts.length, written: 0, cleared: 0, failed: 0, unconvertedDeals: facts.reduce((n, f) => n + f.unconvertedDeals, 0) };
   for (let i = 0; i < pending.length; i += BATCH) {
@@ -91,7 +95,8 @@ export async function segmentClients(deps: Deps, portalId: number): Promise<Segm
     });
     await store.segments.markWritten(portalId, done, deps.clock.now());
   }
-  deps.log.info({ portalId, ...report, pending: pending.length }, 'segments.computed');
+  const ms = { factsMs, writeMs: Math.round(performance.now() - writesStarted), totalMs: Math.round(performance.now() - started) };
+  deps.log.info({ portalId, ...report, pending: pending.length, ...ms }, 'segments.computed');
   if (report.failed) throw new SegmentWritesFailed(report.failed, pending.length);
   return report;
 }

@@ -13,6 +13,7 @@ import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import { F } from '../../src/bitrix/crm-fields.js';
 import type { DealState, Deps, PersonRef } from '../../src/handlers/ports.js';
 import type { RfmSegment } from '../../src/rules/segment-clients.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { FORM } from '../support/scenario.js';
@@ -51,11 +52,12 @@ let lostLead = 0;
 let nextDeal = 1000;
 let dealsOf = new Map<number, DealState[]>();
 
+const raw = <T extends Record<string, unknown>>(text: string, params: unknown[]) => (h.store as SqlStore).rawQuery<T>(text, params);
 const segmentShown = (entity: 'contact' | 'lead', id: number) => h.portal.get(entity, id)[F.SEGMENT] ?? null;
 const updates = () => h.portal.commands().filter((c) => /^crm\.(contact|lead)\.update$/.test(c.method));
 const batches = () => h.portal.calls.filter((c) => c.method === 'batch');
 const tick = () => createScheduler(deps, {}).tick('segments.rfm', new Date(now));
-const job = async () => (await h.store.rawQuery<{ status: string; attempts: number; last_error: string | null }>("SELECT status, attempts, last_error FROM jobs WHERE portal_id = $1 AND kind = 'segments.rfm' ORDER BY id DESC LIMIT 1", [pid]))[0];
+const job = async () => (await raw<{ status: string; attempts: number; last_error: string | null }>("SELECT status, attempts, last_error FROM jobs WHERE portal_id = $1 AND kind = 'segments.rfm' ORDER BY id DESC LIMIT 1", [pid]))[0];
 
 beforeAll(async () => {
   h = await createHarness();
@@ -154,7 +156,7 @@ describe('the nightly segments.rfm job', () => {
     await tick();
     expect(await worker.drain()).toBe(1);
     expect(h.portal.calls).toEqual([]);
-    expect(await h.store.rawQuery('SELECT 1 FROM crm_segments WHERE portal_id = $1 AND entity_id = $2', [pid, gone])).toEqual([]);
+    expect(await raw('SELECT 1 FROM crm_segments WHERE portal_id = $1 AND entity_id = $2', [pid, gone])).toEqual([]);
   });
 
   it('a failed write fails the job; the retry writes only what is still pending', async () => {
@@ -179,7 +181,7 @@ describe('the nightly segments.rfm job', () => {
     expect(updates().map((u) => Number(u.params.id))).toEqual(firstTry.slice(0, 3));
     expect(batches()).toHaveLength(1);
     expect(await h.store.segments.pendingWrites(pid)).toEqual([]);
-    for (const id of firstTry) expect(segmentShown('contact', id)).toBe((await h.store.rawQuery<{ segment: string }>('SELECT segment FROM crm_segments WHERE portal_id = $1 AND entity = $2 AND entity_id = $3', [pid, 'contact', id]))[0]?.segment);
+    for (const id of firstTry) expect(segmentShown('contact', id)).toBe((await raw<{ segment: string }>('SELECT segment FROM crm_segments WHERE portal_id = $1 AND entity = $2 AND entity_id = $3', [pid, 'contact', id]))[0]?.segment);
   });
 
   it('a batch request the portal refuses is retried from there; the batches before it are not rewritten', async () => {
