@@ -219,7 +219,7 @@ if (wanted('rfm')) {
     r.nights.forEach((n, i) => {
       rows.push({
         scenario: `${label} · night ${i + 1}${n.limits ? '' : ' (limits off)'}`,
-        measured: `${fmt(n.written, 0)} written in ${n.jobRequests} requests, ${fmt(n.jobSeconds)} s (the limit allows ${fmt(n.allowedSeconds)} s); ${n.totalRequests} with the events' read-back`,
+        measured: `${fmt(n.written, 0)} written in ${n.jobRequests} requests; job ${fmt(n.jobSeconds)} s, of which R/F/M ${fmt(n.factsSeconds)} s and writes ${fmt(n.writeSeconds)} s (the limit allows ${fmt(n.allowedSeconds)} s); ${n.totalRequests} requests in all`,
         budget: `${n.expectedBatches} requests (ceil(${n.written} / 50))`,
         ok: n.jobRequests === n.expectedBatches,
       });
