@@ -3,7 +3,7 @@
  * others (a scenario that throws is a failed row), then the JSON details and ONE table
  * (scenario | measured | budget | ok). Exits 1 when a budget is missed.
  *
- * Scenarios (BENCH_ONLY=ingest,crediting,postgres,large,baseline,backfill,card-tab,analytics picks some):
+ * Scenarios (BENCH_ONLY=ingest,crediting,postgres,large,baseline,backfill,rfm,card-tab,analytics picks some):
  * - ingest: event ingest on the embedded store, open loop at 1 000 events/s (p99 of the server's
  *   acknowledgement ≤ 50 ms) and closed loop with 32 connections (≥ 1 000 events/s); BENCH_EVENTS.
  * - crediting / postgres: BENCH_DEALS (default 1 000) won referred deals of one referrer, on the
@@ -17,6 +17,8 @@
  * - baseline: the do-it-yourself business process (bench/baseline.ts) for BENCH_DEALS deals, run
  *   for BENCH_BASELINE_DEALS (default 40) and extrapolated; Sarafan must be ≥ 30 × faster.
  * - backfill: the install's history read of BENCH_BACKFILL_DEALS (100 000) won deals, limits on.
+ * - rfm: the nightly RFM job (bench/rfm.ts) for BENCH_RFM_CLIENTS (100 000) clients: requests per night
+ *   (changed segments / 50), its time, and the R/F/M query's time on PostgreSQL.
  * - card-tab: the CRM card tab (bench/card-tab.ts). The JavaScript each placement's entry loads
  *   before its content (deal, person = contact and lead, main; Russian, with its messages and the
  *   kit's locale), gzip level 9, split into the kit, the SDK, Vue and our code through source maps
@@ -38,6 +40,7 @@ import { benchCardTabBundle, benchCardTabVisible, bundleMeasured, CARD_TAB_BUDGE
 import { benchCrediting, type CreditingResult } from './crediting.js';
 import { benchIngest } from './ingest.js';
 import { ANALYTICS_BUDGET_MS, benchAnalytics } from './analytics.js';
+import { benchRfm, rfmOk } from './rfm.js';
 
 const BUDGET = {
   ingestPerSecond: 1000,
@@ -205,6 +208,32 @@ if (wanted('backfill')) {
       measured: `${r.restRequests} requests, ${fmt(r.seconds)} s, ${fmt(r.recorded, 0)} recorded`,
       budget: `≤ ${BACKFILL_BUDGET.requests} requests, ≤ ${BACKFILL_BUDGET.seconds} s`,
       ok,
+    });
+  });
+}
+
+// ---- RFM segments --------------------------------------------------------------------------
+// Issue 12: the nightly RFM job for 100 000 clients writes changed segments only, 50 per batch.
+if (wanted('rfm')) {
+  const clients = Number(process.env.BENCH_RFM_CLIENTS ?? 100_000);
+  const label = `rfm · ${fmt(clients, 0)} clients`;
+  await scenario(label, 'ceil(changed / 50) requests a night', async () => {
+    const r = await benchRfm(clients);
+    details[label] = r;
+    r.nights.forEach((n, i) => {
+      rows.push({
+        scenario: `${label} · night ${i + 1}${n.limits ? '' : ' (limits off)'}`,
+        measured: `${fmt(n.written, 0)} written in ${n.jobRequests} requests; job ${fmt(n.jobSeconds)} s, of which R/F/M ${fmt(n.factsSeconds)} s and writes ${fmt(n.writeSeconds)} s (the limit allows ${fmt(n.allowedSeconds)} s); ${n.totalRequests} requests in all`,
+        budget: `${n.expectedBatches} requests (ceil(${n.written} / 50))`,
+        ok: n.jobRequests === n.expectedBatches,
+      });
+    });
+    const pg = r.postgres;
+    rows.push({
+      scenario: `${label} · R/F/M query, PostgreSQL`,
+      measured: 'error' in pg ? pg.error : `${fmt(pg.factsMs.median, 0)} ms median (best ${fmt(pg.factsMs.best, 0)}) over ${fmt(pg.deals, 0)} deals`,
+      budget: 'one query per portal',
+      ok: !('error' in pg) && rfmOk(r),
     });
   });
 }

@@ -17,6 +17,7 @@ export interface ScheduleTimes {
   'holds.mature'?: string | undefined;
   'queue.purge'?: string | undefined;
   'bonus.expire'?: string | undefined;
+  'segments.rfm'?: string | undefined;
 }
 
 /**
@@ -28,6 +29,8 @@ export const DEFAULT_SCHEDULES: Required<ScheduleTimes> = {
   'holds.mature': '7 * * * *',
   'queue.purge': '17 3 * * *',
   'bonus.expire': '37 * * * *',
+  // RFM segments nightly, at a quiet hour apart from the purge (issue 12).
+  'segments.rfm': '47 2 * * *',
 };
 
 export interface Scheduler {

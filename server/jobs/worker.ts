@@ -20,6 +20,7 @@ import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import { runRobotCall } from '../../src/handlers/run-robot-call.js';
 import { sendFeedback } from '../../src/handlers/send-feedback.js';
+import { segmentClients } from '../../src/handlers/segment-clients.js';
 import type { Deps, Job, JobKind } from '../../src/handlers/ports.js';
 import type { JobMetrics } from '../metrics.js';
 import type { IngestPressure } from './ingest-pressure.js';
@@ -159,6 +160,7 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: Inges
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
     'bonus.expire': (job) => expireBonus(deps, job.portalId),
     'crm.feedback': (job) => sendFeedback(deps, job.portalId),
+    'segments.rfm': (job) => segmentClients(deps, job.portalId),
     'robot.run': async (job) => {
       const installation = await deps.store.installations.get(job.portalId);
       // Told when the queue will not retry it, so a robot call is answered (ok = N) before its job could go dead.

@@ -44,6 +44,7 @@ const FIELD_OF: Record<ProjectionKey, FieldName> = {
   referrer: F.REFERRER,
   reward: F.REWARD,
   redeemed: F.REDEEMED,
+  segment: F.SEGMENT,
 };
 
 const ENTITY_PREFIX: Record<PersonRef['entity'], string> = { contact: 'C', lead: 'L' };

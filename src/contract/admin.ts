@@ -8,13 +8,14 @@
  */
 import { z } from 'zod';
 import { amountSchema, isoTimeSchema, ledgerItemSchema, personRefSchema } from './api.js';
+import { RFM_SEGMENTS } from '../rules/segment-clients.js';
 
 // ---------------------------------------------------------------------------------------------
 // GET /api/analytics?from=&to=&category=
 // ---------------------------------------------------------------------------------------------
 
-/** RFM segments (SPEC 8), best first; `none` = a client without a won deal to rank. */
-export const RFM_SEGMENTS = ['champion', 'loyal', 'promising', 'new', 'at_risk', 'sleeping', 'lost'] as const;
+/** RFM segments (SPEC 8), best first: the pure rule's own list (src/rules/segment-clients.ts). */
+export { RFM_SEGMENTS };
 export const rfmSegmentSchema = z.enum(RFM_SEGMENTS);
 export type RfmSegment = z.infer<typeof rfmSegmentSchema>;
 

@@ -13,6 +13,7 @@ const PORTALS: Record<ScheduledJobKind, InstallationStatus[]> = {
   'holds.mature': ['active'],
   'queue.purge': ['new', 'active', 'uninstalled'],
   'bonus.expire': ['active'],
+  'segments.rfm': ['active'],
 };
 
 export interface TickOutcome {

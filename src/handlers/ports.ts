@@ -686,7 +686,7 @@ export interface RobotCallRepo {
  * (key: the call's token hash, payload: `{ tokenHash }`; the call itself is in RobotCallRepo).
  */
 export type JobKind = 'crm.change' | 'crm.project' | 'crm.feedback' | 'app.reconcile' | 'backfill.crm' | 'robot.run' | ScheduledJobKind;
-export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge' | 'bonus.expire';
+export type ScheduledJobKind = 'reconcile.crm' | 'holds.mature' | 'queue.purge' | 'bonus.expire' | 'segments.rfm';
 export type JobStatus = 'queued' | 'running' | 'done' | 'dead';
 
 export interface NewJob {
@@ -924,6 +924,59 @@ export interface ExpiryEntryRow {
   expiresAt: Date | null;
 }
 
+// ---------------------------------------------------------------------------------------------
+// RFM segments (issue 12): what the nightly `segments.rfm` job computed and wrote to the CRM
+// ---------------------------------------------------------------------------------------------
+
+export type { RfmSegment } from '../rules/segment-clients.js';
+import type { RfmSegment } from '../rules/segment-clients.js';
+
+/** A client's won deals, summed (src/rules/segment-clients.ts ranks them). */
+export interface ClientRfmFacts {
+  client: PersonRef;
+  lastWonAt: Date;
+  wonDeals: number;
+  /** Minor units of the program currency; deals that could not be converted are left out. */
+  wonAmount: number;
+  /** Won deals counted in R and F but not in M: no rate to the program currency. */
+  unconvertedDeals: number;
+}
+
+/** A person's segment as last computed (null: no longer a client) and as last written to the CRM. */
+export interface SegmentRow {
+  client: PersonRef;
+  segment: RfmSegment | null;
+  written: RfmSegment | null;
+}
+
+export interface SegmentDistribution {
+  /** Every segment, in RFM_SEGMENTS order, 0 included. */
+  counts: { segment: RfmSegment; members: number }[];
+  /** When the segments were last computed; null = never. */
+  computedAt: Date | null;
+}
+
+export interface SegmentRepo {
+  /**
+   * R/F/M facts of every person with a won deal, in one set-based query: Sarafan's deals (won,
+   * not deleted; the client member's contact, else lead; amount × the rate fixed at first win)
+   * and the install's history (contact, else lead; converted with `rates`), a deal known to
+   * both counted once, as Sarafan's deals row has it. `rates`: one unit of each currency in the
+   * program currency; a deal in a currency without one counts in `unconvertedDeals`.
+   */
+  clientFacts(portalId: number, money: { currency: string; rates: { currency: string; rate: string }[] }): Promise<ClientRfmFacts[]>;
+  /**
+   * The run's segments replace the computed ones: the given people get theirs; everyone else
+   * recorded gets null (no longer a client) and is forgotten once nothing was written for them.
+   */
+  saveComputed(portalId: number, rows: { client: PersonRef; segment: RfmSegment }[], now: Date): Promise<void>;
+  /** People whose computed segment differs from the one last written, in (entity, id) order. */
+  pendingWrites(portalId: number): Promise<SegmentRow[]>;
+  /** Record what the CRM now shows (after the writes succeeded). */
+  markWritten(portalId: number, rows: { client: PersonRef; segment: RfmSegment | null }[], now: Date): Promise<void>;
+  distribution(portalId: number): Promise<SegmentDistribution>;
+}
+
 export interface Repos {
   installations: InstallationRepo;
   clicks: ClickRepo;
@@ -943,6 +996,7 @@ export interface Repos {
   promo: PromoRepo;
   robotCalls: RobotCallRepo;
   analytics: AnalyticsRepo;
+  segments: SegmentRepo;
 }
 
 export interface TxRepos extends Repos {

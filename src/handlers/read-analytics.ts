@@ -37,7 +37,8 @@ export async function readAnalytics(deps: Pick<Deps, 'store' | 'clock'>, portalI
   const q: AnalyticsQuery = { ...req, currency: program.currency, rates: ratesInto(program.currency, settings?.currencies ?? null) };
   const a = store.analytics;
   const levels = program.tiers.levels;
-  const [clicks, referredLeads, referredDeals, won, cost, top, ltv, liability, candidates, buckets] = await Promise.all([
+  const [segments, clicks, referredLeads, referredDeals, won, cost, top, ltv, liability, candidates, buckets] = await Promise.all([
+    store.segments.distribution(portalId),
     a.clicksByMonth(portalId, q.from, q.to),
     a.referredLeads(portalId, q.from, q.to),
     a.referredDealsByMonth(portalId, q),
@@ -98,8 +99,8 @@ export async function readAnalytics(deps: Pick<Deps, 'store' | 'clock'>, portalI
       levels.map((l) => l.name),
       buckets,
     ),
-    // The RFM job and its table come from another branch of issue 12; wired at merge.
-    segments: { computedAt: null, counts: [] },
+    // As of the last nightly `segments.rfm` run (src/handlers/segment-clients.ts).
+    segments: { computedAt: segments.computedAt?.toISOString() ?? null, counts: segments.counts },
     monthly: monthsOf(q.from, q.to).map((month) => ({
       month,
       clicks: clicks.get(month) ?? 0,

@@ -130,6 +130,33 @@ const couponsSchema = z.strictObject({
   value: positiveAmount,
 });
 
+/**
+ * RFM segment boundaries (issue 12; src/rules/segment-clients.ts applies them): days since the
+ * last won deal (recent / sleeping / lost), the won deals that make a client loyal, and the won
+ * amount (program currency) that makes a loyal active client a champion.
+ */
+const rfmSchema = z
+  .strictObject({
+    recentDays: intIn(1, 3650).default(30),
+    sleepingDays: intIn(1, 3650).default(90),
+    lostDays: intIn(1, 3650).default(365),
+    loyalDeals: intIn(2, 1000).default(3),
+    championAmount: positiveAmount.default(100_000),
+  })
+  .superRefine((v, ctx) => {
+    // The error goes to the later field, naming the earlier one: that is the one an admin moves.
+    const order = ['recentDays', 'sleepingDays', 'lostDays'] as const;
+    for (let i = 1; i < order.length; i++) {
+      const earlier = v[order[i - 1]!] as unknown;
+      const later = v[order[i]!] as unknown;
+      if (typeof earlier === 'number' && typeof later === 'number' && later <= earlier) {
+        ctx.addIssue({ code: 'custom', path: [order[i]!], message: `must be greater than ${order[i - 1]!} (${earlier})` });
+      }
+    }
+  }, evenWithOtherErrors);
+
+export type RfmBoundaries = z.output<typeof rfmSchema>;
+
 function isHttpUrl(value: string): boolean {
   if (value.length > 2048) return false;
   try {
@@ -152,6 +179,7 @@ export const programSchema = z
     redemption: z.strictObject({ maxPercentOfDeal: percent0to100.default(50) }).prefault({}),
     overspend: z.enum(['allow_negative', 'clamp']).default('allow_negative'),
     landingUrl: z.string().refine(isHttpUrl, 'must be an http(s) URL').nullable().default(null),
+    rfm: rfmSchema.prefault({}),
   })
   .superRefine((v, ctx) => {
     const cashback = v.cashback as Partial<z.output<typeof cashbackSchema>> | undefined;

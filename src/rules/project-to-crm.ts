@@ -24,6 +24,11 @@ export interface Projection {
   reward?: number | null;
   /** Minor units: bonus redeemed against the deal, net of what was returned. */
   redeemed?: number | null;
+  /**
+   * RFM segment id (src/rules/segment-clients.ts). Only the nightly `segments.rfm` job writes
+   * it; personProjection never has the key, so a member's projection never clears it.
+   */
+  segment?: string | null;
 }
 
 export type ProjectionKey = keyof Projection;

@@ -21,6 +21,7 @@ import { createReferralRepo } from './referral-repo.js';
 import { createRobotCallRepo } from './robot-call-repo.js';
 import { createScheduleRepo } from './schedule-repo.js';
 import { createWatermarkRepo } from './watermark-repo.js';
+import { createSegmentRepo } from './segment-repo.js';
 
 /**
  * `root` repositories (not bound to a transaction) also cache installation look-ups and
@@ -47,6 +48,7 @@ export function createRepos(db: Db, cipher: TokenCipher, root = false): Repos {
     promo: createPromoRepo(db),
     robotCalls: createRobotCallRepo(db),
     analytics: createAnalyticsRepo(db),
+    segments: createSegmentRepo(db),
   };
 }
 

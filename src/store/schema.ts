@@ -44,6 +44,8 @@ import type {
   WatermarkName,
   FeedbackStatus,
   FeedbackTarget,
+  PersonEntity,
+  RfmSegment,
 } from '../handlers/ports.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -525,4 +527,28 @@ export const robotCalls = pgTable(
     answeredAt: at('answered_at'),
   },
   (t) => [primaryKey({ name: 'robot_calls_pk', columns: [t.portalId, t.tokenHash] })],
+);
+
+/**
+ * RFM segments (issue 12, migration 0011): per person, the segment the nightly `segments.rfm`
+ * job computed last (null: no longer a client) and the one last written to
+ * UF_CRM_SARAFAN_SEGMENT, so each night writes only what changed.
+ */
+export const crmSegments = pgTable(
+  'crm_segments',
+  {
+    portalId: portalId(),
+    entity: text('entity').$type<PersonEntity>().notNull(),
+    entityId: integer('entity_id').notNull(),
+    segment: text('segment').$type<RfmSegment>(),
+    computedAt: at('computed_at').notNull(),
+    writtenSegment: text('written_segment').$type<RfmSegment>(),
+    writtenAt: at('written_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'crm_segments_pk', columns: [t.portalId, t.entity, t.entityId] }),
+    check('crm_segments_entity_check', sql`entity IN ('contact', 'lead')`),
+    check('crm_segments_segment_check', sql`segment IN ('champion', 'loyal', 'promising', 'new', 'at_risk', 'sleeping', 'lost')`),
+    check('crm_segments_written_check', sql`written_segment IN ('champion', 'loyal', 'promising', 'new', 'at_risk', 'sleeping', 'lost')`),
+  ],
 );

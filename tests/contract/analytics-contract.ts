@@ -6,7 +6,7 @@
  * counted.
  */
 import { describe, expect, it } from 'vitest';
-import { analyticsAnswerSchema, type AnalyticsAnswer } from '../../src/contract/admin.js';
+import { analyticsAnswerSchema, RFM_SEGMENTS, type AnalyticsAnswer } from '../../src/contract/admin.js';
 import type { Installation, Member, NewLedgerEntry } from '../../src/handlers/ports.js';
 import { readAnalytics } from '../../src/handlers/read-analytics.js';
 import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
@@ -171,6 +171,19 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
     const read = (q: { from?: Date; to?: Date; category?: number | null } = {}): Promise<AnalyticsAnswer> =>
       readAnalytics({ store: getStore(), clock: { now: () => NOW } }, portal.id, { from: q.from ?? FROM, to: q.to ?? TO, category: q.category ?? null });
 
+    it("answers the segments of the last nightly run of this portal's clients", async () => {
+      const store = getStore();
+      const mine = await fixture(store);
+      const other = await newPortal();
+      portal = mine;
+      const c = (id: number) => ({ entity: 'contact' as const, id });
+      await store.segments.saveComputed(mine.id, [{ client: c(1), segment: 'loyal' }, { client: c(2), segment: 'loyal' }, { client: c(3), segment: 'sleeping' }], NOW);
+      await store.segments.saveComputed(other.id, [{ client: c(1), segment: 'lost' }], NOW);
+      const a = analyticsAnswerSchema.parse(await read());
+      expect(a.segments.computedAt).toBe(NOW.toISOString());
+      expect(a.segments.counts).toEqual(RFM_SEGMENTS.map((segment) => ({ segment, members: segment === 'loyal' ? 2 : segment === 'sleeping' ? 1 : 0 })));
+    });
+
     it('computes every figure of a period from the stored rows, as worked out by hand', async () => {
       const store = getStore();
       await otherPortal(store);
@@ -212,7 +225,8 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
         { name: 'Silver', members: 2 },
         { name: 'Gold', members: 1 },
       ]);
-      expect(a.segments).toEqual({ computedAt: null, counts: [] });
+      // No nightly run yet: every segment at 0, never computed.
+      expect(a.segments).toEqual({ computedAt: null, counts: RFM_SEGMENTS.map((segment) => ({ segment, members: 0 })) });
       expect(a.monthly).toEqual([
         { month: '2026-01', clicks: 1, referredDeals: 4, wonReferredDeals: 2, referredRevenue: 105_000, rewardCost: 11_090 },
         { month: '2026-02', clicks: 1, referredDeals: 2, wonReferredDeals: 1, referredRevenue: 45_250, rewardCost: 5_025 },

@@ -16,6 +16,7 @@ import { describePromoContract } from './promo-contract.js';
 import { describeRobotCallContract } from './robot-call-contract.js';
 import { describeHealthContract } from './health-contract.js';
 import { describeLedgerSearchContract } from './ledger-search-contract.js';
+import { describeSegmentContract } from './segment-contract.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
@@ -113,6 +114,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     describeHealthContract(() => store, () => newPortal());
     describeLedgerSearchContract(() => store, () => newPortal());
     describeAnalyticsContract(() => store, () => newPortal());
+    describeSegmentContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {

@@ -20,7 +20,7 @@ function withReferral(referral: Partial<Program['referral']>): Program {
   return { ...doc, referral: { ...doc.referral, ...referral } };
 }
 
-const TOP_LEVEL = ['currency', 'enrol', 'referral', 'cashback', 'tiers', 'coupons', 'expiry', 'redemption', 'overspend', 'landingUrl'];
+const TOP_LEVEL = ['currency', 'enrol', 'referral', 'cashback', 'tiers', 'coupons', 'expiry', 'redemption', 'overspend', 'landingUrl', 'rfm'];
 
 function api(method: 'get' | 'put', token: string, memberId = h.portal.memberId) {
   return request(h.app)[method]('/api/program').set('Authorization', `Bearer ${token}`).set('X-Sarafan-Portal', memberId);

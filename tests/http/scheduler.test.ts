@@ -166,7 +166,7 @@ function suite(name: string, open: () => Promise<[SqlStore, SqlStore]>, close: (
 
     it('node-cron’s timers reach the tick with the scheduled slot as its time', async () => {
       now = T0;
-      const scheduler = createScheduler(a.deps, { 'reconcile.crm': '* * * * * *', 'holds.mature': undefined, 'queue.purge': undefined, 'bonus.expire': undefined });
+      const scheduler = createScheduler(a.deps, { 'reconcile.crm': '* * * * * *', 'holds.mature': undefined, 'queue.purge': undefined, 'bonus.expire': undefined, 'segments.rfm': undefined });
       const before = new Date();
       scheduler.start();
       try {

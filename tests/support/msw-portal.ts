@@ -88,11 +88,16 @@ export class MswPortal {
   }
   private readonly commandFaults = new Map<string, number>();
 
-  /** The next `times` `batch` requests that write (any `*.update` command) answer 500: the portal is down. */
-  failWriteBatches(times: number): void {
+  /**
+   * The next `times` `batch` requests that write (any `*.update` command) answer 500: the portal is
+   * down. With `after`, that many write batches succeed first.
+   */
+  failWriteBatches(times: number, after = 0): void {
     this.batchFaults = times;
+    this.batchFaultsAfter = after;
   }
   private batchFaults = 0;
+  private batchFaultsAfter = 0;
 
   add(entity: Entity, fields: Row): number {
     const id = this.nextId++;
@@ -197,7 +202,8 @@ export class MswPortal {
       return HttpResponse.json({ error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' }, { status: 401 });
     }
     const writes = method === 'batch' && Object.values((params.cmd ?? {}) as Record<string, string>).some((c) => /\.update\?/.test(String(c)));
-    if (writes && this.batchFaults > 0) {
+    if (writes && this.batchFaults > 0 && this.batchFaultsAfter > 0) this.batchFaultsAfter--;
+    else if (writes && this.batchFaults > 0) {
       this.batchFaults--;
       return HttpResponse.json({ error: 'INTERNAL_SERVER_ERROR', error_description: 'Internal server error' }, { status: 500 });
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PROGRAM, parseCompleteProgram, parseProgram, type Program } from '../../../src/rules/program.js';
 
-// SPEC 5.1, copied verbatim.
+// SPEC 5.1, copied verbatim, plus issue 12's RFM boundaries (`rfm`).
 const SPEC_DEFAULT = {
   currency: 'RUB',
   enrol: { onFirstWonDeal: true, codePrefix: '' },
@@ -24,6 +24,7 @@ const SPEC_DEFAULT = {
   redemption: { maxPercentOfDeal: 50 },
   overspend: 'allow_negative',
   landingUrl: null,
+  rfm: { recentDays: 30, sleepingDays: 90, lostDays: 365, loyalDeals: 3, championAmount: 100000 },
 };
 
 const FULL: Program = {
@@ -54,6 +55,7 @@ const FULL: Program = {
   redemption: { maxPercentOfDeal: 30 },
   overspend: 'clamp',
   landingUrl: 'https://shop.example.ru/promo?x=1',
+  rfm: { recentDays: 14, sleepingDays: 60, lostDays: 180, loyalDeals: 2, championAmount: 50000.55 },
 };
 
 function ok(input: unknown): Program {
@@ -300,5 +302,48 @@ describe('parseCompleteProgram: what PUT /api/program takes', () => {
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.errors.map((e) => e.path)).toContain('currency');
     expect(parseCompleteProgram(null)).toEqual({ ok: false, errors: [{ path: '', message: 'must be a JSON object: the complete program document' }] });
+  });
+});
+
+describe('rfm: the RFM segment boundaries', () => {
+  const rfm = (patch: Record<string, unknown>) => ({ rfm: { ...SPEC_DEFAULT.rfm, ...patch } });
+
+  it('defaults every boundary, so {} and a partial rfm still parse', () => {
+    expect(ok({}).rfm).toEqual({ recentDays: 30, sleepingDays: 90, lostDays: 365, loyalDeals: 3, championAmount: 100000 });
+    expect(ok({ rfm: { lostDays: 400 } }).rfm).toEqual({ recentDays: 30, sleepingDays: 90, lostDays: 400, loyalDeals: 3, championAmount: 100000 });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['the smallest days, in order', { recentDays: 1, sleepingDays: 2, lostDays: 3 }],
+    ['the largest days, in order', { recentDays: 3648, sleepingDays: 3649, lostDays: 3650 }],
+    ['loyal from 2 deals', { loyalDeals: 2 }],
+    ['loyal from 1000 deals', { loyalDeals: 1000 }],
+    ['a champion amount of one kopeck', { championAmount: 0.01 }],
+  ])('accepts %s', (_name, patch) => {
+    expect(ok(rfm(patch)).rfm).toMatchObject(patch);
+  });
+
+  it.each<[string, Record<string, unknown>, { path: string; message: string }[]]>([
+    ['0 recent days', { recentDays: 0 }, [{ path: 'rfm.recentDays', message: 'must be at least 1' }]],
+    ['3651 lost days', { lostDays: 3651 }, [{ path: 'rfm.lostDays', message: 'must be at most 3650' }]],
+    ['fractional days', { sleepingDays: 90.5 }, [{ path: 'rfm.sleepingDays', message: expect.any(String) as string }]],
+    ['sleeping equal to recent', { recentDays: 90 }, [{ path: 'rfm.sleepingDays', message: 'must be greater than recentDays (90)' }]],
+    ['lost before sleeping', { sleepingDays: 400 }, [{ path: 'rfm.lostDays', message: 'must be greater than sleepingDays (400)' }]],
+    ['loyal from 1 deal', { loyalDeals: 1 }, [{ path: 'rfm.loyalDeals', message: 'must be at least 2' }]],
+    ['loyal from 1001 deals', { loyalDeals: 1001 }, [{ path: 'rfm.loyalDeals', message: 'must be at most 1000' }]],
+    ['loyal from 2.5 deals', { loyalDeals: 2.5 }, [{ path: 'rfm.loyalDeals', message: expect.any(String) as string }]],
+    ['a champion amount of 0', { championAmount: 0 }, [{ path: 'rfm.championAmount', message: 'must be more than 0' }]],
+    ['a champion amount with 3 decimals', { championAmount: 1.005 }, [{ path: 'rfm.championAmount', message: 'must be an amount with at most 2 decimal places' }]],
+    ['an unknown key', { frequency: 2 }, [{ path: 'rfm.frequency', message: 'is not a known key' }]],
+  ])('refuses %s at its field', (_name, patch, errors) => {
+    expect(parseProgram(rfm(patch))).toEqual({ ok: false, errors });
+  });
+
+  it('is required in a complete document', () => {
+    const doc = structuredClone(SPEC_DEFAULT) as Record<string, unknown>;
+    delete (doc.rfm as Record<string, unknown>).championAmount;
+    expect(parseCompleteProgram(doc)).toEqual({ ok: false, errors: [{ path: 'rfm.championAmount', message: 'is required' }] });
+    delete doc.rfm;
+    expect(parseCompleteProgram(doc)).toEqual({ ok: false, errors: [{ path: 'rfm', message: 'is required' }] });
   });
 });

@@ -26,7 +26,7 @@ export const makeReward = (kind: RewardKind, value: number | null): Reward => ({
 export const PRESETS = ['classic', 'twoSided', 'network', 'tiered'] as const;
 export type PresetId = (typeof PRESETS)[number];
 
-type Rules = Omit<Program, 'currency' | 'landingUrl' | 'enrol'> & { enrol: { onFirstWonDeal: boolean } };
+type Rules = Omit<Program, 'currency' | 'landingUrl' | 'enrol' | 'rfm'> & { enrol: { onFirstWonDeal: boolean } };
 
 const base = (): Rules => ({
   enrol: { onFirstWonDeal: true },
@@ -77,7 +77,7 @@ const PRESET_RULES: Record<PresetId, () => Rules> = {
   },
 };
 
-/** The preset over the draft: portal-specific keys (and keys the presets do not know) are kept. */
+/** The preset over the draft: portal-specific keys, the RFM boundaries (and keys the presets do not know) are kept. */
 export function applyPreset(draft: Record<string, unknown>, preset: PresetId): Record<string, unknown> {
   const rules = PRESET_RULES[preset]();
   const current = draft as Partial<Program>;

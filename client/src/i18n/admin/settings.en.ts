@@ -6,6 +6,7 @@ export default {
     cashback: 'Cashback and client tiers',
     bonus: 'Coupons, expiry and paying with bonus',
     portal: 'Currency, link and codes',
+    segments: 'RFM segments of clients',
   },
   fields: {
     currency: { label: 'Program currency', help: 'A 3-letter code such as RUB; deals in other currencies are converted with the portal\'s rates.' },
@@ -75,6 +76,15 @@ export default {
       maxPercentOfDeal: { label: 'Paying with bonus, at most % of a deal', help: 'How much of a deal\'s amount bonus may pay.' },
     },
     overspend: { label: 'When spent bonus is reversed', help: 'Go below zero, or stop at zero and record the shortfall.' },
+    rfm: {
+      label: 'RFM segments',
+      help: 'Every night each client gets a segment in the field «Sarafan: RFM segment».',
+      recentDays: { label: '"New" if they bought within, days', help: 'One purchase in the last N days — segment new.' },
+      sleepingDays: { label: 'Active if they bought within, days', help: 'Longer ago — at_risk (a regular) or sleeping.' },
+      lostDays: { label: 'Lost after, days without a purchase', help: 'Longer ago — segment lost.' },
+      loyalDeals: { label: 'Regular client: won deals from', help: 'This many deals or more — loyal (or at_risk when long ago).' },
+      championAmount: { label: 'Champion: total purchases from', help: 'A regular with this total — champion. In the program currency.' },
+    },
   },
   options: {
     qualify: { first_won_deal: 'The first won deal', every_won_deal: 'Every won deal within the window' },
