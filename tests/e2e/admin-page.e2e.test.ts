@@ -59,6 +59,8 @@ async function openTab(frame: FrameLocator, tab: 'program' | 'analytics' | 'ledg
 const input = (frame: FrameLocator, testid: string) => frame.locator(`input[data-testid="${testid}"], [data-testid="${testid}"] input`).first();
 
 async function shot(page: Page, name: string): Promise<void> {
+  // The sandbox's sticky banner would be drawn across a tall element's screenshot as it scrolls.
+  await page.locator('.sandbox-banner').evaluate((el) => (el.style.position = 'static'));
   await page.locator('[data-testid="app-frame-wrap"]').screenshot({ path: path.join(SHOTS, `${name}.png`) });
 }
 
