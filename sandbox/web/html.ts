@@ -269,5 +269,7 @@ iframe.sandbox-slider-frame{flex:1;width:100%;border:0;background:#eef2f4}
 .checklist li{margin-bottom:6px}
 .two-col{display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:18px}
 @media (max-width:1100px){.two-col{grid-template-columns:1fr}}
+/* A phone: the left menu becomes a scrolling strip above the page, as Bitrix24's mobile web layout puts it away, so an app frame gets the screen's width. */
+@media (max-width:700px){.layout{flex-direction:column}.menu{width:auto;display:flex;align-items:center;overflow-x:auto;padding:0}.menu .logo{padding:8px 12px;font-size:18px}.menu-item{white-space:nowrap;padding:8px 12px;border-left:0}.topbar{flex-wrap:wrap;padding:8px 12px}.content{padding:12px 8px}}
 pre.json{margin:0;font-size:12px;white-space:pre-wrap;word-break:break-word;max-width:360px}
 `;

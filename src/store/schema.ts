@@ -242,7 +242,7 @@ export const ledgerEntries = pgTable(
     // Bonus expiry looks for credits whose expiry passed since its last run.
     index('ledger_entries_expires_idx').on(t.portalId, t.expiresAt).where(sql`expires_at IS NOT NULL`),
     // Migration 0013: the admin's ledger search reads newest first by (created_at, id), filtered by period, reason or kind.
-    index('ledger_entries_created_idx').on(t.portalId, t.createdAt, t.id),
+    index('ledger_entries_created_id_idx').on(t.portalId, t.createdAt, t.id),
     index('ledger_entries_reason_created_idx').on(t.portalId, t.reason, t.createdAt, t.id),
     index('ledger_entries_kind_created_idx').on(t.portalId, t.kind, t.createdAt, t.id),
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
