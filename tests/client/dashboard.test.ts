@@ -83,7 +83,12 @@ describe('the dashboard charts', () => {
 
 describe('the admin page tabs', () => {
   it('an admin starts on the program, switches tabs by click and by arrow keys, and a reload keeps the tab', async () => {
-    const api = new FakeApi().on('GET /api/program', { version: 2, program }).on(`GET ${LAST30}`, analytics()).on('GET /api/health', health());
+    const api = new FakeApi()
+      .on('GET /api/program', { version: 2, program })
+      .on('GET /api/program/versions', { versions: [] })
+      .on('POST /api/program/preview', { currency: 'RUB', deal: { amount: 100_000, currency: 'RUB', depth: 5 }, priced: true, entries: [], total: 0, fx: null })
+      .on(`GET ${LAST30}`, analytics())
+      .on('GET /api/health', health());
     const { wrapper } = await mountView(MainPage, {}, { api, portal: admin() });
     expect(wrapper.findAll('[role="tab"]').map((t) => t.text())).toEqual(['Program', 'Analytics', 'Ledger', 'Health']);
     expect(byTestId(wrapper, 'tab-program').attributes('aria-selected')).toBe('true');
@@ -103,7 +108,8 @@ describe('the admin page tabs', () => {
     expect(byTestId(wrapper, 'tab-health').attributes('aria-selected')).toBe('true');
     expect(document.activeElement?.getAttribute('data-testid')).toBe('tab-health');
     expect(byTestId(wrapper, 'health-panel').exists()).toBe(true);
-    expect(api.calls.map((c) => c.path)).toEqual(['/api/program', LAST30, '/api/health']);
+    // The program tab reads the program, its history and the preview; each other tab reads once.
+    expect(api.calls.map((c) => c.path)).toEqual(['/api/program', '/api/program/versions', '/api/program/preview', LAST30, '/api/health']);
     wrapper.unmount();
 
     // The frame reloads: the hash chooses the tab.
