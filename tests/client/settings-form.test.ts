@@ -284,10 +284,10 @@ describe('the version history', () => {
     expect(v3).toContain('пользователь #12');
     expect(v3).toContain('2 декабря 2026 г., 14:05 UTC');
     expect(v3).toContain('Рекомендации · Уровень · #1 · процент: 10 → 12');
-    expect(v3).toContain('Рекомендации · Уровень · #2: {"percent":5} → —');
+    expect(v3).toContain('Рекомендации · Уровень · #2: процент: 5 → —');
     const v2 = textOf(m.wrapper, 'version-2');
     expect(v2).toContain('Анна Админова');
-    expect(v2).toContain('Рекомендации · Приветственный бонус новому клиенту: — → {"fixed":500}');
+    expect(v2).toContain('Рекомендации · Приветственный бонус новому клиенту: — → сумма: 500');
     expect(textOf(m.wrapper, 'version-1')).toContain('при установке');
     expect(m.api.calls.map((c) => `${c.method} ${c.path}`).filter((r) => r !== PREVIEW)).toEqual(['GET /api/program', 'GET /api/program/versions']);
   });
