@@ -141,8 +141,8 @@ describe('the admin page on a fresh portal', () => {
     const history = frame.locator(`[data-testid="version-${version}"]`);
     await history.waitFor();
     const changes = (await history.locator('[data-testid="version-change"]').allTextContents()).map(plain);
-    expect(changes.some((c) => c.includes('#2') && c.endsWith('→ {"percent":5}'))).toBe(true);
-    expect(changes.some((c) => c.includes('#3') && c.endsWith('→ {"percent":2}'))).toBe(true);
+    expect(changes.some((c) => c.includes('#2') && c.endsWith('→ процент: 5'))).toBe(true);
+    expect(changes.some((c) => c.includes('#3') && c.endsWith('→ процент: 2'))).toBe(true);
     expect(changes.some((c) => c.includes('Gold'))).toBe(true);
     expect(plain(await history.locator('[data-testid="version-who"]').textContent())).not.toBe('');
 
