@@ -24,6 +24,8 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+// Migration 0014 (analytics summaries).
+import { date } from 'drizzle-orm/pg-core';
 import type {
   CouponStatus,
   AgentClass,
@@ -247,7 +249,8 @@ export const ledgerEntries = pgTable(
     check('ledger_entries_level_check', sql`level >= 0`),
     check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
     // Migration 0010 (analytics: reward cost, liability); the SQL adds INCLUDE columns.
-    index('ledger_entries_created_idx').on(t.portalId, t.createdAt),
+    // Renamed from ledger_entries_created_idx, which 0013 also creates (the merge of issue 12's branches).
+    index('ledger_entries_analytics_created_idx').on(t.portalId, t.createdAt),
     index('ledger_entries_liability_idx').on(t.portalId, t.availableAt),
   ],
 );
@@ -525,4 +528,22 @@ export const robotCalls = pgTable(
     answeredAt: at('answered_at'),
   },
   (t) => [primaryKey({ name: 'robot_calls_pk', columns: [t.portalId, t.tokenHash] })],
+);
+
+/**
+ * Migration 0014 (analytics summaries, SPEC 11): the ledger's signed sum and count per portal, UTC
+ * day of `created_at`, reason and the entry's deal's pipeline now (-1 = no deal row). Maintained
+ * only by the triggers of 0014 (ledger insert/delete, deal insert/update/delete), never by code.
+ */
+export const ledgerDaily = pgTable(
+  'ledger_daily',
+  {
+    portalId: portalId(),
+    day: date('day', { mode: 'string' }).notNull(),
+    reason: text('reason').notNull(),
+    categoryId: integer('category_id').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    entries: bigint('entries', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'ledger_daily_pk', columns: [t.portalId, t.day, t.reason, t.categoryId] })],
 );
