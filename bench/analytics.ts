@@ -20,7 +20,8 @@ import pg from 'pg';
 import { readAnalytics } from '../src/handlers/read-analytics.js';
 import type { AnalyticsQuery } from '../src/handlers/ports.js';
 import { defaultPeriod, ratesInto, tierThresholds } from '../src/rules/analytics.js';
-import { DAY_MS } from '../src/rules/expiry.js';
+import { DAY_MS, decideExpiry } from '../src/rules/expiry.js';
+import { refreshExpiryOutlook } from '../src/handlers/refresh-expiry-outlook.js';
 import { DEFAULT_PROGRAM } from '../src/rules/program.js';
 import { openStore } from '../src/store/open-store.js';
 import { admin, dropDatabase, serverUrl, withDatabase } from '../tests/support/postgres.js';
@@ -48,6 +49,8 @@ export interface AnalyticsBenchResult {
   generateSeconds: number;
   /** Opening the database, i.e. applying the migrations it lacks (a new migration's backfill). */
   migrateSeconds: number;
+  /** The expiry job's outlook refresh of every stale member (on the first run after 0014: all of them). */
+  outlookSeconds: number;
   timings: AnalyticsTiming[];
   /** The whole endpoint's handler (its queries run together on the pool). */
   endpoint: AnalyticsTiming;
@@ -226,6 +229,12 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
     const generateSeconds = Number(marker!.generate_seconds);
     const v = ANALYTICS_VOLUME;
 
+    // What the hourly bonus.expire job keeps current on a running server: the members' expiry outlook.
+    const refreshing = performance.now();
+    const refreshed = await refreshExpiryOutlook({ store, clock: { now: () => NOW } }, pid);
+    const outlookSeconds = (performance.now() - refreshing) / 1000;
+    console.error(`  analytics: expiry outlook of ${refreshed} members refreshed in ${outlookSeconds.toFixed(1)} s`);
+
     const period = defaultPeriod(NOW);
     const q: AnalyticsQuery = { ...period, category: null, currency: 'RUB', rates: ratesInto('RUB', (await store.portalSettings.get(pid))!.currencies) };
     const a = store.analytics;
@@ -239,9 +248,11 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
       await time('top referrers', () => a.topReferrers(pid, q, 10)),
       await time('LTV referred vs others', () => a.clientValue(pid, q)),
       await time('liability', () => a.liability(pid, NOW)),
-      await time('expiring in 30 days (candidates + replay)', async () => {
-        const c = await a.expiryCandidates(pid, NOW, 30 * DAY_MS);
-        return c.size;
+      await time('expiring in 30 days (stored outlook + replay of the rest)', async () => {
+        const [c, stored] = await Promise.all([a.expiryCandidates(pid, NOW, 30 * DAY_MS), a.expiringFromOutlook(pid, NOW, 30 * DAY_MS)]);
+        let total = stored;
+        for (const entries of c.values()) for (const u of decideExpiry(entries, NOW, 30 * DAY_MS).upcoming) total += u.amount;
+        return total;
       }),
       await time('tiers', () => a.tierBuckets(pid, { basis: 'won_amount', thresholds: tierThresholds('won_amount', program.tiers.levels), currency: 'RUB', rates: q.rates })),
     ];
@@ -252,6 +263,7 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
       volume: v,
       generateSeconds,
       migrateSeconds,
+      outlookSeconds,
       timings,
       endpoint,
       answer: { funnel: answer.funnel, referredRevenue: answer.referredRevenue, rewardCost: answer.rewardCost, liability: answer.liability },

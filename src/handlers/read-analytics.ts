@@ -37,7 +37,7 @@ export async function readAnalytics(deps: Pick<Deps, 'store' | 'clock'>, portalI
   const q: AnalyticsQuery = { ...req, currency: program.currency, rates: ratesInto(program.currency, settings?.currencies ?? null) };
   const a = store.analytics;
   const levels = program.tiers.levels;
-  const [clicks, referredLeads, referredDeals, won, cost, top, ltv, liability, candidates, buckets] = await Promise.all([
+  const [clicks, referredLeads, referredDeals, won, cost, top, ltv, liability, candidates, fromOutlook, buckets] = await Promise.all([
     a.clicksByMonth(portalId, q.from, q.to),
     a.referredLeads(portalId, q.from, q.to),
     a.referredDealsByMonth(portalId, q),
@@ -47,13 +47,15 @@ export async function readAnalytics(deps: Pick<Deps, 'store' | 'clock'>, portalI
     a.clientValue(portalId, q),
     a.liability(portalId, now),
     a.expiryCandidates(portalId, now, EXPIRY_HORIZON_MS),
+    a.expiringFromOutlook(portalId, now, EXPIRY_HORIZON_MS),
     levels.length
       ? a.tierBuckets(portalId, { basis: program.tiers.basis, thresholds: tierThresholds(program.tiers.basis, levels), currency: q.currency, rates: q.rates })
       : Promise.resolve(new Map<number, number>()),
   ]);
 
-  // The read model's `expiring.total` of each member (read-member.ts), summed.
-  let expiring = 0;
+  // The read model's `expiring.total` of each member (read-member.ts), summed: stored outlooks
+  // (refresh-expiry-outlook.ts) plus a replay of the members written since.
+  let expiring = fromOutlook;
   for (const entries of candidates.values()) for (const u of decideExpiry(entries, now, EXPIRY_HORIZON_MS).upcoming) expiring += u.amount;
 
   const sum = <T>(values: Iterable<T>, of: (v: T) => number): number => {

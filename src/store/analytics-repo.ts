@@ -56,6 +56,10 @@ export function splitDays(from: Date, to: Date): { wholeFrom: string; wholeTo: s
   return { wholeFrom: dayText(first), wholeTo: dayText(last), edges: [[from, new Date(first)], [new Date(last), to]] };
 }
 
+/** `s` (expiry_outlook_members) is the current outlook of `member`, computed by `now`. */
+const currentOutlook = (portalId: number, member: SQL, now: Date): SQL =>
+  sql`s.portal_id = ${portalId} AND s.member_id = ${member} AND s.outlook_version = s.ledger_version AND s.computed_at <= ${tsParam(now)}`;
+
 export function createAnalyticsRepo(db: Db): AnalyticsRepo {
   return {
     // Clicks are not tied to a pipeline: the category filter does not apply to them.
@@ -256,8 +260,9 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
           FROM ledger_entries l
           WHERE l.portal_id = ${portalId} AND l.available_at <= ${tsParam(until)}
             AND l.member_id IN (
-              SELECT member_id FROM ledger_entries
-              WHERE portal_id = ${portalId} AND expires_at > ${tsParam(now)} AND expires_at <= ${tsParam(until)} AND amount > 0
+              SELECT c.member_id FROM ledger_entries c
+              WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.expires_at <= ${tsParam(until)} AND c.amount > 0
+                AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
             )
           ORDER BY l.member_id, l.id`),
       );
@@ -279,6 +284,63 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
         else result.set(memberId, [entry]);
       }
       return result;
+    },
+
+    async expiringFromOutlook(portalId, now, horizonMs) {
+      const until = new Date(now.getTime() + horizonMs);
+      const [row] = rowsOf<{ amount: Num | null }>(
+        await db.execute(sql`
+          SELECT sum(o.amount) AS amount FROM expiry_outlook o
+          WHERE o.portal_id = ${portalId} AND o.expires_at > ${tsParam(now)} AND o.expires_at <= ${tsParam(until)}
+            AND EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`o.member_id`, now)})`),
+      );
+      return n(row?.amount);
+    },
+
+    async staleExpiryOutlooks(portalId, now, afterMemberId, limit) {
+      const rows = rowsOf<{ member_id: Num }>(
+        await db.execute(sql`
+          SELECT DISTINCT c.member_id FROM ledger_entries c
+          WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.amount > 0 AND c.member_id > ${afterMemberId}
+            AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
+          ORDER BY 1 LIMIT ${limit}`),
+      );
+      return rows.map((r) => n(r.member_id));
+    },
+
+    async lockExpiryOutlooks(portalId, memberIds) {
+      if (memberIds.length === 0) return new Map();
+      const ids = sql`${`{${memberIds.map((id) => String(id)).join(',')}}`}::bigint[]`;
+      // A member with no ledger write since 0014 has no row yet: version 1, as the trigger would start it.
+      await db.execute(sql`
+        INSERT INTO expiry_outlook_members (portal_id, member_id)
+        SELECT ${portalId}, id FROM unnest(${ids}) id ORDER BY 2
+        ON CONFLICT (portal_id, member_id) DO NOTHING`);
+      const rows = rowsOf<{ member_id: Num; ledger_version: Num }>(
+        await db.execute(sql`
+          SELECT member_id, ledger_version FROM expiry_outlook_members
+          WHERE portal_id = ${portalId} AND member_id = ANY(${ids})
+          ORDER BY member_id FOR UPDATE`),
+      );
+      return new Map(rows.map((r) => [n(r.member_id), n(r.ledger_version)]));
+    },
+
+    async saveExpiryOutlooks(portalId, computedAt, outlooks) {
+      if (outlooks.length === 0) return;
+      const ids = sql`${`{${outlooks.map((o) => String(o.memberId)).join(',')}}`}::bigint[]`;
+      await db.execute(sql`DELETE FROM expiry_outlook WHERE portal_id = ${portalId} AND member_id = ANY(${ids})`);
+      const rows = outlooks.flatMap((o) => o.upcoming.map((u) => sql`(${portalId}::integer, ${o.memberId}::bigint, ${tsParam(u.at)}::timestamptz, ${u.amount}::bigint)`));
+      for (let i = 0; i < rows.length; i += 1000) {
+        await db.execute(sql`INSERT INTO expiry_outlook (portal_id, member_id, expires_at, amount) VALUES ${sql.join(rows.slice(i, i + 1000), sql`, `)}`);
+      }
+      const versions = sql.join(
+        outlooks.map((o) => sql`(${o.memberId}::bigint, ${o.version}::bigint)`),
+        sql`, `,
+      );
+      await db.execute(sql`
+        UPDATE expiry_outlook_members s SET outlook_version = v.version, computed_at = ${tsParam(computedAt)}
+        FROM (VALUES ${versions}) v(member_id, version)
+        WHERE s.portal_id = ${portalId} AND s.member_id = v.member_id`);
     },
 
     // The read model's tier basis (member-summaries.ts): the member's deals won now and not

@@ -547,3 +547,31 @@ export const ledgerDaily = pgTable(
   },
   (t) => [primaryKey({ name: 'ledger_daily_pk', columns: [t.portalId, t.day, t.reason, t.categoryId] })],
 );
+
+/**
+ * Migration 0014: what will expire of each member's bonus, per instant after `computed_at` (the
+ * FIFO replay's remainder of each lot at its expiry), valid while `outlook_version` equals
+ * `ledger_version` — which a trigger bumps on every ledger write of the member.
+ */
+export const expiryOutlookMembers = pgTable(
+  'expiry_outlook_members',
+  {
+    portalId: integer('portal_id').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    ledgerVersion: bigint('ledger_version', { mode: 'number' }).notNull().default(1),
+    outlookVersion: bigint('outlook_version', { mode: 'number' }),
+    computedAt: at('computed_at'),
+  },
+  (t) => [primaryKey({ name: 'expiry_outlook_members_pk', columns: [t.portalId, t.memberId] })],
+);
+
+export const expiryOutlook = pgTable(
+  'expiry_outlook',
+  {
+    portalId: integer('portal_id').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    expiresAt: at('expires_at').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'expiry_outlook_pk', columns: [t.portalId, t.memberId, t.expiresAt] }), index('expiry_outlook_expires_idx').on(t.portalId, t.expiresAt)],
+);

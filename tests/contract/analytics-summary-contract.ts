@@ -8,6 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Installation, Member, NewLedgerEntry } from '../../src/handlers/ports.js';
+import { refreshExpiryOutlook } from '../../src/handlers/refresh-expiry-outlook.js';
+import { DAY_MS, decideExpiry } from '../../src/rules/expiry.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 
 const t = (iso: string) => new Date(iso);
@@ -172,6 +174,86 @@ export function describeAnalyticsSummaryContract(getStore: () => SqlStore, newPo
       await store.installations.markUninstalled(pid, t('2026-03-01T00:00:00Z'), true);
       expect(await store.rawQuery('SELECT * FROM ledger_daily WHERE portal_id = $1', [pid])).toEqual([]);
       expect(await store.rawQuery('SELECT amount::text FROM ledger_daily WHERE portal_id = $1', [other.id])).toEqual([{ amount: '999900' }]);
+    });
+
+    it('expiring in 30 days: stored outlooks plus a replay of the members written since equal a replay of everyone', async () => {
+      const store = getStore();
+      const p = await newPortal();
+      const pid = p.id;
+      const people = [
+        await store.members.ensure(pid, 'contact', 1, t('2025-01-01T00:00:00Z')),
+        await store.members.ensure(pid, 'contact', 2, t('2025-01-01T00:00:00Z')),
+        await store.members.ensure(pid, 'lead', 3, t('2025-01-01T00:00:00Z')),
+      ];
+      const [a, b, c] = people as [Member, Member, Member];
+      let key = 0;
+      const e = (m: Member, amount: number, reason: NewLedgerEntry['reason'], dealId: number | null, created: string, expires: string | null, over: Partial<NewLedgerEntry> = {}): NewLedgerEntry => ({
+        portalId: pid,
+        memberId: m.id,
+        amount,
+        reason,
+        kind: amount < 0 && reason !== 'redemption' ? 'reversal' : amount < 0 ? 'correction' : 'credit',
+        dealId,
+        level: reason === 'referral' ? 1 : 0,
+        programVersion: 1,
+        idempotencyKey: `x${++key}`,
+        availableAt: t(created),
+        expiresAt: expires === null ? null : t(expires),
+        causedBy: 'system:test',
+        comment: null,
+        createdAt: t(created),
+        ...over,
+      });
+      await store.ledger.append([
+        e(a, 1_000_00, 'referral', 1, '2025-03-01T00:00:00Z', '2026-03-05T00:00:00Z'),
+        e(a, 500_00, 'cashback', 2, '2025-03-10T00:00:00Z', '2026-03-20T00:00:00Z'),
+        e(a, -300_00, 'redemption', 3, '2025-04-01T00:00:00Z', null),
+        e(b, 2_000_00, 'welcome', 4, '2025-03-02T00:00:00Z', '2026-03-15T00:00:00Z'),
+        // Reversal of b's deal-4 welcome: takes back its own lot first.
+        e(b, -1_500_00, 'welcome', 4, '2025-05-01T00:00:00Z', null),
+        e(b, 700_00, 'promo', null, '2025-06-01T00:00:00Z', '2026-06-01T00:00:00Z'),
+        // Held: available later, expiring in the window.
+        e(c, 400_00, 'referral', 5, '2025-03-01T00:00:00Z', '2026-03-25T00:00:00Z', { availableAt: t('2025-03-25T00:00:00Z') }),
+      ]);
+      const horizon = 30 * DAY_MS;
+      const replayAll = async (now: Date) => {
+        let total = 0;
+        for (const m of people) for (const u of decideExpiry(await store.ledger.forMembers(pid, [m.id]), now, horizon).upcoming) total += u.amount;
+        return total;
+      };
+      const viaOutlook = async (now: Date) => {
+        const [candidates, stored] = await Promise.all([store.analytics.expiryCandidates(pid, now, horizon), store.analytics.expiringFromOutlook(pid, now, horizon)]);
+        let total = stored;
+        for (const entries of candidates.values()) for (const u of decideExpiry(entries, now, horizon).upcoming) total += u.amount;
+        return { total, stored, replayed: candidates.size };
+      };
+      const at1 = t('2026-03-01T00:00:00Z');
+      // Nothing stored yet: everyone is replayed.
+      expect(await viaOutlook(at1)).toEqual({ total: await replayAll(at1), stored: 0, replayed: 3 });
+      expect(await replayAll(at1)).toBe(700_00 + 500_00 + 500_00 + 400_00);
+
+      expect(await refreshExpiryOutlook({ store, clock: { now: () => at1 } }, pid)).toBe(3);
+      expect(await refreshExpiryOutlook({ store, clock: { now: () => at1 } }, pid)).toBe(0);
+      // Later windows are sums of what was stored (no replay), equal to a replay at that time.
+      for (const now of [at1, t('2026-03-05T00:00:00Z'), t('2026-03-12T00:00:00Z'), t('2026-05-10T00:00:00Z')]) {
+        const got = await viaOutlook(now);
+        expect(got.replayed, now.toISOString()).toBe(0);
+        expect(got.total, now.toISOString()).toBe(await replayAll(now));
+      }
+      // A spend of a's makes a stale: a is replayed, b and c come from the store.
+      await store.ledger.append([e(a, -900_00, 'redemption', 6, '2026-03-02T00:00:00Z', null)]);
+      const at2 = t('2026-03-03T00:00:00Z');
+      const got = await viaOutlook(at2);
+      expect(got.replayed).toBe(1);
+      expect(got.total).toBe(await replayAll(at2));
+      // a: the 900.00 spend empties the 5 March lot (700.00 left) and takes 200.00 of the 20 March one.
+      expect(got.total).toBe(300_00 + 500_00 + 400_00);
+      // The job's refresh catches a up; only a is recomputed.
+      expect(await refreshExpiryOutlook({ store, clock: { now: () => at2 } }, pid)).toBe(1);
+      expect(await viaOutlook(at2)).toEqual({ total: await replayAll(at2), stored: await replayAll(at2), replayed: 0 });
+      // An outlook computed after `now` (a clock set back) is not trusted: replayed instead.
+      const before = t('2026-02-20T00:00:00Z');
+      expect((await viaOutlook(before)).total).toBe(await replayAll(before));
     });
   });
 }

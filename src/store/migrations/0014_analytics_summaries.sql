@@ -119,3 +119,53 @@ INSERT INTO ledger_daily (portal_id, day, reason, category_id, amount, entries)
 SELECT e.portal_id, (e.created_at AT TIME ZONE 'UTC')::date, e.reason, coalesce(d.category_id, -1), sum(e.amount), count(*)
 FROM ledger_entries e LEFT JOIN deals d ON d.portal_id = e.portal_id AND d.deal_id = e.deal_id
 GROUP BY 1, 2, 3, 4;
+--> statement-breakpoint
+-- What will expire of each member's bonus (liability's "expiring in 30 days"). The FIFO replay of
+-- src/rules/expiry.ts decides how much of each lot is left when it expires; that depends on the
+-- member's entries only, not on when it is asked, so it is computed once per change of the
+-- member's ledger (by the hourly bonus.expire job, refresh-expiry-outlook.ts) and stored as the
+-- amounts expiring per instant after `computed_at`. `ledger_version` is bumped by every ledger
+-- write of the member (trigger below, in the writer's transaction; its row lock also orders a
+-- refresh after a concurrent append); the outlook counts only while `outlook_version` equals it,
+-- so a member with newer entries is replayed at read time from the ledger until the next refresh.
+CREATE TABLE "expiry_outlook_members" (
+	"portal_id" integer NOT NULL,
+	"member_id" bigint NOT NULL,
+	"ledger_version" bigint DEFAULT 1 NOT NULL,
+	"outlook_version" bigint,
+	"computed_at" timestamp with time zone,
+	CONSTRAINT "expiry_outlook_members_pk" PRIMARY KEY("portal_id","member_id")
+);
+--> statement-breakpoint
+CREATE TABLE "expiry_outlook" (
+	"portal_id" integer NOT NULL,
+	"member_id" bigint NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
+	"amount" bigint NOT NULL,
+	CONSTRAINT "expiry_outlook_pk" PRIMARY KEY("portal_id","member_id","expires_at")
+);
+--> statement-breakpoint
+CREATE INDEX "expiry_outlook_expires_idx" ON "expiry_outlook" USING btree ("portal_id","expires_at") INCLUDE ("member_id","amount");
+--> statement-breakpoint
+CREATE FUNCTION expiry_outlook_on_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO expiry_outlook_members AS s (portal_id, member_id)
+    SELECT DISTINCT portal_id, member_id FROM changed_new ORDER BY 1, 2
+    ON CONFLICT (portal_id, member_id) DO UPDATE SET ledger_version = s.ledger_version + 1;
+  ELSE
+    -- The uninstall purge: the members' outlook goes with their entries.
+    DELETE FROM expiry_outlook o USING (SELECT DISTINCT portal_id, member_id FROM changed_old) c
+    WHERE o.portal_id = c.portal_id AND o.member_id = c.member_id;
+    DELETE FROM expiry_outlook_members o USING (SELECT DISTINCT portal_id, member_id FROM changed_old) c
+    WHERE o.portal_id = c.portal_id AND o.member_id = c.member_id;
+  END IF;
+  RETURN NULL;
+END
+$$;
+--> statement-breakpoint
+CREATE TRIGGER expiry_outlook_ledger_insert AFTER INSERT ON ledger_entries
+  REFERENCING NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION expiry_outlook_on_ledger();
+--> statement-breakpoint
+CREATE TRIGGER expiry_outlook_ledger_delete AFTER DELETE ON ledger_entries
+  REFERENCING OLD TABLE AS changed_old FOR EACH STATEMENT EXECUTE FUNCTION expiry_outlook_on_ledger();
