@@ -15,30 +15,36 @@ import { decideExpiry } from '../rules/expiry.js';
 import type { Deps, LedgerEntry } from './ports.js';
 
 const CHUNK = 500;
+/** Stale members listed per query: the listing scans every unexpired credit, so it runs rarely. */
+const PAGE = 50_000;
 
 export async function refreshExpiryOutlook(deps: Pick<Deps, 'store' | 'clock'>, portalId: number): Promise<number> {
   const now = deps.clock.now();
   let after = 0;
   let refreshed = 0;
   for (;;) {
-    const ids = await deps.store.analytics.staleExpiryOutlooks(portalId, now, after, CHUNK);
-    if (ids.length === 0) return refreshed;
-    await deps.store.transaction(async (tx) => {
-      const versions = await tx.analytics.lockExpiryOutlooks(portalId, ids);
-      const byMember = new Map<number, LedgerEntry[]>(ids.map((id) => [id, []]));
-      for (const e of await tx.ledger.forMembers(portalId, ids)) byMember.get(e.memberId)?.push(e);
-      await tx.analytics.saveExpiryOutlooks(
-        portalId,
-        now,
-        ids.map((memberId) => ({
-          memberId,
-          version: versions.get(memberId)!,
-          // An unbounded horizon: every lot expiring after now, so any later window is a sum.
-          upcoming: decideExpiry(byMember.get(memberId)!, now, Number.POSITIVE_INFINITY).upcoming,
-        })),
-      );
-    });
-    refreshed += ids.length;
-    after = ids[ids.length - 1]!;
+    const page = await deps.store.analytics.staleExpiryOutlooks(portalId, now, after, PAGE);
+    if (page.length === 0) return refreshed;
+    for (let i = 0; i < page.length; i += CHUNK) refreshed += await refreshChunk(deps, portalId, now, page.slice(i, i + CHUNK));
+    after = page[page.length - 1]!;
   }
+}
+
+async function refreshChunk(deps: Pick<Deps, 'store'>, portalId: number, now: Date, ids: number[]): Promise<number> {
+  await deps.store.transaction(async (tx) => {
+    const versions = await tx.analytics.lockExpiryOutlooks(portalId, ids);
+    const byMember = new Map<number, LedgerEntry[]>(ids.map((id) => [id, []]));
+    for (const e of await tx.ledger.forMembers(portalId, ids)) byMember.get(e.memberId)?.push(e);
+    await tx.analytics.saveExpiryOutlooks(
+      portalId,
+      now,
+      ids.map((memberId) => ({
+        memberId,
+        version: versions.get(memberId)!,
+        // An unbounded horizon: every lot expiring after now, so any later window is a sum.
+        upcoming: decideExpiry(byMember.get(memberId)!, now, Number.POSITIVE_INFINITY).upcoming,
+      })),
+    );
+  });
+  return ids.length;
 }

@@ -286,13 +286,13 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
       return result;
     },
 
+    // expiry_outlook rows exist only while current (0014's trigger deletes them on a ledger write).
     async expiringFromOutlook(portalId, now, horizonMs) {
       const until = new Date(now.getTime() + horizonMs);
       const [row] = rowsOf<{ amount: Num | null }>(
         await db.execute(sql`
           SELECT sum(o.amount) AS amount FROM expiry_outlook o
-          WHERE o.portal_id = ${portalId} AND o.expires_at > ${tsParam(now)} AND o.expires_at <= ${tsParam(until)}
-            AND EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`o.member_id`, now)})`),
+          WHERE o.portal_id = ${portalId} AND o.expires_at > ${tsParam(now)} AND o.expires_at <= ${tsParam(until)} AND o.computed_at <= ${tsParam(now)}`),
       );
       return n(row?.amount);
     },
@@ -329,9 +329,9 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
       if (outlooks.length === 0) return;
       const ids = sql`${`{${outlooks.map((o) => String(o.memberId)).join(',')}}`}::bigint[]`;
       await db.execute(sql`DELETE FROM expiry_outlook WHERE portal_id = ${portalId} AND member_id = ANY(${ids})`);
-      const rows = outlooks.flatMap((o) => o.upcoming.map((u) => sql`(${portalId}::integer, ${o.memberId}::bigint, ${tsParam(u.at)}::timestamptz, ${u.amount}::bigint)`));
+      const rows = outlooks.flatMap((o) => o.upcoming.map((u) => sql`(${portalId}::integer, ${o.memberId}::bigint, ${tsParam(u.at)}::timestamptz, ${u.amount}::bigint, ${tsParam(computedAt)}::timestamptz)`));
       for (let i = 0; i < rows.length; i += 1000) {
-        await db.execute(sql`INSERT INTO expiry_outlook (portal_id, member_id, expires_at, amount) VALUES ${sql.join(rows.slice(i, i + 1000), sql`, `)}`);
+        await db.execute(sql`INSERT INTO expiry_outlook (portal_id, member_id, expires_at, amount, computed_at) VALUES ${sql.join(rows.slice(i, i + 1000), sql`, `)}`);
       }
       const versions = sql.join(
         outlooks.map((o) => sql`(${o.memberId}::bigint, ${o.version}::bigint)`),

@@ -551,7 +551,8 @@ export const ledgerDaily = pgTable(
 /**
  * Migration 0014: what will expire of each member's bonus, per instant after `computed_at` (the
  * FIFO replay's remainder of each lot at its expiry), valid while `outlook_version` equals
- * `ledger_version` — which a trigger bumps on every ledger write of the member.
+ * `ledger_version` — which a trigger bumps on every ledger write of the member, deleting the
+ * member's `expiry_outlook` rows at the same time (so those rows are always current).
  */
 export const expiryOutlookMembers = pgTable(
   'expiry_outlook_members',
@@ -572,6 +573,8 @@ export const expiryOutlook = pgTable(
     memberId: bigint('member_id', { mode: 'number' }).notNull(),
     expiresAt: at('expires_at').notNull(),
     amount: bigint('amount', { mode: 'number' }).notNull(),
+    computedAt: at('computed_at').notNull(),
   },
+  // The SQL adds INCLUDE (amount, computed_at); 0014 also indexes ledger_entries (portal_id, expires_at) INCLUDE (member_id) for credits.
   (t) => [primaryKey({ name: 'expiry_outlook_pk', columns: [t.portalId, t.memberId, t.expiresAt] }), index('expiry_outlook_expires_idx').on(t.portalId, t.expiresAt)],
 );

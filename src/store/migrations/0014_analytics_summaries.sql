@@ -137,15 +137,22 @@ CREATE TABLE "expiry_outlook_members" (
 	CONSTRAINT "expiry_outlook_members_pk" PRIMARY KEY("portal_id","member_id")
 );
 --> statement-breakpoint
+-- Rows exist only while current: the trigger deletes a member's rows with the version bump.
 CREATE TABLE "expiry_outlook" (
 	"portal_id" integer NOT NULL,
 	"member_id" bigint NOT NULL,
 	"expires_at" timestamp with time zone NOT NULL,
 	"amount" bigint NOT NULL,
+	"computed_at" timestamp with time zone NOT NULL,
 	CONSTRAINT "expiry_outlook_pk" PRIMARY KEY("portal_id","member_id","expires_at")
 );
 --> statement-breakpoint
-CREATE INDEX "expiry_outlook_expires_idx" ON "expiry_outlook" USING btree ("portal_id","expires_at") INCLUDE ("member_id","amount");
+-- A 30-day window is an index-only range: ~3 % of the lots on 1M entries.
+CREATE INDEX "expiry_outlook_expires_idx" ON "expiry_outlook" USING btree ("portal_id","expires_at") INCLUDE ("amount","computed_at");
+--> statement-breakpoint
+-- The members with a credit expiring in a window (those replayed at read time are the ones
+-- without a current outlook), read from the index alone.
+CREATE INDEX "ledger_entries_expiring_idx" ON "ledger_entries" USING btree ("portal_id","expires_at") INCLUDE ("member_id") WHERE expires_at IS NOT NULL AND amount > 0;
 --> statement-breakpoint
 CREATE FUNCTION expiry_outlook_on_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -153,6 +160,8 @@ BEGIN
     INSERT INTO expiry_outlook_members AS s (portal_id, member_id)
     SELECT DISTINCT portal_id, member_id FROM changed_new ORDER BY 1, 2
     ON CONFLICT (portal_id, member_id) DO UPDATE SET ledger_version = s.ledger_version + 1;
+    DELETE FROM expiry_outlook o USING (SELECT DISTINCT portal_id, member_id FROM changed_new) c
+    WHERE o.portal_id = c.portal_id AND o.member_id = c.member_id;
   ELSE
     -- The uninstall purge: the members' outlook goes with their entries.
     DELETE FROM expiry_outlook o USING (SELECT DISTINCT portal_id, member_id FROM changed_old) c
