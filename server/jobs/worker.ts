@@ -16,6 +16,7 @@ import { writeProjections } from '../../src/handlers/write-projections.js';
 import { PortalCallError } from '../../src/handlers/errors.js';
 import { matureHolds } from '../../src/handlers/mature-holds.js';
 import { expireBonus } from '../../src/handlers/expire-bonus.js';
+import { refreshExpiryOutlook } from '../../src/handlers/refresh-expiry-outlook.js';
 import { purgeDoneJobs } from '../../src/handlers/purge-done-jobs.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import { runRobotCall } from '../../src/handlers/run-robot-call.js';
@@ -158,7 +159,11 @@ export function createWorker(deps: Deps & { metrics?: JobMetrics; ingest?: Inges
     'reconcile.crm': (job) => reconcileCrm(deps, job.portalId),
     'holds.mature': (job) => matureHolds(deps, job.portalId),
     'queue.purge': (job) => purgeDoneJobs(deps, job.portalId),
-    'bonus.expire': (job) => expireBonus(deps, job.portalId),
+    // Then the analytics' expiry outlook of the members written since (their expiry entries included).
+    'bonus.expire': async (job) => {
+      await expireBonus(deps, job.portalId);
+      await refreshExpiryOutlook(deps, job.portalId);
+    },
     'crm.feedback': (job) => sendFeedback(deps, job.portalId),
     'segments.rfm': (job) => segmentClients(deps, job.portalId),
     'robot.run': async (job) => {

@@ -902,9 +902,24 @@ export interface AnalyticsRepo {
   liability(portalId: number, now: Date): Promise<Balance>;
   /**
    * Every entry available by `now + horizonMs` of the members holding a lot that expires in
-   * (now, now + horizonMs] — exactly what decideExpiry needs for their upcoming expiry — by member.
+   * (now, now + horizonMs] and whose stored expiry outlook is not current (see
+   * expiringFromOutlook) — exactly what decideExpiry needs for their upcoming expiry — by member.
    */
   expiryCandidates(portalId: number, now: Date, horizonMs: number): Promise<Map<number, ExpiryEntryRow[]>>;
+  /**
+   * What expires in (now, now + horizonMs] of the members whose stored outlook is current (computed
+   * from their ledger as it is, at or before `now`); the others are expiryCandidates'.
+   */
+  expiringFromOutlook(portalId: number, now: Date, horizonMs: number): Promise<number>;
+  /** Up to `limit` members above `afterMemberId` holding a lot that expires after `now` whose outlook is not current, ascending. */
+  staleExpiryOutlooks(portalId: number, now: Date, afterMemberId: number, limit: number): Promise<number[]>;
+  /**
+   * In a transaction, before reading the members' entries: locks their outlook rows (a concurrent
+   * ledger write waits, or is waited for) and answers each one's ledger version.
+   */
+  lockExpiryOutlooks(portalId: number, memberIds: number[]): Promise<Map<number, number>>;
+  /** Replaces the members' outlooks with what expires after `computedAt`, computed at `version`. */
+  saveExpiryOutlooks(portalId: number, computedAt: Date, outlooks: { memberId: number; version: number; upcoming: { at: Date; amount: number }[] }[]): Promise<void>;
   /**
    * Members per tier bucket now: how many `thresholds` (ascending) each member's lifetime value
    * reaches (0 = none); value = won deal count or won amount in the program currency.

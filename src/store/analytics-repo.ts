@@ -41,6 +41,25 @@ function converted(currency: string, d: string, r: string, fixed = true): SQL {
 
 const inCategory = (alias: string, category: number | null): SQL => (category === null ? sql`` : sql`AND ${sql.raw(alias)}.category_id = ${category}`);
 
+const DAY = 86_400_000;
+const dayText = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * [from, to) as the whole UTC days inside it (`wholeFrom` … `wholeTo`, dates, end exclusive) and
+ * the partial edges read from raw entries. Without a whole day the summary range is empty and
+ * the one edge is the whole period.
+ */
+export function splitDays(from: Date, to: Date): { wholeFrom: string; wholeTo: string; edges: [Date, Date][] } {
+  const first = Math.ceil(from.getTime() / DAY) * DAY;
+  const last = Math.floor(to.getTime() / DAY) * DAY;
+  if (first >= last) return { wholeFrom: dayText(first), wholeTo: dayText(first), edges: [[from, to]] };
+  return { wholeFrom: dayText(first), wholeTo: dayText(last), edges: [[from, new Date(first)], [new Date(last), to]] };
+}
+
+/** `s` (expiry_outlook_members) is the current outlook of `member`, computed by `now`. */
+const currentOutlook = (portalId: number, member: SQL, now: Date): SQL =>
+  sql`s.portal_id = ${portalId} AND s.member_id = ${member} AND s.outlook_version = s.ledger_version AND s.computed_at <= ${tsParam(now)}`;
+
 export function createAnalyticsRepo(db: Db): AnalyticsRepo {
   return {
     // Clicks are not tied to a pipeline: the category filter does not apply to them.
@@ -92,18 +111,34 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
 
     // The signed sum: credits minus reversals (and corrections) of the reward reasons. With a
     // pipeline, only entries of that pipeline's deals count — coupons have no deal, so they
-    // count only without one.
+    // count only without one. Whole UTC days come from ledger_daily (migration 0014, same
+    // semantics: the deal's pipeline now); the partial days at either edge of the period from
+    // the entries themselves.
     async rewardCostByMonth(portalId, q) {
+      const { wholeFrom, wholeTo, edges } = splitDays(q.from, q.to);
+      const reasons = sql`('referral', 'welcome', 'cashback', 'coupon')`;
       const byCategory =
         q.category === null
           ? sql``
           : sql`AND EXISTS (SELECT 1 FROM deals d WHERE d.portal_id = l.portal_id AND d.deal_id = l.deal_id AND d.category_id = ${q.category})`;
+      const summaryCategory = q.category === null ? sql`` : sql`AND s.category_id = ${q.category}`;
       const rows = rowsOf<{ month: string; reason: string; amount: Num }>(
         await db.execute(sql`
-          SELECT ${monthOf(sql`l.created_at`)} AS month, l.reason, sum(l.amount) AS amount
-          FROM ledger_entries l
-          WHERE l.portal_id = ${portalId} AND l.created_at >= ${tsParam(q.from)} AND l.created_at < ${tsParam(q.to)}
-            AND l.reason IN ('referral', 'welcome', 'cashback', 'coupon') ${byCategory}
+          SELECT month, reason, sum(amount) AS amount FROM (
+            SELECT to_char(s.day, 'YYYY-MM') AS month, s.reason, s.amount
+            FROM ledger_daily s
+            WHERE s.portal_id = ${portalId} AND s.day >= ${wholeFrom}::date AND s.day < ${wholeTo}::date
+              AND s.reason IN ${reasons} ${summaryCategory}
+            UNION ALL
+            SELECT ${monthOf(sql`l.created_at`)} AS month, l.reason, l.amount
+            FROM ledger_entries l
+            WHERE l.portal_id = ${portalId}
+              AND (${sql.join(
+                edges.map(([a, b]) => sql`(l.created_at >= ${tsParam(a)} AND l.created_at < ${tsParam(b)})`),
+                sql` OR `,
+              )})
+              AND l.reason IN ${reasons} ${byCategory}
+          ) x
           GROUP BY 1, 2`),
       );
       return rows.map((r) => ({ month: r.month, reason: r.reason, amount: n(r.amount) }));
@@ -193,14 +228,15 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
     },
 
     // Exactly the read model's split (ledger-repo balances): available = entries available by now.
+    // The total of every entry is ledger_daily's (0014); pending — entries not yet available — is
+    // a short index range (holds last days), so available = total − pending.
     async liability(portalId, now) {
-      const [row] = rowsOf<{ available: Num | null; pending: Num | null }>(
+      const [row] = rowsOf<{ total: Num | null; pending: Num | null }>(
         await db.execute(sql`
-          SELECT sum(amount) FILTER (WHERE available_at <= ${tsParam(now)}) AS available,
-                 sum(amount) FILTER (WHERE available_at > ${tsParam(now)}) AS pending
-          FROM ledger_entries WHERE portal_id = ${portalId}`),
+          SELECT (SELECT sum(amount) FROM ledger_daily WHERE portal_id = ${portalId}) AS total,
+                 (SELECT sum(amount) FROM ledger_entries WHERE portal_id = ${portalId} AND available_at > ${tsParam(now)}) AS pending`),
       );
-      return { available: n(row?.available), pending: n(row?.pending) };
+      return { available: n(row?.total) - n(row?.pending), pending: n(row?.pending) };
     },
 
     // Only a member holding a lot that expires within the horizon can have bonus expiring in it;
@@ -224,8 +260,9 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
           FROM ledger_entries l
           WHERE l.portal_id = ${portalId} AND l.available_at <= ${tsParam(until)}
             AND l.member_id IN (
-              SELECT member_id FROM ledger_entries
-              WHERE portal_id = ${portalId} AND expires_at > ${tsParam(now)} AND expires_at <= ${tsParam(until)} AND amount > 0
+              SELECT c.member_id FROM ledger_entries c
+              WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.expires_at <= ${tsParam(until)} AND c.amount > 0
+                AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
             )
           ORDER BY l.member_id, l.id`),
       );
@@ -247,6 +284,63 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
         else result.set(memberId, [entry]);
       }
       return result;
+    },
+
+    // expiry_outlook rows exist only while current (0014's trigger deletes them on a ledger write).
+    async expiringFromOutlook(portalId, now, horizonMs) {
+      const until = new Date(now.getTime() + horizonMs);
+      const [row] = rowsOf<{ amount: Num | null }>(
+        await db.execute(sql`
+          SELECT sum(o.amount) AS amount FROM expiry_outlook o
+          WHERE o.portal_id = ${portalId} AND o.expires_at > ${tsParam(now)} AND o.expires_at <= ${tsParam(until)} AND o.computed_at <= ${tsParam(now)}`),
+      );
+      return n(row?.amount);
+    },
+
+    async staleExpiryOutlooks(portalId, now, afterMemberId, limit) {
+      const rows = rowsOf<{ member_id: Num }>(
+        await db.execute(sql`
+          SELECT DISTINCT c.member_id FROM ledger_entries c
+          WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.amount > 0 AND c.member_id > ${afterMemberId}
+            AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
+          ORDER BY 1 LIMIT ${limit}`),
+      );
+      return rows.map((r) => n(r.member_id));
+    },
+
+    async lockExpiryOutlooks(portalId, memberIds) {
+      if (memberIds.length === 0) return new Map();
+      const ids = sql`${`{${memberIds.map((id) => String(id)).join(',')}}`}::bigint[]`;
+      // A member with no ledger write since 0014 has no row yet: version 1, as the trigger would start it.
+      await db.execute(sql`
+        INSERT INTO expiry_outlook_members (portal_id, member_id)
+        SELECT ${portalId}, id FROM unnest(${ids}) id ORDER BY 2
+        ON CONFLICT (portal_id, member_id) DO NOTHING`);
+      const rows = rowsOf<{ member_id: Num; ledger_version: Num }>(
+        await db.execute(sql`
+          SELECT member_id, ledger_version FROM expiry_outlook_members
+          WHERE portal_id = ${portalId} AND member_id = ANY(${ids})
+          ORDER BY member_id FOR UPDATE`),
+      );
+      return new Map(rows.map((r) => [n(r.member_id), n(r.ledger_version)]));
+    },
+
+    async saveExpiryOutlooks(portalId, computedAt, outlooks) {
+      if (outlooks.length === 0) return;
+      const ids = sql`${`{${outlooks.map((o) => String(o.memberId)).join(',')}}`}::bigint[]`;
+      await db.execute(sql`DELETE FROM expiry_outlook WHERE portal_id = ${portalId} AND member_id = ANY(${ids})`);
+      const rows = outlooks.flatMap((o) => o.upcoming.map((u) => sql`(${portalId}::integer, ${o.memberId}::bigint, ${tsParam(u.at)}::timestamptz, ${u.amount}::bigint, ${tsParam(computedAt)}::timestamptz)`));
+      for (let i = 0; i < rows.length; i += 1000) {
+        await db.execute(sql`INSERT INTO expiry_outlook (portal_id, member_id, expires_at, amount, computed_at) VALUES ${sql.join(rows.slice(i, i + 1000), sql`, `)}`);
+      }
+      const versions = sql.join(
+        outlooks.map((o) => sql`(${o.memberId}::bigint, ${o.version}::bigint)`),
+        sql`, `,
+      );
+      await db.execute(sql`
+        UPDATE expiry_outlook_members s SET outlook_version = v.version, computed_at = ${tsParam(computedAt)}
+        FROM (VALUES ${versions}) v(member_id, version)
+        WHERE s.portal_id = ${portalId} AND s.member_id = v.member_id`);
     },
 
     // The read model's tier basis (member-summaries.ts): the member's deals won now and not

@@ -24,6 +24,8 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+// Migration 0014 (analytics summaries).
+import { date } from 'drizzle-orm/pg-core';
 import type {
   CouponStatus,
   AgentClass,
@@ -249,7 +251,7 @@ export const ledgerEntries = pgTable(
     check('ledger_entries_level_check', sql`level >= 0`),
     check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
     // Migration 0010 (analytics: reward cost, liability); the SQL adds INCLUDE columns.
-    index('ledger_entries_created_idx').on(t.portalId, t.createdAt),
+    index('ledger_entries_analytics_created_idx').on(t.portalId, t.createdAt),
     index('ledger_entries_liability_idx').on(t.portalId, t.availableAt),
   ],
 );
@@ -551,4 +553,53 @@ export const crmSegments = pgTable(
     check('crm_segments_segment_check', sql`segment IN ('champion', 'loyal', 'promising', 'new', 'at_risk', 'sleeping', 'lost')`),
     check('crm_segments_written_check', sql`written_segment IN ('champion', 'loyal', 'promising', 'new', 'at_risk', 'sleeping', 'lost')`),
   ],
+);
+
+/**
+ * Migration 0014 (analytics summaries, SPEC 11): the ledger's signed sum and count per portal, UTC
+ * day of `created_at`, reason and the entry's deal's pipeline now (-1 = no deal row). Maintained
+ * only by the triggers of 0014 (ledger insert/delete, deal insert/update/delete), never by code.
+ */
+export const ledgerDaily = pgTable(
+  'ledger_daily',
+  {
+    portalId: portalId(),
+    day: date('day', { mode: 'string' }).notNull(),
+    reason: text('reason').notNull(),
+    categoryId: integer('category_id').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    entries: bigint('entries', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'ledger_daily_pk', columns: [t.portalId, t.day, t.reason, t.categoryId] })],
+);
+
+/**
+ * Migration 0014: what will expire of each member's bonus, per instant after `computed_at` (the
+ * FIFO replay's remainder of each lot at its expiry), valid while `outlook_version` equals
+ * `ledger_version` — which a trigger bumps on every ledger write of the member, deleting the
+ * member's `expiry_outlook` rows at the same time (so those rows are always current).
+ */
+export const expiryOutlookMembers = pgTable(
+  'expiry_outlook_members',
+  {
+    portalId: integer('portal_id').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    ledgerVersion: bigint('ledger_version', { mode: 'number' }).notNull().default(1),
+    outlookVersion: bigint('outlook_version', { mode: 'number' }),
+    computedAt: at('computed_at'),
+  },
+  (t) => [primaryKey({ name: 'expiry_outlook_members_pk', columns: [t.portalId, t.memberId] })],
+);
+
+export const expiryOutlook = pgTable(
+  'expiry_outlook',
+  {
+    portalId: integer('portal_id').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    expiresAt: at('expires_at').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    computedAt: at('computed_at').notNull(),
+  },
+  // The SQL adds INCLUDE (amount, computed_at); 0014 also indexes ledger_entries (portal_id, expires_at) INCLUDE (member_id) for credits.
+  (t) => [primaryKey({ name: 'expiry_outlook_pk', columns: [t.portalId, t.memberId, t.expiresAt] }), index('expiry_outlook_expires_idx').on(t.portalId, t.expiresAt)],
 );

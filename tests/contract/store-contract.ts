@@ -12,6 +12,7 @@ import { AppError } from '../../src/handlers/errors.js';
 import type { HistoricalWin, Installation, Member, NewLedgerEntry, NewReferral, PortalTokens, VerifiedInstall } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 import { describeAnalyticsContract } from './analytics-contract.js';
+import { describeAnalyticsSummaryContract } from './analytics-summary-contract.js';
 import { describePromoContract } from './promo-contract.js';
 import { describeRobotCallContract } from './robot-call-contract.js';
 import { describeHealthContract } from './health-contract.js';
@@ -115,6 +116,7 @@ export function describeStoreContract(name: string, open: () => Promise<SqlStore
     describeLedgerSearchContract(() => store, () => newPortal());
     describeAnalyticsContract(() => store, () => newPortal());
     describeSegmentContract(() => store, () => newPortal());
+    describeAnalyticsSummaryContract(() => store, () => newPortal());
 
     describe('installations', () => {
       it('a look-up after a write through the store never returns the stale installation', async () => {

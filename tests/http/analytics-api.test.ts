@@ -6,6 +6,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createScheduler } from '../../server/jobs/scheduler.js';
 import { analyticsAnswerSchema } from '../../src/contract/admin.js';
 import type { MemberAnswer } from '../../src/contract/api.js';
 import type { NewLedgerEntry } from '../../src/handlers/ports.js';
@@ -131,6 +132,18 @@ describe('GET /api/analytics', () => {
     expect(a.liability).toEqual({ available: 475, pending: 70, expiring30d: 430 });
     // Default period: the 12 calendar months up to now.
     expect(a.monthly).toHaveLength(12);
+
+    // The hourly bonus.expire job writes D's lapsed lot off and stores the members' expiry outlook
+    // (migration 0014): the answer then reads it without replaying anyone, and equals the cards.
+    expect(await createScheduler(h.deps, {}).tick('bonus.expire', now())).toEqual({ claimed: true, enqueued: 1 });
+    await h.worker.drain();
+    expect((await h.store.analytics.expiryCandidates(pid, now(), 30 * DAY)).size).toBe(0);
+    expect(await h.store.analytics.expiringFromOutlook(pid, now(), 30 * DAY)).toBe(430_00);
+    const later = analyticsAnswerSchema.parse((await api('/api/analytics')).body);
+    cards.length = 0;
+    for (const contact of people) cards.push((await api(`/api/members/contact/${contact}`)).body as MemberAnswer);
+    expect(later.liability).toEqual({ available: total((c) => c.balance), pending: total((c) => c.pending), expiring30d: total((c) => c.expiring.total) });
+    expect(later.liability).toEqual({ available: 445, pending: 70, expiring30d: 430 });
   });
 
   it('refuses a bad period or pipeline with 400 naming the field, and non-admins with 403', async () => {

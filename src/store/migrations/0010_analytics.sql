@@ -13,7 +13,7 @@ CREATE INDEX "deals_referred_seen_idx" ON "deals" USING btree ("portal_id","seen
 CREATE INDEX "deals_referred_won_idx" ON "deals" USING btree ("portal_id","first_won_at") INCLUDE ("category_id","amount","currency","fx_currency","fx_rate","referral_id") WHERE referral_id IS NOT NULL AND won AND NOT deleted;
 --> statement-breakpoint
 -- Reward cost by period: an index-only scan over the entries of the period (1M entries, SPEC 11).
-CREATE INDEX "ledger_entries_created_idx" ON "ledger_entries" USING btree ("portal_id","created_at") INCLUDE ("reason","amount","deal_id");
+CREATE INDEX "ledger_entries_analytics_created_idx" ON "ledger_entries" USING btree ("portal_id","created_at") INCLUDE ("reason","amount","deal_id");
 --> statement-breakpoint
 -- Liability: available and pending split at `now` without reading the heap.
 CREATE INDEX "ledger_entries_liability_idx" ON "ledger_entries" USING btree ("portal_id","available_at") INCLUDE ("amount");
