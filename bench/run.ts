@@ -249,6 +249,13 @@ if (wanted('card-tab')) {
     for (const e of r.entries) {
       // Russian is reported (it also loads the kit's locale); the budget holds for either language.
       const largest = Math.max(e.ru.gzipBytes, e.en.gzipBytes) / 1000;
+      if (e.entry === 'main') {
+        // SPEC 11's budget is the CRM card tabs'. The admin page (placement DEFAULT, issue 12:
+        // the settings form validates with the server's zod schema, the kit's form controls) is
+        // reported for the record, not judged against it.
+        rows.push({ scenario: 'admin page JS before content (not a card tab)', measured: bundleMeasured(e), budget: 'reported', ok: true });
+        continue;
+      }
       rows.push({ scenario: `card tab JS before content · ${e.entry}`, measured: bundleMeasured(e), budget: jsBudget, ok: largest <= CARD_TAB_BUDGET.jsKb });
     }
   });
