@@ -345,18 +345,31 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
 
     // The read model's tier basis (member-summaries.ts): the member's deals won now and not
     // deleted, at their converted amounts (unconvertible = 0); members without such deals have 0.
+    // Read from member_won (0015), one row per member and currency: amounts in the program
+    // currency and fixed-rate conversions are exact sums there; a member with a won deal in another
+    // currency without a fixed rate is converted from `deals` with today's rate, rounded per deal.
     async tierBuckets(portalId, q) {
       const thresholds = sql`${`{${q.thresholds.map((t) => String(t)).join(',')}}`}::numeric[]`;
-      const value = q.basis === 'won_count' ? sql`count(*)` : sql`coalesce(sum(coalesce(${converted(q.currency, 'd', 'r')}, 0)), 0)`;
+      const v =
+        q.basis === 'won_count'
+          ? sql`v AS (SELECT member_id, sum(won_count) AS value FROM member_won WHERE portal_id = ${portalId} GROUP BY member_id)`
+          : sql`s AS (
+              SELECT member_id,
+                     sum(CASE WHEN currency = ${q.currency} THEN amount::numeric WHEN fixed_count = won_count THEN fixed_converted END) AS settled,
+                     bool_or(currency <> ${q.currency} AND fixed_count < won_count) AS open
+              FROM member_won WHERE portal_id = ${portalId} GROUP BY member_id
+            ),
+            v AS (
+              SELECT member_id, settled AS value FROM s WHERE NOT open
+              UNION ALL
+              SELECT d.client_member_id, coalesce(sum(coalesce(${converted(q.currency, 'd', 'r')}, 0)), 0)
+              FROM deals d LEFT JOIN rates r ON r.currency = d.currency
+              WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.client_member_id IN (SELECT member_id FROM s WHERE open)
+              GROUP BY d.client_member_id
+            )`;
       const rows = rowsOf<{ bucket: Num; n: Num }>(
         await db.execute(sql`
-          WITH ${ratesCte(q.rates)},
-          v AS (
-            SELECT d.client_member_id, ${value} AS value
-            FROM deals d LEFT JOIN rates r ON r.currency = d.currency
-            WHERE d.portal_id = ${portalId} AND d.client_member_id IS NOT NULL AND d.won AND NOT d.deleted
-            GROUP BY d.client_member_id
-          )
+          WITH ${ratesCte(q.rates)}, ${v}
           SELECT width_bucket(value::numeric, ${thresholds}) AS bucket, count(*) AS n FROM v GROUP BY 1
           UNION ALL
           SELECT width_bucket(0::numeric, ${thresholds}), (SELECT count(*) FROM members WHERE portal_id = ${portalId}) - (SELECT count(*) FROM v)`),

@@ -26,6 +26,8 @@ import {
 } from 'drizzle-orm/pg-core';
 // Migration 0014 (analytics summaries).
 import { date } from 'drizzle-orm/pg-core';
+// Migration 0015 (member_won).
+import { numeric } from 'drizzle-orm/pg-core';
 import type {
   CouponStatus,
   AgentClass,
@@ -602,4 +604,23 @@ export const expiryOutlook = pgTable(
   },
   // The SQL adds INCLUDE (amount, computed_at); 0014 also indexes ledger_entries (portal_id, expires_at) INCLUDE (member_id) for credits.
   (t) => [primaryKey({ name: 'expiry_outlook_pk', columns: [t.portalId, t.memberId, t.expiresAt] }), index('expiry_outlook_expires_idx').on(t.portalId, t.expiresAt)],
+);
+
+/**
+ * Migration 0015: each member's won, not deleted deals per currency (count, amount, and the
+ * fixed-rate ones converted), kept by triggers on `deals` in the writer's statement; read by the
+ * analytics tier distribution (analytics-repo tierBuckets).
+ */
+export const memberWon = pgTable(
+  'member_won',
+  {
+    portalId: integer('portal_id').notNull(),
+    memberId: bigint('member_id', { mode: 'number' }).notNull(),
+    currency: text('currency').notNull(),
+    wonCount: bigint('won_count', { mode: 'number' }).notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    fixedCount: bigint('fixed_count', { mode: 'number' }).notNull(),
+    fixedConverted: numeric('fixed_converted').notNull(),
+  },
+  (t) => [primaryKey({ name: 'member_won_pk', columns: [t.portalId, t.memberId, t.currency] })],
 );

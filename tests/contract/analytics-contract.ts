@@ -277,4 +277,81 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
       expect(empty.ltv.referred).toEqual({ clients: 0, averageLtv: 0, repeatShare: null });
     });
   });
+
+  // Migration 0015: tiers read member_won, kept by triggers on `deals`; it must stay what a
+  // recount of `deals` gives through inserts, upserts, un-wins, deletions and reassignments, and
+  // the buckets must be the member cards' (per-deal rounding at today's rate for open currencies).
+  describe('analytics: member_won', () => {
+    it('keeps member_won equal to a recount of deals, and tier buckets equal to the member basis', async () => {
+      const store = getStore();
+      const p = await newPortal();
+      const pid = p.id;
+      const at = t('2026-01-01T00:00:00Z');
+      const m = await Promise.all([1, 2, 3, 4, 5].map((id) => store.members.ensure(pid, 'contact', 300 + id, at)));
+      const [m1, m2, m3, m4, m5] = m as [Member, Member, Member, Member, Member];
+      const deal = (dealId: number, client: Member, amount: number, currency: string, over: Record<string, unknown> = {}) => ({
+        portalId: pid,
+        dealId,
+        clientMemberId: client.id,
+        categoryId: 0,
+        stageId: 'WON',
+        stageSemantic: 'S' as const,
+        amount,
+        currency,
+        won: true,
+        deleted: false,
+        firstWonAt: at,
+        programVersion: 1,
+        referralId: null,
+        updatedAt: at,
+        fxCurrency: null,
+        fxRate: null,
+        ...over,
+      });
+      await store.deals.upsertMany([
+        deal(1, m1, 50, 'RUB'),
+        deal(2, m1, 30, 'RUB'),
+        deal(3, m2, 10, 'USD', { fxCurrency: 'USD', fxRate: '90.5' }),
+        deal(4, m2, 200, 'RUB'),
+        // 1 EUR minor at 92.5 is 93 per deal: 186 for two (185 if the sum were rounded).
+        deal(5, m3, 1, 'EUR'),
+        deal(6, m3, 1, 'EUR'),
+        deal(7, m4, 500, 'XYZ'),
+        deal(8, m4, 190, 'RUB'),
+      ]);
+      await store.deals.upsert(deal(9, m1, 40, 'RUB'));
+      await store.deals.upsert(deal(9, m1, 40, 'RUB', { won: false, stageId: 'LOSE', stageSemantic: 'F' }));
+      await store.deals.upsert(deal(4, m2, 300, 'RUB'));
+      await store.deals.upsert(deal(4, m5, 300, 'RUB'));
+      await store.deals.upsert(deal(1, m1, 50, 'RUB', { deleted: true }));
+      await store.rawQuery('DELETE FROM deals WHERE portal_id = $1 AND deal_id = 7', [pid]);
+      await otherPortal(store);
+
+      const kept = await store.rawQuery(
+        `SELECT member_id::text, currency, won_count::text, amount::text, fixed_count::text, fixed_converted::text FROM member_won WHERE portal_id = $1 ORDER BY 1, 2`,
+        [pid],
+      );
+      const recount = await store.rawQuery(
+        `SELECT client_member_id::text AS member_id, currency, count(*)::text AS won_count, sum(amount)::text AS amount,
+                count(*) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL)::text AS fixed_count,
+                coalesce(sum(round(amount * fx_rate::numeric)) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL), 0)::text AS fixed_converted
+         FROM deals WHERE portal_id = $1 AND won AND NOT deleted AND client_member_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`,
+        [pid],
+      );
+      expect(kept).toEqual(recount);
+      expect(kept).toHaveLength(5);
+
+      // Bases now: M1 30, M2 905 (10 USD at the fixed 90.5), M3 186, M4 190, M5 300.
+      const rates = [{ currency: 'RUB', rate: '1' }, { currency: 'EUR', rate: '92.5' }];
+      const amounts = await store.analytics.tierBuckets(pid, { basis: 'won_amount', thresholds: [186, 1000], currency: 'RUB', rates });
+      expect(Object.fromEntries(amounts)).toEqual({ 0: 1, 1: 4 });
+      // Counts: M3 has two won deals, the others one.
+      const counts = await store.analytics.tierBuckets(pid, { basis: 'won_count', thresholds: [2], currency: 'RUB', rates });
+      expect(Object.fromEntries(counts)).toEqual({ 0: 4, 1: 1 });
+      // In EUR: M3's deals are in the program currency (2), the rest are converted at 1/92.5 or
+      // have no rate (0) — M2's USD deal is fixed at 90.5 (905 counted as is).
+      const inEur = await store.analytics.tierBuckets(pid, { basis: 'won_amount', thresholds: [2, 906], currency: 'EUR', rates: [{ currency: 'EUR', rate: '1' }] });
+      expect(Object.fromEntries(inEur)).toEqual({ 0: 3, 1: 2 });
+    });
+  });
 }
