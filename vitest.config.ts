@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
  */
 const common = { environment: 'node', testTimeout: 30_000, hookTimeout: 60_000 } as const;
 
-// Opens embedded stores from one migrated PGlite directory made once per run.
+// Opens embedded stores from one migrated PGlite directory made once per run (contract: the on-disk suite).
 const pgliteTemplate = ['tests/support/pglite-template.ts'];
 
 export default defineConfig({
@@ -14,7 +14,7 @@ export default defineConfig({
     projects: [
       { test: { ...common, name: 'unit', include: ['tests/unit/**/*.test.ts'], maxWorkers: 2 } },
       // PGlite instances cost ~0.7 GB each, and the PostgreSQL suite opens pools: 2 workers at most.
-      { test: { ...common, name: 'contract', include: ['tests/contract/**/*.test.ts'], maxWorkers: 2 } },
+      { test: { ...common, name: 'contract', include: ['tests/contract/**/*.test.ts'], maxWorkers: 2, globalSetup: pgliteTemplate } },
       { test: { ...common, name: 'http', include: ['tests/http/**/*.test.ts'], maxWorkers: 2, globalSetup: pgliteTemplate } },
       { test: { ...common, name: 'sandbox', include: ['tests/sandbox/**/*.test.ts'], maxWorkers: 2 } },
       // The Vue client's components and stores, in happy-dom, built by the client's own Vite config.

@@ -3,10 +3,10 @@
  * surviving a reopen, the data-directory lock, and a wrong secret key failing loudly.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AppError } from '../../src/handlers/errors.js';
 import { openStore } from '../../src/store/open-store.js';
 import { describeStoreContract } from './store-contract.js';
@@ -18,8 +18,12 @@ describeStoreContract('pglite (memory)', () => openStore({ memory: true, secretK
 describe('pglite on disk', () => {
   const root = mkdtempSync(join(tmpdir(), 'sarafan-store-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
-  // One directory for every test: creating a PGlite costs seconds, reopening one a fraction.
-  const dataDir = join(root, 'nested', 'data'); // parents are created
+  // One directory for every test, a copy of the run's migrated template (tests/support/
+  // pglite-template.ts): creating a PGlite and migrating it costs seconds of CPU (once 43 s on a
+  // busy machine, past the hang guard); reopening one costs a fraction. Creating a data directory
+  // from nothing is what that template's own set-up does on every run.
+  const dataDir = join(root, 'nested', 'data');
+  beforeAll(() => cpSync(inject('pgliteTemplate'), dataDir, { recursive: true }));
 
   const install = {
     memberId: 'disk-member',
