@@ -234,9 +234,9 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
     const refreshed = await refreshExpiryOutlook({ store, clock: { now: () => NOW } }, pid);
     const outlookSeconds = (performance.now() - refreshing) / 1000;
     console.error(`  analytics: expiry outlook of ${refreshed} members refreshed in ${outlookSeconds.toFixed(1)} s`);
-    // As autovacuum would after that many changed rows: the planner's statistics and the visibility map.
-    await store.rawQuery('VACUUM ANALYZE expiry_outlook');
-    await store.rawQuery('VACUUM ANALYZE expiry_outlook_members');
+    // As autovacuum would after that many changed rows (the refresh, a migration's backfill): the
+    // planner's statistics and the visibility map.
+    await store.rawQuery('VACUUM ANALYZE');
 
     const period = defaultPeriod(NOW);
     const q: AnalyticsQuery = { ...period, category: null, currency: 'RUB', rates: ratesInto('RUB', (await store.portalSettings.get(pid))!.currencies) };
@@ -250,6 +250,9 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
       await time('reward cost, one pipeline', () => a.rewardCostByMonth(pid, { ...q, category: 1 })),
       await time('top referrers', () => a.topReferrers(pid, q, 10)),
       await time('LTV referred vs others', () => a.clientValue(pid, q)),
+      await time('LTV, one pipeline', () => a.clientValue(pid, { ...q, category: 1 })),
+      // A period that ended a year ago: members who won since are read from their deals.
+      await time('LTV, period ending a year ago', () => a.clientValue(pid, { ...q, from: new Date(q.from.getTime() - 365 * DAY_MS), to: new Date(q.to.getTime() - 365 * DAY_MS) })),
       await time('liability', () => a.liability(pid, NOW)),
       await time('expiring in 30 days (stored outlook + replay of the rest)', async () => {
         const [c, stored] = await Promise.all([a.expiryCandidates(pid, NOW, 30 * DAY_MS), a.expiringFromOutlook(pid, NOW, 30 * DAY_MS)]);
@@ -261,6 +264,9 @@ async function measure(store: Store, pid: number, program: { tiers: typeof BENCH
     ];
     const deps = { store, clock: { now: () => NOW } };
     const endpoint = await time('whole endpoint (read-analytics)', () => readAnalytics(deps, pid, { ...period, category: null }));
+    timings.push(await time('whole endpoint, one pipeline', () => readAnalytics(deps, pid, { ...period, category: 1 })));
+    const yearAgo = { from: new Date(period.from.getTime() - 365 * DAY_MS), to: new Date(period.to.getTime() - 365 * DAY_MS) };
+    timings.push(await time('whole endpoint, period ending a year ago', () => readAnalytics(deps, pid, { ...yearAgo, category: null })));
     const answer = await readAnalytics(deps, pid, { ...period, category: null });
     return {
       volume: v,

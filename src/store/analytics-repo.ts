@@ -56,9 +56,24 @@ export function splitDays(from: Date, to: Date): { wholeFrom: string; wholeTo: s
   return { wholeFrom: dayText(first), wholeTo: dayText(last), edges: [[from, new Date(first)], [new Date(last), to]] };
 }
 
-/** `s` (expiry_outlook_members) is the current outlook of `member`, computed by `now`. */
-const currentOutlook = (portalId: number, member: SQL, now: Date): SQL =>
-  sql`s.portal_id = ${portalId} AND s.member_id = ${member} AND s.outlook_version = s.ledger_version AND s.computed_at <= ${tsParam(now)}`;
+/**
+ * The members of a portal whose stored expiry outlook is not current at `now`: written since it
+ * was computed (the stale index of 0016), or computed after `now` (a clock moved back). Every
+ * member with ledger entries has an expiry_outlook_members row (0014's trigger, 0016's backfill),
+ * so these are all the members an outlook cannot answer for.
+ */
+const staleOutlookMembers = (portalId: number, now: Date): SQL => sql`(
+  SELECT s.member_id FROM expiry_outlook_members s WHERE s.portal_id = ${portalId} AND s.outlook_version IS DISTINCT FROM s.ledger_version
+  UNION
+  SELECT s.member_id FROM expiry_outlook_members s WHERE s.portal_id = ${portalId} AND s.computed_at > ${tsParam(now)}
+)`;
+
+/** Whether member `member` holds a credit expiring in (after, until] (until null = any time after). */
+const holdsExpiringCredit = (portalId: number, member: SQL, after: Date, until: Date | null): SQL => sql`EXISTS (
+  SELECT 1 FROM ledger_entries c
+  WHERE c.portal_id = ${portalId} AND c.member_id = ${member} AND c.expires_at > ${tsParam(after)} AND c.amount > 0
+    ${until === null ? sql`` : sql`AND c.expires_at <= ${tsParam(until)}`}
+)`;
 
 export function createAnalyticsRepo(db: Db): AnalyticsRepo {
   return {
@@ -188,37 +203,61 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
     // contact) with a won deal before `to`: Sarafan's deals (won now, not deleted) plus the
     // install's history, a deal in both counted once from `deals`. Referred = the person is a
     // member with an active referral as referee. Deals that cannot be converted are left out.
+    //
+    // A member is one person (members are unique per contact and per lead), so the deals side is
+    // one row per member from member_won_scoped (0016) for the pipeline or all of them. A member
+    // whose earliest win is at or after `to` has none in the period; one whose deals are mixed or
+    // at today's rate in another currency, or whose wins may lie on both sides of `to`, is summed
+    // from `deals` instead, converting per deal.
+    // History deals join their member (by contact, or by lead); the others are persons alone.
     async clientValue(portalId, q) {
+      const byCategory = (alias: string) => inCategory(alias, q.category);
       const rows = rowsOf<{ referred: boolean; clients: Num; total: Num | null; repeat: Num }>(
         await db.execute(sql`
           WITH ${ratesCte(q.rates)},
-          won AS (
-            SELECT coalesce(m.contact_id, -m.lead_id) AS person, ${converted(q.currency, 'd', 'r')} AS amount
-            FROM deals d
-            JOIN members m ON m.portal_id = d.portal_id AND m.id = d.client_member_id
-            LEFT JOIN rates r ON r.currency = d.currency
-            WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.first_won_at < ${tsParam(q.to)} ${inCategory('d', q.category)}
+          s AS (
+            SELECT member_id, won_count AS deals,
+                   CASE WHEN last_won_at >= ${tsParam(q.to)} THEN NULL
+                        WHEN currency = ${q.currency} THEN amount::numeric
+                        WHEN currency IS NOT NULL AND fixed_count = won_count THEN fixed_converted END AS settled
+            FROM member_won_scoped WHERE portal_id = ${portalId} AND scope = ${q.category ?? -1} AND first_won_at < ${tsParam(q.to)}
+          ),
+          dm AS (
+            SELECT member_id, deals, settled AS total FROM s WHERE settled IS NOT NULL
             UNION ALL
-            SELECT coalesce(h.contact_id, ml.contact_id, -h.lead_id) AS person, ${converted(q.currency, 'h', 'r', false)} AS amount
+            SELECT d.client_member_id, count(*), sum(x.amount)
+            FROM deals d LEFT JOIN rates r ON r.currency = d.currency
+            CROSS JOIN LATERAL (SELECT ${converted(q.currency, 'd', 'r')} AS amount) x
+            WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.first_won_at < ${tsParam(q.to)} ${byCategory('d')}
+              AND d.client_member_id IN (SELECT member_id FROM s WHERE settled IS NULL) AND x.amount IS NOT NULL
+            GROUP BY 1
+          ),
+          hist AS (
+            SELECT coalesce(mc.id, ml.id) AS member_id, coalesce(h.contact_id, -h.lead_id) AS person, x.amount
             FROM history_deals h
+            LEFT JOIN members mc ON h.contact_id IS NOT NULL AND mc.portal_id = h.portal_id AND mc.contact_id = h.contact_id
             LEFT JOIN members ml ON h.contact_id IS NULL AND ml.portal_id = h.portal_id AND ml.lead_id = h.lead_id
             LEFT JOIN rates r ON r.currency = h.currency
-            WHERE h.portal_id = ${portalId} AND h.won_at < ${tsParam(q.to)} ${inCategory('h', q.category)}
+            CROSS JOIN LATERAL (SELECT ${converted(q.currency, 'h', 'r', false)} AS amount) x
+            WHERE h.portal_id = ${portalId} AND h.won_at < ${tsParam(q.to)} ${byCategory('h')}
+              AND x.amount IS NOT NULL AND (h.contact_id IS NOT NULL OR h.lead_id IS NOT NULL)
               AND NOT EXISTS (SELECT 1 FROM deals d WHERE d.portal_id = h.portal_id AND d.deal_id = h.deal_id)
           ),
+          hm AS (SELECT member_id, count(*) AS deals, sum(amount) AS total FROM hist WHERE member_id IS NOT NULL GROUP BY 1),
           people AS (
-            SELECT person, count(*) AS deals, sum(amount) AS total FROM won
-            WHERE amount IS NOT NULL AND person IS NOT NULL
-            GROUP BY person
+            SELECT coalesce(dm.member_id, hm.member_id) AS member_id, coalesce(dm.deals, 0) + coalesce(hm.deals, 0) AS deals,
+                   coalesce(dm.total, 0) + coalesce(hm.total, 0) AS total
+            FROM dm FULL JOIN hm ON hm.member_id = dm.member_id
           ),
-          referred AS (
-            SELECT DISTINCT coalesce(m.contact_id, -m.lead_id) AS person
-            FROM referrals rf JOIN members m ON m.portal_id = rf.portal_id AND m.id = rf.referee_member_id
-            WHERE rf.portal_id = ${portalId} AND rf.status = 'active'
+          flagged AS (
+            SELECT p.member_id IN (SELECT rf.referee_member_id FROM referrals rf WHERE rf.portal_id = ${portalId} AND rf.status = 'active') AS referred,
+                   p.deals, p.total
+            FROM people p
+            UNION ALL
+            SELECT false, count(*), sum(amount) FROM hist WHERE member_id IS NULL GROUP BY person
           )
-          SELECT (rp.person IS NOT NULL) AS referred, count(*) AS clients, sum(p.total) AS total, count(*) FILTER (WHERE p.deals >= 2) AS repeat
-          FROM people p LEFT JOIN referred rp ON rp.person = p.person
-          GROUP BY 1`),
+          SELECT referred, count(*) AS clients, sum(total) AS total, count(*) FILTER (WHERE deals >= 2) AS repeat
+          FROM flagged GROUP BY 1`),
       );
       const group = (referred: boolean): ClientGroupSums => {
         const row = rows.find((r) => r.referred === referred);
@@ -260,9 +299,8 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
           FROM ledger_entries l
           WHERE l.portal_id = ${portalId} AND l.available_at <= ${tsParam(until)}
             AND l.member_id IN (
-              SELECT c.member_id FROM ledger_entries c
-              WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.expires_at <= ${tsParam(until)} AND c.amount > 0
-                AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
+              SELECT x.member_id FROM ${staleOutlookMembers(portalId, now)} x
+              WHERE ${holdsExpiringCredit(portalId, sql`x.member_id`, now, until)}
             )
           ORDER BY l.member_id, l.id`),
       );
@@ -300,9 +338,8 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
     async staleExpiryOutlooks(portalId, now, afterMemberId, limit) {
       const rows = rowsOf<{ member_id: Num }>(
         await db.execute(sql`
-          SELECT DISTINCT c.member_id FROM ledger_entries c
-          WHERE c.portal_id = ${portalId} AND c.expires_at > ${tsParam(now)} AND c.amount > 0 AND c.member_id > ${afterMemberId}
-            AND NOT EXISTS (SELECT 1 FROM expiry_outlook_members s WHERE ${currentOutlook(portalId, sql`c.member_id`, now)})
+          SELECT x.member_id FROM ${staleOutlookMembers(portalId, now)} x
+          WHERE x.member_id > ${afterMemberId} AND ${holdsExpiringCredit(portalId, sql`x.member_id`, now, null)}
           ORDER BY 1 LIMIT ${limit}`),
       );
       return rows.map((r) => n(r.member_id));
@@ -345,26 +382,25 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
 
     // The read model's tier basis (member-summaries.ts): the member's deals won now and not
     // deleted, at their converted amounts (unconvertible = 0); members without such deals have 0.
-    // Read from member_won (0015), one row per member and currency: amounts in the program
-    // currency and fixed-rate conversions are exact sums there; a member with a won deal in another
-    // currency without a fixed rate is converted from `deals` with today's rate, rounded per deal.
+    // Read from member_won_scoped (0016), one row per member for all pipelines, taken as it is
+    // when its deals are in the program currency or all at a fixed rate; any other member (mixed
+    // currencies, today's rate) is converted from `deals`, rounded per deal.
     async tierBuckets(portalId, q) {
       const thresholds = sql`${`{${q.thresholds.map((t) => String(t)).join(',')}}`}::numeric[]`;
       const v =
         q.basis === 'won_count'
-          ? sql`v AS (SELECT member_id, sum(won_count) AS value FROM member_won WHERE portal_id = ${portalId} GROUP BY member_id)`
+          ? sql`v AS (SELECT member_id, won_count AS value FROM member_won_scoped WHERE portal_id = ${portalId} AND scope = -1)`
           : sql`s AS (
               SELECT member_id,
-                     sum(CASE WHEN currency = ${q.currency} THEN amount::numeric WHEN fixed_count = won_count THEN fixed_converted END) AS settled,
-                     bool_or(currency <> ${q.currency} AND fixed_count < won_count) AS open
-              FROM member_won WHERE portal_id = ${portalId} GROUP BY member_id
+                     CASE WHEN currency = ${q.currency} THEN amount::numeric WHEN currency IS NOT NULL AND fixed_count = won_count THEN fixed_converted END AS settled
+              FROM member_won_scoped WHERE portal_id = ${portalId} AND scope = -1
             ),
             v AS (
-              SELECT member_id, settled AS value FROM s WHERE NOT open
+              SELECT member_id, settled AS value FROM s WHERE settled IS NOT NULL
               UNION ALL
               SELECT d.client_member_id, coalesce(sum(coalesce(${converted(q.currency, 'd', 'r')}, 0)), 0)
               FROM deals d LEFT JOIN rates r ON r.currency = d.currency
-              WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.client_member_id IN (SELECT member_id FROM s WHERE open)
+              WHERE d.portal_id = ${portalId} AND d.won AND NOT d.deleted AND d.client_member_id IN (SELECT member_id FROM s WHERE settled IS NULL)
               GROUP BY d.client_member_id
             )`;
       const rows = rowsOf<{ bucket: Num; n: Num }>(

@@ -26,7 +26,7 @@ import {
 } from 'drizzle-orm/pg-core';
 // Migration 0014 (analytics summaries).
 import { date } from 'drizzle-orm/pg-core';
-// Migration 0015 (member_won).
+// Migrations 0015/0016 (member_won_scoped).
 import { numeric } from 'drizzle-orm/pg-core';
 import type {
   CouponStatus,
@@ -607,20 +607,24 @@ export const expiryOutlook = pgTable(
 );
 
 /**
- * Migration 0015: each member's won, not deleted deals per currency (count, amount, and the
- * fixed-rate ones converted), kept by triggers on `deals` in the writer's statement; read by the
- * analytics tier distribution (analytics-repo tierBuckets).
+ * Migrations 0015/0016: each member's won, not deleted deals per scope — a pipeline, or -1 for
+ * all — (count, the one currency they are in or NULL once mixed, its amount, the fixed-rate ones
+ * converted, bounds of the earliest and latest first win), kept by triggers on `deals` in the writer's
+ * statement; read by the analytics LTV and tier distribution (analytics-repo).
  */
-export const memberWon = pgTable(
-  'member_won',
+export const memberWonScoped = pgTable(
+  'member_won_scoped',
   {
     portalId: integer('portal_id').notNull(),
     memberId: bigint('member_id', { mode: 'number' }).notNull(),
-    currency: text('currency').notNull(),
+    scope: integer('scope').notNull(),
     wonCount: bigint('won_count', { mode: 'number' }).notNull(),
+    currency: text('currency'),
     amount: bigint('amount', { mode: 'number' }).notNull(),
     fixedCount: bigint('fixed_count', { mode: 'number' }).notNull(),
     fixedConverted: numeric('fixed_converted').notNull(),
+    firstWonAt: at('first_won_at').notNull(),
+    lastWonAt: at('last_won_at').notNull(),
   },
-  (t) => [primaryKey({ name: 'member_won_pk', columns: [t.portalId, t.memberId, t.currency] })],
+  (t) => [primaryKey({ name: 'member_won_scoped_pk', columns: [t.portalId, t.scope, t.memberId] })],
 );

@@ -278,39 +278,60 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
     });
   });
 
-  // Migration 0015: tiers read member_won, kept by triggers on `deals`; it must stay what a
-  // recount of `deals` gives through inserts, upserts, un-wins, deletions and reassignments, and
-  // the buckets must be the member cards' (per-deal rounding at today's rate for open currencies).
-  describe('analytics: member_won', () => {
-    it('keeps member_won equal to a recount of deals, and tier buckets equal to the member basis', async () => {
+  // Migrations 0015/0016: tiers and LTV read member_won_scoped, kept by triggers on `deals`; it
+  // must stay what a recount of `deals` gives through inserts, upserts, un-wins, deletions,
+  // reassignments and pipeline moves (per pipeline and for all), and the figures read from it must
+  // be the definitions' over `deals` (per-deal rounding at today's rate for open currencies).
+  describe('analytics: member_won_scoped', () => {
+    const at = t('2026-01-01T00:00:00Z');
+    const dealOf = (pid: number) => (dealId: number, client: Member, amount: number, currency: string, over: Record<string, unknown> = {}) => ({
+      portalId: pid,
+      dealId,
+      clientMemberId: client.id,
+      categoryId: 0,
+      stageId: 'WON',
+      stageSemantic: 'S' as const,
+      amount,
+      currency,
+      won: true,
+      deleted: false,
+      firstWonAt: at,
+      programVersion: 1,
+      referralId: null,
+      updatedAt: at,
+      fxCurrency: null,
+      fxRate: null,
+      ...over,
+    });
+    const kept = (store: SqlStore, pid: number) =>
+      store.rawQuery<Record<string, string | null>>(
+        `SELECT member_id::text, scope::text, won_count::text, currency, amount::text, fixed_count::text, fixed_converted::text, first_won_at, last_won_at
+         FROM member_won_scoped WHERE portal_id = $1 ORDER BY 2, 1`,
+        [pid],
+      );
+    // The definition: the counted deals per pipeline and for all (-1); `currency` the one they are in.
+    const recount = (store: SqlStore, pid: number) =>
+      store.rawQuery<Record<string, string | null>>(
+        `SELECT client_member_id::text AS member_id, coalesce(category_id, -1)::text AS scope, count(*)::text AS won_count,
+                CASE WHEN count(DISTINCT currency) = 1 THEN min(currency) END AS currency, sum(amount)::text AS amount,
+                count(*) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL)::text AS fixed_count,
+                coalesce(sum(round(amount * fx_rate::numeric)) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL), 0)::text AS fixed_converted,
+                min(coalesce(first_won_at, 'infinity')) AS first_won_at, max(coalesce(first_won_at, 'infinity')) AS last_won_at
+         FROM deals WHERE portal_id = $1 AND won AND NOT deleted AND client_member_id IS NOT NULL
+         GROUP BY GROUPING SETS ((client_member_id, category_id), (client_member_id)) ORDER BY 2, 1`,
+        [pid],
+      );
+
+    it('keeps member_won_scoped equal to a recount of deals, and tier buckets equal to the member basis', async () => {
       const store = getStore();
       const p = await newPortal();
       const pid = p.id;
-      const at = t('2026-01-01T00:00:00Z');
+      const deal = dealOf(pid);
       const m = await Promise.all([1, 2, 3, 4, 5].map((id) => store.members.ensure(pid, 'contact', 300 + id, at)));
       const [m1, m2, m3, m4, m5] = m as [Member, Member, Member, Member, Member];
-      const deal = (dealId: number, client: Member, amount: number, currency: string, over: Record<string, unknown> = {}) => ({
-        portalId: pid,
-        dealId,
-        clientMemberId: client.id,
-        categoryId: 0,
-        stageId: 'WON',
-        stageSemantic: 'S' as const,
-        amount,
-        currency,
-        won: true,
-        deleted: false,
-        firstWonAt: at,
-        programVersion: 1,
-        referralId: null,
-        updatedAt: at,
-        fxCurrency: null,
-        fxRate: null,
-        ...over,
-      });
       await store.deals.upsertMany([
         deal(1, m1, 50, 'RUB'),
-        deal(2, m1, 30, 'RUB'),
+        deal(2, m1, 30, 'RUB', { categoryId: 1, firstWonAt: t('2026-02-01T00:00:00Z') }),
         deal(3, m2, 10, 'USD', { fxCurrency: 'USD', fxRate: '90.5' }),
         deal(4, m2, 200, 'RUB'),
         // 1 EUR minor at 92.5 is 93 per deal: 186 for two (185 if the sum were rounded).
@@ -319,27 +340,31 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
         deal(7, m4, 500, 'XYZ'),
         deal(8, m4, 190, 'RUB'),
       ]);
-      await store.deals.upsert(deal(9, m1, 40, 'RUB'));
-      await store.deals.upsert(deal(9, m1, 40, 'RUB', { won: false, stageId: 'LOSE', stageSemantic: 'F' }));
+      await store.deals.upsert(deal(9, m1, 40, 'RUB', { firstWonAt: t('2026-03-01T00:00:00Z') }));
+      // Un-won: m1's bound stays at 1 Mar although its latest counted win is now 1 Feb.
+      await store.deals.upsert(deal(9, m1, 40, 'RUB', { won: false, stageId: 'LOSE', stageSemantic: 'F', firstWonAt: t('2026-03-01T00:00:00Z') }));
       await store.deals.upsert(deal(4, m2, 300, 'RUB'));
+      // Reassigned: m2 keeps only its USD deal, but stays "mixed" (NULL) until it counts none.
       await store.deals.upsert(deal(4, m5, 300, 'RUB'));
       await store.deals.upsert(deal(1, m1, 50, 'RUB', { deleted: true }));
+      // Moved to pipeline 2: leaves pipeline 0's row (which goes), the all-pipelines row stays.
+      await store.deals.upsert(deal(8, m4, 190, 'RUB', { categoryId: 2 }));
       await store.rawQuery('DELETE FROM deals WHERE portal_id = $1 AND deal_id = 7', [pid]);
       await otherPortal(store);
 
-      const kept = await store.rawQuery(
-        `SELECT member_id::text, currency, won_count::text, amount::text, fixed_count::text, fixed_converted::text FROM member_won WHERE portal_id = $1 ORDER BY 1, 2`,
-        [pid],
-      );
-      const recount = await store.rawQuery(
-        `SELECT client_member_id::text AS member_id, currency, count(*)::text AS won_count, sum(amount)::text AS amount,
-                count(*) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL)::text AS fixed_count,
-                coalesce(sum(round(amount * fx_rate::numeric)) FILTER (WHERE fx_currency = currency AND fx_rate IS NOT NULL), 0)::text AS fixed_converted
-         FROM deals WHERE portal_id = $1 AND won AND NOT deleted AND client_member_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`,
-        [pid],
-      );
-      expect(kept).toEqual(recount);
-      expect(kept).toHaveLength(5);
+      const rows = await kept(store, pid);
+      const expected = (await recount(store, pid)).map((r) => {
+        if (r.member_id === String(m2.id) && (r.scope === '-1' || r.scope === '0')) return { ...r, currency: null };
+        // m4 had an XYZ and a RUB deal: mixed until its row counts none (the XYZ deal's row went).
+        if (r.member_id === String(m4.id) && r.scope === '-1') return { ...r, currency: null };
+        // m1's bounds stay as wide as its deals ever were: 1 Jan (deal 1, deleted) to 1 Mar (deal 9, un-won).
+        if (r.member_id === String(m1.id) && r.scope === '-1') return { ...r, first_won_at: at, last_won_at: t('2026-03-01T00:00:00Z') };
+        return r;
+      });
+      const iso = (v: unknown) => new Date(v as string).toISOString();
+      const asTime = (rs: Record<string, unknown>[]) => rs.map((r) => ({ ...r, first_won_at: iso(r.first_won_at), last_won_at: iso(r.last_won_at) }));
+      expect(asTime(rows)).toEqual(asTime(expected));
+      expect(rows.filter((r) => r.scope === '-1')).toHaveLength(5);
 
       // Bases now: M1 30, M2 905 (10 USD at the fixed 90.5), M3 186, M4 190, M5 300.
       const rates = [{ currency: 'RUB', rate: '1' }, { currency: 'EUR', rate: '92.5' }];
@@ -352,6 +377,112 @@ export function describeAnalyticsContract(getStore: () => SqlStore, newPortal: (
       // have no rate (0) — M2's USD deal is fixed at 90.5 (905 counted as is).
       const inEur = await store.analytics.tierBuckets(pid, { basis: 'won_amount', thresholds: [2, 906], currency: 'EUR', rates: [{ currency: 'EUR', rate: '1' }] });
       expect(Object.fromEntries(inEur)).toEqual({ 0: 3, 1: 2 });
+    });
+
+    it('answers LTV as the definition over every won deal does, for any period end, pipeline and currency', async () => {
+      const store = getStore();
+      const p = await newPortal();
+      const pid = p.id;
+      const deal = dealOf(pid);
+      const contact = (id: number) => store.members.ensure(pid, 'contact', id, at);
+      const [a, b, c, d, e, f, g] = (await Promise.all([401, 402, 403, 404, 405, 406, 407].map(contact))) as [Member, Member, Member, Member, Member, Member, Member];
+      const lead = await store.members.ensure(pid, 'lead', 77, at);
+      for (const [referee, n] of [[a, 1], [c, 2], [lead, 3]] as const) {
+        await store.referrals.record({
+          portalId: pid, refereeMemberId: referee.id, referrerMemberId: f.id, code: null, source: 'deal', sourceRef: `deal:ltv${n}`,
+          status: 'active', rejectReason: null, createdAt: at,
+        });
+      }
+      await store.referrals.record({
+        portalId: pid, refereeMemberId: e.id, referrerMemberId: f.id, code: null, source: 'deal', sourceRef: 'deal:ltv4',
+        status: 'rejected', rejectReason: 'self_referral', createdAt: at,
+      });
+      await store.deals.upsertMany([
+        deal(1, a, 100_00, 'RUB', { firstWonAt: t('2026-01-10T00:00:00Z') }),
+        deal(2, a, 50_00, 'RUB', { firstWonAt: t('2026-02-10T00:00:00Z'), categoryId: 1 }),
+        deal(3, b, 10_00, 'USD', { fxCurrency: 'USD', fxRate: '90.5', firstWonAt: t('2026-01-20T00:00:00Z') }),
+        deal(4, b, 7_00, 'EUR', { firstWonAt: t('2026-03-01T00:00:00Z') }), // today's rate, exactly at one `to`
+        deal(5, c, 3_00, 'XYZ', { firstWonAt: t('2026-01-05T00:00:00Z') }), // no rate: left out
+        deal(6, c, 20_00, 'RUB', { firstWonAt: t('2026-02-20T00:00:00Z') }),
+        deal(7, d, 30_00, 'RUB', { firstWonAt: null }), // won without a first-win time: never in a period
+        deal(8, e, 40_00, 'RUB', { firstWonAt: t('2026-01-15T00:00:00Z'), categoryId: 1 }),
+        deal(9, lead, 60_00, 'RUB', { firstWonAt: t('2026-02-01T00:00:00Z') }),
+        deal(10, e, 15_00, 'RUB', { firstWonAt: t('2026-02-25T00:00:00Z') }),
+      ]);
+      // Un-won late deal: e's bound stays at 2 Mar.
+      await store.deals.upsert(deal(11, e, 5_00, 'RUB', { firstWonAt: t('2026-03-02T00:00:00Z') }));
+      await store.deals.upsert(deal(11, e, 5_00, 'RUB', { won: false, stageId: 'LOSE', stageSemantic: 'F', firstWonAt: t('2026-03-02T00:00:00Z') }));
+      // Un-won early deal: g's lower bound stays at 1 Dec 2025, its one counted win is 15 Feb.
+      await store.deals.upsert(deal(12, g, 2_00, 'RUB', { firstWonAt: t('2025-12-01T00:00:00Z') }));
+      await store.deals.upsert(deal(13, g, 6_00, 'RUB', { firstWonAt: t('2026-02-15T00:00:00Z') }));
+      await store.deals.upsert(deal(12, g, 2_00, 'RUB', { won: false, stageId: 'LOSE', stageSemantic: 'F', firstWonAt: t('2025-12-01T00:00:00Z') }));
+      await store.history.saveWins(pid, [
+        { dealId: 301, contactId: 401, leadId: null, categoryId: 0, amount: 9_00, currency: 'RUB', wonAt: t('2025-06-01T00:00:00Z'), createdAt: null },
+        { dealId: 302, contactId: 499, leadId: null, categoryId: 1, amount: 8_00, currency: 'EUR', wonAt: t('2025-07-01T00:00:00Z'), createdAt: null },
+        { dealId: 303, contactId: 499, leadId: null, categoryId: 0, amount: 1_00, currency: 'RUB', wonAt: t('2026-02-15T00:00:00Z'), createdAt: null },
+        { dealId: 304, contactId: null, leadId: 77, categoryId: 0, amount: 2_00, currency: 'RUB', wonAt: t('2025-08-01T00:00:00Z'), createdAt: null },
+        { dealId: 305, contactId: null, leadId: 88, categoryId: 0, amount: 3_00, currency: 'RUB', wonAt: t('2025-09-01T00:00:00Z'), createdAt: null },
+        { dealId: 306, contactId: 406, leadId: null, categoryId: 0, amount: 4_00, currency: 'RUB', wonAt: t('2025-10-01T00:00:00Z'), createdAt: null },
+        { dealId: 6, contactId: 403, leadId: null, categoryId: 0, amount: 20_00, currency: 'RUB', wonAt: t('2026-02-20T00:00:00Z'), createdAt: null },
+      ]);
+      await otherPortal(store);
+
+      // The definition (0015's query): every won deal and history deal converted one by one.
+      const definition = async (q: { to: Date; category: number | null; currency: string; rates: { currency: string; rate: string }[] }) => {
+        const values = q.rates.map((r, i) => `($${5 + 2 * i}::text, $${6 + 2 * i}::numeric)`).join(', ');
+        const category = (alias: string) => `AND ($4::integer = -1 OR ${alias}.category_id = $4::integer)`; // -1: every pipeline
+        const rows = await store.rawQuery<{ referred: boolean; clients: string; total: string | null; repeat: string }>(
+          `WITH rates(currency, rate) AS (VALUES ${values}),
+           won AS (
+             SELECT coalesce(m.contact_id, -m.lead_id) AS person,
+                    CASE WHEN d.currency = $3 THEN d.amount::numeric WHEN d.fx_currency = d.currency AND d.fx_rate IS NOT NULL THEN round(d.amount * d.fx_rate::numeric) ELSE round(d.amount * r.rate) END AS amount
+             FROM deals d JOIN members m ON m.portal_id = d.portal_id AND m.id = d.client_member_id LEFT JOIN rates r ON r.currency = d.currency
+             WHERE d.portal_id = $1 AND d.won AND NOT d.deleted AND d.first_won_at < $2 ${category('d')}
+             UNION ALL
+             SELECT coalesce(h.contact_id, ml.contact_id, -h.lead_id), CASE WHEN h.currency = $3 THEN h.amount::numeric ELSE round(h.amount * r.rate) END
+             FROM history_deals h LEFT JOIN members ml ON h.contact_id IS NULL AND ml.portal_id = h.portal_id AND ml.lead_id = h.lead_id
+             LEFT JOIN rates r ON r.currency = h.currency
+             WHERE h.portal_id = $1 AND h.won_at < $2 ${category('h')} AND NOT EXISTS (SELECT 1 FROM deals d WHERE d.portal_id = h.portal_id AND d.deal_id = h.deal_id)
+           ),
+           people AS (SELECT person, count(*) AS deals, sum(amount) AS total FROM won WHERE amount IS NOT NULL AND person IS NOT NULL GROUP BY person),
+           referred AS (
+             SELECT DISTINCT coalesce(m.contact_id, -m.lead_id) AS person FROM referrals rf JOIN members m ON m.portal_id = rf.portal_id AND m.id = rf.referee_member_id
+             WHERE rf.portal_id = $1 AND rf.status = 'active'
+           )
+           SELECT (rp.person IS NOT NULL) AS referred, count(*) AS clients, sum(p.total) AS total, count(*) FILTER (WHERE p.deals >= 2) AS repeat
+           FROM people p LEFT JOIN referred rp ON rp.person = p.person GROUP BY 1`,
+          [pid, q.to.toISOString(), q.currency, q.category ?? -1, ...q.rates.flatMap((r) => [r.currency, r.rate])],
+        );
+        const group = (referred: boolean) => {
+          const row = rows.find((r) => r.referred === referred);
+          return { clients: Number(row?.clients ?? 0), total: Number(row?.total ?? 0), repeat: Number(row?.repeat ?? 0) };
+        };
+        return { referred: group(true), others: group(false) };
+      };
+
+      const rub = [{ currency: 'RUB', rate: '1' }, { currency: 'EUR', rate: '92.5' }];
+      const eur = [{ currency: 'EUR', rate: '1' }, { currency: 'RUB', rate: '0.0108' }];
+      let compared = 0;
+      for (const to of ['2025-01-01T00:00:00Z', '2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z', '2026-03-02T00:00:00Z', '2026-03-02T00:00:01Z', '2030-01-01T00:00:00Z']) {
+        for (const category of [null, 0, 1, 5]) {
+          for (const [currency, rates] of [['RUB', rub], ['EUR', eur]] as const) {
+            const q = { from: t('2020-01-01T00:00:00Z'), to: t(to), category, currency, rates: [...rates] };
+            expect(await store.analytics.clientValue(pid, q), `to ${to}, pipeline ${category}, ${currency}`).toEqual(await definition(q));
+            compared++;
+          }
+        }
+      }
+      expect(compared).toBe(48);
+      // Worked out by hand for all pipelines in RUB, far in the future — referred: a (100 + 50 + 9
+      // history) = 159.00, c (20 only: XYZ has no rate, history 6 is the same deal), the lead
+      // (60 + 2 history) = 62.00; others: b (905 + 7 EUR at 92.5 = 647.50 → 1 552.50), e (40 + 15),
+      // contact 499 (8 EUR = 740 + 1), lead 88 (3), f (4 from history), g (6). d's deal has no
+      // first-win time.
+      const all = await store.analytics.clientValue(pid, { from: t('2020-01-01T00:00:00Z'), to: t('2030-01-01T00:00:00Z'), category: null, currency: 'RUB', rates: rub });
+      expect(all).toEqual({
+        referred: { clients: 3, total: 159_00 + 20_00 + 62_00, repeat: 2 },
+        others: { clients: 6, total: 1552_50 + 55_00 + 741_00 + 3_00 + 4_00 + 6_00, repeat: 3 },
+      });
     });
   });
 }
