@@ -33,6 +33,8 @@ export interface ComposeOptions {
    * gauge has no series.
    */
   reconcileLag?: ReconcileLag;
+  /** How long a short last batch of feedback waits for the rest of a burst (send-feedback.ts). */
+  feedbackHoldMs?: number;
 }
 
 /** What the process layer passes around: the use cases' Deps plus this composition's metrics. */
@@ -92,6 +94,7 @@ export function composeDeps(o: ComposeOptions): ServerDeps {
     appBaseUrl: o.appBaseUrl.replace(/\/+$/, ''),
     randomBytes: (n) => randomBytes(n),
     registration: { inspect: (installation) => inspectRegistration(gateways.forInstallation(installation), manifest, installation) },
+    ...(o.feedbackHoldMs !== undefined ? { feedbackHoldMs: o.feedbackHoldMs } : {}),
     metrics,
   };
 }

@@ -199,19 +199,15 @@ export function createCrm(gateway: Pick<PortalGateway, 'batch'>): CrmPort {
       return outcomes.map(toOutcome);
     },
 
-    async addTimelineComments(comments) {
-      if (!comments.length) return [];
-      // Only the lower-case `fields` key is accepted (reference §5.6).
+    async sendFeedback(messages) {
+      if (!messages.length) return [];
       const outcomes = await gateway.batch(
-        comments.map((c) => ({ method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: c.id, ENTITY_TYPE: c.entity, COMMENT: c.text } } })),
-      );
-      return outcomes.map(toOutcome);
-    },
-
-    async notifyUsers(notes) {
-      if (!notes.length) return [];
-      const outcomes = await gateway.batch(
-        notes.map((n) => ({ method: 'im.notify.system.add', params: { USER_ID: n.userId, MESSAGE: n.text, ...(n.tag ? { TAG: n.tag } : {}) } })),
+        messages.map(({ to, text, tag }) =>
+          'userId' in to
+            ? { method: 'im.notify.system.add', params: { USER_ID: to.userId, MESSAGE: text, ...(tag ? { TAG: tag } : {}) } }
+            : // Only the lower-case `fields` key is accepted (reference §5.6).
+              { method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: to.id, ENTITY_TYPE: to.entity, COMMENT: text } } },
+        ),
       );
       return outcomes.map(toOutcome);
     },

@@ -40,7 +40,8 @@ export async function enqueueFeedback(tx: Pick<Repos, 'feedback' | 'jobs' | 'ins
   }));
   const fresh = await tx.feedback.record(portalId, messages, now);
   // One queued job per portal gathers every message recorded until it runs (the worker runs it after
-  // the run's CRM changes, and lingers between runs), so a burst goes out in full batches of 50.
+  // the run's CRM changes, and lingers between runs), and a short last batch waits for the rest of
+  // a burst (send-feedback.ts), so a burst goes out in full batches of 50.
   if (fresh) await tx.jobs.enqueue(feedbackSendJob(portalId), now);
   return fresh;
 }

@@ -1096,10 +1096,13 @@ export interface CrmPort {
   }>;
   /** Absolute values of Sarafan's computed fields; outcomes in input order. */
   writeProjections(writes: CrmWrite[]): Promise<CrmOutcome[]>;
-  /** Timeline comments on deals, contacts or leads; outcomes in input order. */
-  addTimelineComments(comments: { entity: CrmEntity; id: number; text: string }[]): Promise<CrmOutcome[]>;
-  /** System notifications to portal users; `tag` replaces an earlier notification with the same tag. */
-  notifyUsers(notes: { userId: number; text: string; tag?: string }[]): Promise<CrmOutcome[]>;
+  /**
+   * Feedback: timeline comments on deals, contacts or leads (`to: { entity, id }`) and system
+   * notifications to portal users (`to: { userId }`; `tag` replaces an earlier notification with
+   * the same tag), mixed in the same `batch` requests so that only the last one may be short;
+   * outcomes in input order.
+   */
+  sendFeedback(messages: { to: FeedbackRecipient; text: string; tag?: string }[]): Promise<CrmOutcome[]>;
   /**
    * Answer a waiting automation robot: a line in the robot's log a person reads, then its return
    * values (reference §8.3). Outcomes: the log line's, then the answer's.
@@ -1242,4 +1245,9 @@ export interface Deps {
   randomBytes: (n: number) => Uint8Array;
   /** What the portal has of Sarafan's registration now (installation health, issue 12). */
   registration: RegistrationInspector;
+  /**
+   * Feedback (send-feedback.ts): how long a short last `batch` of a burst's messages waits for more
+   * of them; default FEEDBACK_HOLD_MS, 0 sends every message at once.
+   */
+  feedbackHoldMs?: number;
 }

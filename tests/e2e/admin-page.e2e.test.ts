@@ -314,6 +314,7 @@ describe('the dashboard of the demo with months of history', () => {
       clientSecret: DEMO_CLIENT_SECRET,
       oauthUrl: `http://127.0.0.1:${portalPort}`,
       allowInsecurePortals: true,
+      feedbackHoldMs: 0, // as server/main.ts composes the demo
       clock: { now: () => new Date(clock.now()) },
     });
     http.on('request', createApp({ ...deps, ready: () => store.ready() }));

@@ -54,6 +54,7 @@ beforeAll(async () => {
     clientSecret: DEMO_CLIENT_SECRET,
     oauthUrl: `http://127.0.0.1:${portalPort}`,
     allowInsecurePortals: true,
+    feedbackHoldMs: 0, // as server/main.ts composes the demo
     clock: { now: () => new Date(clock.now()) },
   });
   http.on('request', createApp({ ...deps, ready: () => store.ready() }));

@@ -50,6 +50,7 @@ beforeAll(async () => {
     clientSecret: DEMO_CLIENT_SECRET,
     oauthUrl: `http://127.0.0.1:${portalPort}`,
     allowInsecurePortals: true,
+    feedbackHoldMs: 0, // as server/main.ts composes the demo
   });
   http.on('request', createApp({ ...deps, ready: () => store.ready() }));
   worker = createWorker(deps, { workerId: 'demo-worker', idleMs: 50 });

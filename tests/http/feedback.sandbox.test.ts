@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { F } from '../../src/bitrix/crm-fields.js';
+import { FEEDBACK_HOLD_MS } from '../../src/handlers/send-feedback.js';
 import type { Actor } from '../../sandbox/types.js';
 import { startLive, type Live } from '../support/live.js';
 
@@ -13,7 +14,8 @@ let live: Live;
 const manager: Actor = { userId: 2 };
 
 beforeAll(async () => {
-  live = await startLive({ limits: { drainPerSec: 2, burst: 50 } });
+  // The production hold of a short batch (3 s): settle() waits it out.
+  live = await startLive({ limits: { drainPerSec: 2, burst: 50 }, feedbackHoldMs: FEEDBACK_HOLD_MS });
 });
 
 afterAll(async () => {

@@ -12,6 +12,7 @@ import { FORM, sendEvent } from '../support/scenario.js';
 import { backoffMs } from '../../server/jobs/worker.js';
 import { enqueueFeedback } from '../../src/handlers/enqueue-feedback.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
+import { FEEDBACK_HOLD_MS, sendFeedback } from '../../src/handlers/send-feedback.js';
 
 let h: Harness;
 let pid: number;
@@ -250,5 +251,68 @@ describe('feedback left queued', () => {
     await reconcileCrm(quietPortal(), pid);
     await h.worker.drain();
     expect(comments()).toEqual([]);
+  });
+});
+
+describe('a burst of feedback', () => {
+  const record = (prefix: string, deal: number, comments: number, notes: number) =>
+    h.store.feedback.record(
+      pid,
+      [
+        ...Array.from({ length: comments }, (_, i) => ({ key: `${prefix}:c${i}`, to: { entity: 'deal' as const, id: deal }, text: `${prefix} comment ${i}` })),
+        ...Array.from({ length: notes }, (_, i) => ({ key: `${prefix}:n${i}`, to: { userId: 7 }, text: `${prefix} note ${i}` })),
+      ],
+      clock.now(),
+    );
+  const batches = () => h.portal.calls.filter((c) => c.method === 'batch').map((c) => c.commands!.map((x) => x.method));
+
+  it('mixes comments and notifications in full batches of 50, and holds a short last one while the burst is young', async () => {
+    const deal = h.portal.add('deal', { STAGE_ID: 'NEW', OPPORTUNITY: 100 });
+    await h.worker.drain();
+    expect(await record('burst', deal, 30, 23)).toBe(53);
+    h.portal.resetCalls();
+
+    const report = await sendFeedback({ ...h.deps, feedbackHoldMs: FEEDBACK_HOLD_MS }, pid);
+    expect(report).toEqual({ sent: 50, failed: 0, dead: 0, held: 3 });
+    // One request: the 30 comments, then the first 20 notifications (oldest first).
+    expect(batches()).toEqual([[...Array<string>(30).fill('crm.timeline.comment.add'), ...Array<string>(20).fill('im.notify.system.add')]]);
+    const statuses = async () => (await h.store.feedback.byKeyPrefix(pid, 'burst:')).map((m) => m.status);
+    expect((await statuses()).filter((s) => s === 'queued')).toHaveLength(3);
+
+    // The rest waits for the hold: nothing is due before it ends...
+    h.portal.resetCalls();
+    offset += FEEDBACK_HOLD_MS - 1;
+    expect(await h.worker.drain()).toBe(0);
+    expect(batches()).toEqual([]);
+    // ...then the job queued for its end sends them in one request.
+    offset += 1;
+    expect(await h.worker.drain()).toBe(1);
+    expect(batches()).toEqual([Array<string>(3).fill('im.notify.system.add')]);
+    expect(await statuses()).toEqual(Array<string>(53).fill('sent'));
+  });
+
+  it('sends a short batch at once when the burst is over, and never holds a message past 10 s', async () => {
+    const deal = h.portal.add('deal', { STAGE_ID: 'NEW', OPPORTUNITY: 100 });
+    await h.worker.drain();
+    const deps = { ...h.deps, feedbackHoldMs: FEEDBACK_HOLD_MS };
+    await record('quiet', deal, 4, 0);
+    offset += FEEDBACK_HOLD_MS;
+    h.portal.resetCalls();
+    expect(await sendFeedback(deps, pid)).toEqual({ sent: 4, failed: 0, dead: 0, held: 0 });
+    expect(batches()).toEqual([Array<string>(4).fill('crm.timeline.comment.add')]);
+
+    // A trickle: a message every 2 s keeps the newest young, but the oldest waits 10 s at most.
+    await record('trickle-0', deal, 1, 0);
+    for (let i = 1; i <= 4; i++) {
+      offset += 2_000;
+      await record(`trickle-${i}`, deal, 1, 0);
+      expect((await sendFeedback(deps, pid)).held).toBe(i + 1);
+    }
+    offset += 2_000; // 10 s since the first
+    await record('trickle-5', deal, 1, 0);
+    h.portal.resetCalls();
+    expect(await sendFeedback(deps, pid)).toEqual({ sent: 6, failed: 0, dead: 0, held: 0 });
+    expect(batches()).toHaveLength(1);
+    await h.worker.drain(); // the job queued by the holds finds nothing left
   });
 });

@@ -52,8 +52,7 @@ function instance(store: SqlStore, clock: { now: () => Date }): Instance {
     forInstallation: () => ({
       read: async () => refuse('read'),
       writeProjections: async () => refuse('writeProjections'),
-      addTimelineComments: async () => refuse('addTimelineComments'),
-      notifyUsers: async () => refuse('notifyUsers'),
+      sendFeedback: async () => refuse('sendFeedback'),
       answerRobot: async () => refuse('answerRobot'),
       contactDetails: async () => refuse('contactDetails'),
     }),

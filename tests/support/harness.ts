@@ -55,6 +55,8 @@ export async function createHarness(opts: { databaseUrl?: string; clock?: Clock;
     allowInsecurePortals: false,
     maxRetries: 1,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    // Feedback goes out on the drain that queued it (tests/unit covers the hold of a short batch).
+    feedbackHoldMs: 0,
   });
   const app = createApp({ ...deps, ready: () => store.ready(), clientDir: opts.clientDir ?? CLIENT_FIXTURE });
   const worker = createWorker(deps, { workerId: 'test-worker' });

@@ -34,6 +34,11 @@ export interface LiveOptions {
   backgroundWorker?: boolean;
   limits?: { drainPerSec: number; burst: number } | false;
   tokenLifetimeSec?: number;
+  /**
+   * How long a short last batch of feedback waits for more (send-feedback.ts). Default 0 here:
+   * tests settle without waiting out the production hold; the feedback test runs with it.
+   */
+  feedbackHoldMs?: number;
 }
 
 export async function startLive(opts: LiveOptions = {}): Promise<Live> {
@@ -59,6 +64,7 @@ export async function startLive(opts: LiveOptions = {}): Promise<Live> {
     clientSecret: DEMO_CLIENT_SECRET,
     oauthUrl: sandbox.url,
     allowInsecurePortals: true,
+    feedbackHoldMs: opts.feedbackHoldMs ?? 0,
   });
   http.on('request', createApp({ ...deps, ready: () => store.ready() }));
   const worker = createWorker(deps, { workerId: 'live-worker', idleMs: 50 });

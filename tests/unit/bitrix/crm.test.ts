@@ -138,15 +138,22 @@ describe('the CRM port', () => {
     expect(out).toEqual([{ ok: true }, { ok: false, error: ': Not found', notFound: true }]);
   });
 
-  it('adds timeline comments and notifications in one batch each', async () => {
+  it('sends timeline comments and notifications mixed in the same batch, in order', async () => {
     const sent: BatchCommand[][] = [];
-    const crm = createCrm({ async batch(commands) { sent.push(commands); return commands.map(() => ({ ok: true, result: 1 })); } });
-    await crm.addTimelineComments([{ entity: 'deal', id: 5, text: 'Referral credited' }]);
-    await crm.notifyUsers([{ userId: 3, text: 'Bonus credited', tag: 'sarafan_5' }]);
-    expect(sent).toEqual([
-      [{ method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', COMMENT: 'Referral credited' } } }],
-      [{ method: 'im.notify.system.add', params: { USER_ID: 3, MESSAGE: 'Bonus credited', TAG: 'sarafan_5' } }],
+    const crm = createCrm({ async batch(commands) { sent.push(commands); return commands.map((_, i) => (i === 1 ? { ok: false, error: '', description: 'Not found' } : { ok: true, result: 1 })); } });
+    const out = await crm.sendFeedback([
+      { to: { entity: 'deal', id: 5 }, text: 'Referral credited' },
+      { to: { entity: 'contact', id: 9 }, text: 'Your friend bought' },
+      { to: { userId: 3 }, text: 'Bonus credited', tag: 'sarafan_5' },
     ]);
+    expect(sent).toEqual([
+      [
+        { method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: 5, ENTITY_TYPE: 'deal', COMMENT: 'Referral credited' } } },
+        { method: 'crm.timeline.comment.add', params: { fields: { ENTITY_ID: 9, ENTITY_TYPE: 'contact', COMMENT: 'Your friend bought' } } },
+        { method: 'im.notify.system.add', params: { USER_ID: 3, MESSAGE: 'Bonus credited', TAG: 'sarafan_5' } },
+      ],
+    ]);
+    expect(out).toEqual([{ ok: true }, { ok: false, error: ': Not found', notFound: true }, { ok: true }]);
   });
 });
 
