@@ -241,19 +241,17 @@ export const ledgerEntries = pgTable(
     uniqueIndex('ledger_entries_idempotency_uq').on(t.portalId, t.idempotencyKey),
     index('ledger_entries_member_idx').on(t.portalId, t.memberId, t.availableAt),
     index('ledger_entries_deal_idx').on(t.portalId, t.dealId),
-    // Hold maturation looks for entries that became available in a time window.
-    index('ledger_entries_available_idx').on(t.portalId, t.availableAt),
     // Bonus expiry looks for credits whose expiry passed since its last run.
     index('ledger_entries_expires_idx').on(t.portalId, t.expiresAt).where(sql`expires_at IS NOT NULL`),
-    // Migration 0013: the admin's ledger search reads newest first by (created_at, id), filtered by period, reason or kind.
-    index('ledger_entries_created_id_idx').on(t.portalId, t.createdAt, t.id),
+    // Migrations 0013/0017: the admin's ledger search reads newest first by (created_at, id), filtered by
+    // period, reason or kind; the SQL adds INCLUDE (reason, amount, deal_id) for reward cost's edges.
+    index('ledger_entries_created_cover_idx').on(t.portalId, t.createdAt, t.id),
     index('ledger_entries_reason_created_idx').on(t.portalId, t.reason, t.createdAt, t.id),
     index('ledger_entries_kind_created_idx').on(t.portalId, t.kind, t.createdAt, t.id),
     check('ledger_entries_kind_check', sql`kind IN ('credit', 'reversal', 'correction')`),
     check('ledger_entries_level_check', sql`level >= 0`),
     check('ledger_entries_shortfall_check', sql`shortfall >= 0 AND capped >= 0`),
-    // Migration 0010 (analytics: reward cost, liability); the SQL adds INCLUDE columns.
-    index('ledger_entries_analytics_created_idx').on(t.portalId, t.createdAt),
+    // Migration 0010 (liability; hold maturation's window since 0017); the SQL adds INCLUDE (amount).
     index('ledger_entries_liability_idx').on(t.portalId, t.availableAt),
   ],
 );

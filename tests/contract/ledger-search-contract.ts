@@ -77,7 +77,7 @@ export function describeLedgerSearchContract(getStore: () => SqlStore, newPortal
         { memberId: b.id, credited: 400, reversed: 0, pending: 0 },
       ]);
       const indexes = await store.rawQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = 'ledger_entries' AND indexname LIKE '%created%idx'`);
-      expect(indexes.map((i) => i.indexname).sort()).toEqual(['ledger_entries_analytics_created_idx', 'ledger_entries_created_id_idx', 'ledger_entries_kind_created_idx', 'ledger_entries_reason_created_idx']);
+      expect(indexes.map((i) => i.indexname).sort()).toEqual(['ledger_entries_created_cover_idx', 'ledger_entries_kind_created_idx', 'ledger_entries_reason_created_idx']);
     });
   });
 }
