@@ -77,13 +77,25 @@ const holdsExpiringCredit = (portalId: number, member: SQL, after: Date, until: 
 
 export function createAnalyticsRepo(db: Db): AnalyticsRepo {
   return {
-    // Clicks are not tied to a pipeline: the category filter does not apply to them.
+    // Clicks are not tied to a pipeline: the category filter does not apply to them. Whole UTC
+    // days come from clicks_daily (migration 0018), the partial days at the period's edges from
+    // the clicks themselves.
     async clicksByMonth(portalId, from, to) {
+      const { wholeFrom, wholeTo, edges } = splitDays(from, to);
       const rows = rowsOf<{ month: string; n: Num }>(
         await db.execute(sql`
-          SELECT ${monthOf(sql`clicked_at`)} AS month, count(*) AS n
-          FROM referral_clicks
-          WHERE portal_id = ${portalId} AND clicked_at >= ${tsParam(from)} AND clicked_at < ${tsParam(to)}
+          SELECT month, sum(n) AS n FROM (
+            SELECT to_char(day, 'YYYY-MM') AS month, clicks AS n
+            FROM clicks_daily WHERE portal_id = ${portalId} AND day >= ${wholeFrom}::date AND day < ${wholeTo}::date
+            UNION ALL
+            SELECT ${monthOf(sql`clicked_at`)} AS month, 1 AS n
+            FROM referral_clicks
+            WHERE portal_id = ${portalId}
+              AND (${sql.join(
+                edges.map(([a, b]) => sql`(clicked_at >= ${tsParam(a)} AND clicked_at < ${tsParam(b)})`),
+                sql` OR `,
+              )})
+          ) x
           GROUP BY 1`),
       );
       return new Map(rows.map((r) => [r.month, n(r.n)]));

@@ -604,6 +604,17 @@ export const expiryOutlook = pgTable(
   (t) => [primaryKey({ name: 'expiry_outlook_pk', columns: [t.portalId, t.memberId, t.expiresAt] }), index('expiry_outlook_expires_idx').on(t.portalId, t.expiresAt)],
 );
 
+/** Migration 0018: a portal's link clicks per UTC day, kept by triggers on referral_clicks (analytics funnel). */
+export const clicksDaily = pgTable(
+  'clicks_daily',
+  {
+    portalId: integer('portal_id').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    clicks: bigint('clicks', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'clicks_daily_pk', columns: [t.portalId, t.day] })],
+);
+
 /**
  * Migrations 0015/0016: each member's won, not deleted deals per scope — a pipeline, or -1 for
  * all — (count, the one currency they are in or NULL once mixed, its amount, the fixed-rate ones

@@ -4,7 +4,8 @@
  * entries written before their deal is stored, a deal moved to another pipeline, a deal un-won —
  * `ledger_daily` equals the same aggregate computed from the ledger itself, and the figures read
  * from it (reward cost for periods with partial edge days, one pipeline, liability) equal the
- * raw computation. The uninstall purge leaves no summary rows behind.
+ * raw computation. The uninstall purge leaves no summary rows behind. Likewise clicks_daily
+ * (migration 0018) and the clicks by month read from it.
  */
 import { describe, expect, it } from 'vitest';
 import type { Installation, Member, NewLedgerEntry } from '../../src/handlers/ports.js';
@@ -174,6 +175,50 @@ export function describeAnalyticsSummaryContract(getStore: () => SqlStore, newPo
       await store.installations.markUninstalled(pid, t('2026-03-01T00:00:00Z'), true);
       expect(await store.rawQuery('SELECT * FROM ledger_daily WHERE portal_id = $1', [pid])).toEqual([]);
       expect(await store.rawQuery('SELECT amount::text FROM ledger_daily WHERE portal_id = $1', [other.id])).toEqual([{ amount: '999900' }]);
+    });
+
+    it('clicks_daily equals the clicks per UTC day, clicks by month read from it equal a count of the clicks, and the purge leaves none', async () => {
+      const store = getStore();
+      const p = await newPortal();
+      const other = await newPortal();
+      const pid = p.id;
+      const m = await store.members.ensure(pid, 'contact', 501, t('2026-01-01T00:00:00Z'));
+      const om = await store.members.ensure(other.id, 'contact', 501, t('2026-01-01T00:00:00Z'));
+      const times = [
+        '2025-12-31T23:59:59.999Z', '2026-01-01T00:00:00Z', '2026-01-01T12:00:00Z', '2026-01-15T08:00:00Z', '2026-01-31T23:59:59Z',
+        '2026-02-01T00:00:00Z', '2026-02-10T10:00:00Z', '2026-02-10T10:00:00Z', '2026-02-28T23:00:00Z', '2026-03-01T00:00:01Z',
+      ];
+      for (const [i, at] of times.entries()) {
+        await store.clicks.record({ portalId: pid, memberId: m.id, code: 'C1', clickedAt: t(at), visitorHash: `v${i}`, agentClass: 'desktop' });
+      }
+      await store.clicks.record({ portalId: other.id, memberId: om.id, code: 'C2', clickedAt: t('2026-01-15T08:00:00Z'), visitorHash: 'o', agentClass: 'desktop' });
+
+      const summary = await store.rawQuery(`SELECT to_char(day, 'YYYY-MM-DD') AS day, clicks::text FROM clicks_daily WHERE portal_id = $1 ORDER BY 1`, [pid]);
+      const raw = await store.rawQuery(
+        `SELECT to_char((clicked_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD') AS day, count(*)::text AS clicks FROM referral_clicks WHERE portal_id = $1 GROUP BY 1 ORDER BY 1`,
+        [pid],
+      );
+      expect(summary).toEqual(raw);
+      expect(summary).toHaveLength(8);
+
+      const counted = (from: string, to: string) =>
+        Object.fromEntries(
+          [...times.filter((x) => t(x) >= t(from) && t(x) < t(to)).reduce((acc, x) => acc.set(x.slice(0, 7), (acc.get(x.slice(0, 7)) ?? 0) + 1), new Map<string, number>())],
+        );
+      for (const [from, to] of [
+        ['2025-12-01T00:00:00Z', '2026-04-01T00:00:00Z'],
+        ['2026-01-01T00:00:00Z', '2026-03-01T00:00:00Z'],
+        ['2026-01-01T00:00:00.001Z', '2026-02-28T23:30:00Z'],
+        ['2026-01-01T06:00:00Z', '2026-01-01T18:00:00Z'],
+        ['2026-02-10T10:00:00Z', '2026-02-10T10:00:00.001Z'],
+        ['2025-12-31T23:59:59.999Z', '2026-03-01T00:00:01Z'],
+      ] as const) {
+        expect(Object.fromEntries(await store.analytics.clicksByMonth(pid, t(from), t(to))), `${from} … ${to}`).toEqual(counted(from, to));
+      }
+
+      await store.installations.markUninstalled(pid, t('2026-03-02T00:00:00Z'), true);
+      expect(await store.rawQuery('SELECT * FROM clicks_daily WHERE portal_id = $1', [pid])).toEqual([]);
+      expect(await store.rawQuery('SELECT clicks::text FROM clicks_daily WHERE portal_id = $1', [other.id])).toEqual([{ clicks: '1' }]);
     });
 
     it('expiring in 30 days: stored outlooks plus a replay of the members written since equal a replay of everyone', async () => {
