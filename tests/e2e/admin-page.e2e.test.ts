@@ -12,20 +12,14 @@
  * not scroll sideways. Screenshots go to test-artifacts/screenshots/. Never skipped.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../server/app.js';
-import { composeDeps } from '../../server/compose.js';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_WORKER_LINGER_MS, demoClock, startDemoPortal, type DemoPortal } from '../../server/demo/sandbox-demo.js';
-import { createWorker, type Worker } from '../../server/jobs/worker.js';
+import { DEMO_CLIENT_ID, DEMO_WORKER_LINGER_MS, demoClock, startDemoPortal, type DemoPortal } from '../../server/demo/sandbox-demo.js';
 import { F } from '../../src/bitrix/crm-fields.js';
-import { openStore, type SqlStore } from '../../src/store/open-store.js';
 import type { Actor } from '../../sandbox/types.js';
 import { launchChromium } from '../support/browser.js';
-import { captureLogs } from '../support/capture-logs.js';
+import { composeDemoSarafan, type DemoSarafan } from '../support/demo-sarafan.js';
 import { startLive, type Live } from '../support/live.js';
 
 /** Waits are for something to happen; this only turns a hang into a failure naming what was awaited. */
@@ -280,46 +274,19 @@ describe('the admin page on a fresh portal', () => {
 });
 
 describe('the dashboard of the demo with months of history', () => {
-  let http: Server;
-  let store: SqlStore;
-  let worker: Worker;
+  let sarafan: DemoSarafan;
   let demo: DemoPortal;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
 
-  async function freePort(): Promise<number> {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const { port } = probe.address() as AddressInfo;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    return port;
-  }
-
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
     // As npm start on a fresh data directory: the shared clock starts half a year back (demo-history.sandbox.test.ts).
-    const { log } = captureLogs();
     const clock = demoClock(true);
-    const portalPort = await freePort();
-    http = createServer();
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const appBaseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    store = await openStore({ memory: true, secretKey: 'admin-page-e2e-secret-key-0123456789abcdef' });
-    const deps = composeDeps({
-      store,
-      log,
-      appBaseUrl,
-      clientId: DEMO_CLIENT_ID,
-      clientSecret: DEMO_CLIENT_SECRET,
-      oauthUrl: `http://127.0.0.1:${portalPort}`,
-      allowInsecurePortals: true,
-      feedbackHoldMs: 0, // as server/main.ts composes the demo
-      clock: { now: () => new Date(clock.now()) },
-    });
-    http.on('request', createApp({ ...deps, ready: () => store.ready() }));
-    worker = createWorker(deps, { workerId: 'admin-page-worker', idleMs: 50, lingerMs: DEMO_WORKER_LINGER_MS });
-    worker.start();
+    sarafan = await composeDemoSarafan({ secretKey: 'admin-page-e2e-secret-key-0123456789abcdef', workerId: 'admin-page-worker', clock, lingerMs: DEMO_WORKER_LINGER_MS });
+    sarafan.worker.start();
+    const { portalPort, appBaseUrl, store, log } = sarafan;
     demo = await startDemoPortal({ port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -330,10 +297,7 @@ describe('the dashboard of the demo with months of history', () => {
   afterAll(async () => {
     await browser?.close();
     await demo?.sandbox.close();
-    await worker?.stop();
-    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
-    http?.closeAllConnections();
-    await store?.close();
+    await sarafan?.close();
   });
 
   /** The analytics tab over the last 12 months, the monthly chart drawn. */

@@ -4,63 +4,37 @@
  * through the real loop on the clock the portal and Sarafan share, which starts half a year back
  * and only moves forward. Asserts what the admin dashboard reads: Sarafan's own tables.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../server/app.js';
-import { composeDeps, type ServerDeps } from '../../server/compose.js';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_WORKER_LINGER_MS, demoClock, startDemoPortal, type DemoPortal } from '../../server/demo/sandbox-demo.js';
+import { DEMO_WORKER_LINGER_MS, demoClock, startDemoPortal, type DemoPortal } from '../../server/demo/sandbox-demo.js';
 import { WHOLESALE } from '../../server/demo/shop-history.js';
-import { createWorker, type Worker } from '../../server/jobs/worker.js';
 import type { SteppedClock } from '../../sandbox/clock.js';
 import { F } from '../../src/bitrix/crm-fields.js';
-import { openStore, type SqlStore } from '../../src/store/open-store.js';
+import type { SqlStore } from '../../src/store/open-store.js';
 import { toMinor } from '../../src/rules/money.js';
-import { captureLogs } from '../support/capture-logs.js';
+import { composeDemoSarafan, type DemoSarafan } from '../support/demo-sarafan.js';
 
-let http: Server;
-let deps: ServerDeps;
+let sarafan: DemoSarafan;
 let store: SqlStore;
-let worker: Worker;
 let clock: SteppedClock;
 let demo: DemoPortal;
 let startedMs: number;
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 const month = (d: unknown): string => new Date(d as string | Date).toISOString().slice(0, 7);
 
 beforeAll(async () => {
-  const { log } = captureLogs();
   // Half a year back, as npm start on a fresh data directory; the portal and Sarafan read the same clock.
   clock = demoClock(true);
   const installAt = clock.now();
-  const portalPort = await freePort();
-  http = createServer();
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const appBaseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  store = await openStore({ memory: true, secretKey: 'demo-history-secret-key-0123456789abcdef' });
-  deps = composeDeps({
-    store,
-    log,
-    appBaseUrl,
-    clientId: DEMO_CLIENT_ID,
-    clientSecret: DEMO_CLIENT_SECRET,
-    oauthUrl: `http://127.0.0.1:${portalPort}`,
-    allowInsecurePortals: true,
-    feedbackHoldMs: 0, // as server/main.ts composes the demo
-    clock: { now: () => new Date(clock.now()) },
+  sarafan = await composeDemoSarafan({
+    secretKey: 'demo-history-secret-key-0123456789abcdef',
+    workerId: 'demo-history-worker',
+    clock,
+    lingerMs: DEMO_WORKER_LINGER_MS,
   });
-  http.on('request', createApp({ ...deps, ready: () => store.ready() }));
-  worker = createWorker(deps, { workerId: 'demo-history-worker', idleMs: 50, lingerMs: DEMO_WORKER_LINGER_MS });
-  worker.start();
+  store = sarafan.store;
+  sarafan.worker.start();
   const t = Date.now();
+  const { portalPort, appBaseUrl, log } = sarafan;
   demo = await startDemoPortal({ port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
   startedMs = Date.now() - t;
   expect(demo.history!.installedAt.getTime()).toBeGreaterThanOrEqual(installAt);
@@ -68,10 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await demo?.sandbox.close();
-  await worker?.stop();
-  await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
-  http?.closeAllConnections();
-  await store?.close();
+  await sarafan?.close();
 });
 
 describe('the demo with history', () => {

@@ -5,63 +5,26 @@
  * the CRM. Without a worker the credits never come: the start fails, saying what is missing.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../server/app.js';
-import { composeDeps, type ServerDeps } from '../../server/compose.js';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, startDemoPortal, type DemoPortalOptions } from '../../server/demo/sandbox-demo.js';
-import { createWorker, type Worker } from '../../server/jobs/worker.js';
+import { DEMO_CLIENT_ID, startDemoPortal, type DemoPortalOptions } from '../../server/demo/sandbox-demo.js';
 import { F } from '../../src/bitrix/crm-fields.js';
-import { openStore } from '../../src/store/open-store.js';
-import { captureLogs } from '../support/capture-logs.js';
+import { composeDemoSarafan, type DemoSarafan } from '../support/demo-sarafan.js';
 
-let http: Server;
-let deps: ServerDeps;
-let worker: Worker;
-let portalPort: number;
+let sarafan: DemoSarafan;
 let dataDir: string;
 let options: DemoPortalOptions;
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 beforeAll(async () => {
-  const { log } = captureLogs();
   dataDir = mkdtempSync(path.join(tmpdir(), 'sarafan-demo-'));
-  // Sarafan's OAuth server is the portal, so the portal's address is fixed before either starts (as SANDBOX_PORT is).
-  portalPort = await freePort();
-  http = createServer();
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const appBaseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const store = await openStore({ memory: true, secretKey: 'demo-test-secret-key-0123456789abcdef' });
-  deps = composeDeps({
-    store,
-    log,
-    appBaseUrl,
-    clientId: DEMO_CLIENT_ID,
-    clientSecret: DEMO_CLIENT_SECRET,
-    oauthUrl: `http://127.0.0.1:${portalPort}`,
-    allowInsecurePortals: true,
-    feedbackHoldMs: 0, // as server/main.ts composes the demo
-  });
-  http.on('request', createApp({ ...deps, ready: () => store.ready() }));
-  worker = createWorker(deps, { workerId: 'demo-worker', idleMs: 50 });
+  sarafan = await composeDemoSarafan({ secretKey: 'demo-test-secret-key-0123456789abcdef', workerId: 'demo-worker' });
+  const { portalPort, appBaseUrl, store, log } = sarafan;
   options = { port: portalPort, dataDir: null, appBaseUrl, store, log };
 });
 
 afterAll(async () => {
-  await worker?.stop();
-  await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
-  http?.closeAllConnections();
-  await deps?.store.close();
+  await sarafan?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -73,10 +36,10 @@ describe('startDemoPortal', () => {
   });
 
   it('resolves once the won referred deals are credited in the ledger and shown in the CRM', async () => {
-    worker.start();
+    sarafan.worker.start();
     const demo = await startDemoPortal({ ...options, dataDir });
     try {
-      expect(demo.url).toBe(`http://127.0.0.1:${portalPort}/`);
+      expect(demo.url).toBe(`http://127.0.0.1:${sarafan.portalPort}/`);
       const { portal } = demo.sandbox;
       expect(portal.app(DEMO_CLIENT_ID)?.installed).toBe(true);
       expect(demo.seeded?.wonReferredDeals).toHaveLength(2);
@@ -84,10 +47,10 @@ describe('startDemoPortal', () => {
       expect(portal.listEntities('lead', { start: -1, select: ['ID'] }).rows).toHaveLength(2);
 
       // Read at once, without waiting: the start itself waited for all of this.
-      const installation = await deps.store.installations.findByMemberId(portal.memberId);
+      const installation = await sarafan.store.installations.findByMemberId(portal.memberId);
       const [olga, dmitry] = demo.seeded!.referrers;
       const [sergeyDeal, alexeyDeal] = demo.seeded!.wonReferredDeals;
-      const credits = (await deps.store.ledger.forDeals(installation!.id, demo.seeded!.wonReferredDeals)).filter((e) => e.kind === 'credit');
+      const credits = (await sarafan.store.ledger.forDeals(installation!.id, demo.seeded!.wonReferredDeals)).filter((e) => e.kind === 'credit');
       // One credit per won referred deal (their order in the ledger is the batch's, not the seed's).
       expect(credits.map((e) => [e.dealId, e.amount]).sort((x, y) => x[0]! - y[0]!)).toEqual(
         [
@@ -104,7 +67,7 @@ describe('startDemoPortal', () => {
         const contact = Number(portal.getEntity('deal', deal)?.CONTACT_ID);
         expect(portal.getEntity('contact', contact)?.[F.CODE]).toMatch(/^[2-9A-HJKMNP-Z]{6,8}$/);
       }
-      expect(await deps.store.jobs.depth(installation!.id)).toMatchObject({ queued: 0, running: 0 });
+      expect(await sarafan.store.jobs.depth(installation!.id)).toMatchObject({ queued: 0, running: 0 });
       // The robot chain on the invoice stage: status, then redeem the most allowed when the balance it returned is above 1000.
       const chain = portal.stageRobots().filter((r) => r.stageId === 'PREPAYMENT_INVOICE');
       expect(chain).toEqual([
