@@ -3,7 +3,7 @@
  * (SPEC 5.1), so what is validated, previewed and saved is exactly what the admin sees, and keys
  * the form has no section for yet (a newer schema's) travel through untouched.
  */
-import type { Program, ProgramError, Reward } from '../../../../src/rules/program';
+import { DEFAULT_PROGRAM, type Program, type ProgramError, type Reward } from '../../../../src/rules/program';
 
 export type RewardKind = 'percent' | 'fixed';
 
@@ -28,27 +28,11 @@ export type PresetId = (typeof PRESETS)[number];
 
 type Rules = Omit<Program, 'currency' | 'landingUrl' | 'enrol' | 'rfm'> & { enrol: { onFirstWonDeal: boolean } };
 
-const base = (): Rules => ({
-  enrol: { onFirstWonDeal: true },
-  referral: {
-    enabled: true,
-    qualify: 'first_won_deal',
-    windowDays: 365,
-    minDealAmount: 0,
-    categories: [],
-    levels: [{ percent: 10 }],
-    referee: null,
-    holdDays: 0,
-    capPerReferral: null,
-    capPerReferrerMonth: null,
-  },
-  cashback: { enabled: false },
-  tiers: { basis: 'won_amount', levels: [] },
-  coupons: null,
-  expiry: { days: 0 },
-  redemption: { maxPercentOfDeal: 50 },
-  overspend: 'allow_negative',
-});
+/** The classic one-sided program: the server's default rules (SPEC 5.1), a fresh copy each time. */
+const base = (): Rules => {
+  const { currency: _currency, landingUrl: _landingUrl, rfm: _rfm, enrol, ...rules } = structuredClone(DEFAULT_PROGRAM);
+  return { ...rules, enrol: { onFirstWonDeal: enrol.onFirstWonDeal } };
+};
 
 const PRESET_RULES: Record<PresetId, () => Rules> = {
   classic: base,
