@@ -11,9 +11,8 @@ import { analyticsAnswerSchema } from '../../src/contract/admin.js';
 import type { MemberAnswer } from '../../src/contract/api.js';
 import type { NewLedgerEntry } from '../../src/handlers/ports.js';
 import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
-import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, enrolledReferrer, referredWin } from '../support/scenario.js';
+import { enrolledReferrer, installApp, referredWin } from '../support/scenario.js';
 
 const DAY = 86_400_000;
 const ADMIN = 'user-token-admin-analytics-01';
@@ -30,10 +29,7 @@ beforeAll(async () => {
   h = await createHarness({ clock: { now } });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
   await h.store.programs.create(pid, { ...DEFAULT_PROGRAM, expiry: { days: 20 } }, null, now());
 });
 

@@ -13,9 +13,9 @@ import { expireBonus } from '../../src/handlers/expire-bonus.js';
 import type { LedgerEntry } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 import { DEFAULT_PROGRAM } from '../../src/rules/program.js';
-import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { crmEvent } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, enrolledReferrer, referredWin, sendEvent } from '../support/scenario.js';
+import { enrolledReferrer, installApp, referredWin, sendEvent } from '../support/scenario.js';
 
 const DAY = 24 * 3600_000;
 const ADMIN = 'user-token-admin-expiry-01';
@@ -31,10 +31,7 @@ const api = (method: 'get' | 'post', path: string) => request(h.app)[method](pat
 beforeAll(async () => {
   h = await createHarness({ clock: { now } });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
   await h.store.programs.create(pid, { ...DEFAULT_PROGRAM, expiry: { days: 30 } }, null, now());
 });
 

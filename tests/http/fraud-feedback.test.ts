@@ -6,9 +6,9 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { crmEvent } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, sendEvent } from '../support/scenario.js';
+import { installApp, sendEvent } from '../support/scenario.js';
 import { backoffMs } from '../../server/jobs/worker.js';
 import { enqueueFeedback } from '../../src/handlers/enqueue-feedback.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
@@ -38,10 +38,7 @@ const comments = () => commands('crm.timeline.comment.add').map((p) => p.fields 
 beforeAll(async () => {
   h = await createHarness({ clock });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
 });
 
 afterAll(async () => {

@@ -4,10 +4,9 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { parseCsv } from '../support/csv.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM } from '../support/scenario.js';
+import { installApp } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
@@ -23,10 +22,7 @@ beforeAll(async () => {
   h = await createHarness();
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
   contact = h.portal.add('contact', { NAME: 'Ольга' });
   const member = await h.store.members.ensure(pid, 'contact', contact, day(1));
   const base = { portalId: pid, memberId: member.id, kind: 'credit' as const, level: 1, programVersion: 1, expiresAt: null, comment: null };

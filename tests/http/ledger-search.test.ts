@@ -9,9 +9,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerSearchAnswerSchema, type LedgerSearchAnswer } from '../../src/contract/admin.js';
 import type { LedgerEntry, LedgerKind, LedgerReason, NewLedgerEntry } from '../../src/handlers/ports.js';
-import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM } from '../support/scenario.js';
+import { installApp } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
@@ -46,10 +45,7 @@ beforeAll(async () => {
   h = await createHarness({ clock: { now: () => new Date(NOW) } });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
   olga = h.portal.add('contact', { NAME: 'Ольга' });
   boris = h.portal.add('contact', { NAME: 'Борис' });
   lena = h.portal.add('lead', { NAME: 'Лена' });

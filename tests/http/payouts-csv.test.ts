@@ -9,10 +9,9 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerKind, LedgerReason, Member, NewLedgerEntry } from '../../src/handlers/ports.js';
-import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { csvRecords, parseCsv } from '../support/csv.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM } from '../support/scenario.js';
+import { installApp } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
@@ -33,10 +32,7 @@ beforeAll(async () => {
   h = await createHarness({ clock: { now: () => new Date(NOW) } });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
 
   const phone = (v: string) => [{ ID: '1', TYPE_ID: 'PHONE', VALUE: v, VALUE_TYPE: 'WORK' }];
   const email = (v: string) => [{ ID: '2', TYPE_ID: 'EMAIL', VALUE: v, VALUE_TYPE: 'WORK' }];

@@ -11,9 +11,9 @@ import { F } from '../../src/bitrix/crm-fields.js';
 import type { LedgerEntry } from '../../src/handlers/ports.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 import { DEFAULT_PROGRAM, type Program } from '../../src/rules/program.js';
-import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { crmEvent } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, sendEvent } from '../support/scenario.js';
+import { installApp, sendEvent } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
@@ -61,10 +61,7 @@ async function changeDeal(deal: number, fields: Record<string, unknown>): Promis
 beforeAll(async () => {
   h = await createHarness({ clock: { now: () => new Date(now.getTime()) } });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
 });
 
 afterAll(async () => {

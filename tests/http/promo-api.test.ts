@@ -12,7 +12,7 @@ import { F } from '../../src/bitrix/crm-fields.js';
 import { installRequest } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
 import { MswPortal } from '../support/msw-portal.js';
-import { FORM } from '../support/scenario.js';
+import { FORM, installApp } from '../support/scenario.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 
 let h: Harness;
@@ -32,10 +32,7 @@ beforeAll(async () => {
   h = await createHarness();
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
   h.portal.users.set(MANAGER, { ID: '7', ADMIN: false, NAME: 'Менеджер' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
 });
 
 afterAll(async () => {

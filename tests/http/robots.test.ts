@@ -9,9 +9,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { robotTokenHash } from '../../src/handlers/receive-robot-call.js';
 import { createWorker } from '../../server/jobs/worker.js';
-import { form, installRequest } from '../fixtures/bitrix/payloads.js';
+import { form } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, enrolledReferrer, referredWin } from '../support/scenario.js';
+import { enrolledReferrer, FORM, installApp, referredWin } from '../support/scenario.js';
 import type { SqlStore } from '../../src/store/open-store.js';
 
 let h: Harness;
@@ -90,10 +90,7 @@ let anna: { contact: number; code: string };
 beforeAll(async () => {
   h = await createHarness({ clock });
   h.portal.users.set(ADMIN, { ID: '1', ADMIN: true, NAME: 'Админ' });
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
   anna = await enrolledReferrer(h, pid, 'Анна');
   await referredWin(h, anna.code, 100000, 'Борис');
 });

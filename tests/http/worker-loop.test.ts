@@ -3,22 +3,18 @@
  * at once; after a partial run the loop lingers (so a burst becomes one run: one read request,
  * full write batches); stop() ends the linger at once and leaves queued work queued (durable).
  */
-import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorker } from '../../server/jobs/worker.js';
-import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
+import { crmEvent } from '../fixtures/bitrix/payloads.js';
 import { createHarness, type Harness } from '../support/harness.js';
-import { FORM, sendEvent } from '../support/scenario.js';
+import { installApp, sendEvent } from '../support/scenario.js';
 
 let h: Harness;
 let pid: number;
 
 beforeAll(async () => {
   h = await createHarness();
-  const { query, body } = installRequest(h.portal);
-  expect((await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body)).status).toBe(200);
-  pid = (await h.store.installations.findByMemberId(h.portal.memberId))!.id;
-  await h.worker.drain();
+  pid = await installApp(h);
 });
 
 afterAll(async () => {

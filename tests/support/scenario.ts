@@ -1,9 +1,20 @@
 /** Steps many HTTP scenarios share, driven through the app like Bitrix24 would. */
 import request from 'supertest';
-import { crmEvent } from '../fixtures/bitrix/payloads.js';
+import { crmEvent, installRequest } from '../fixtures/bitrix/payloads.js';
 import type { Harness } from './harness.js';
 
 export const FORM = 'application/x-www-form-urlencoded';
+
+/** Sarafan installed on the msw portal through the wizard POST, its install work drained: the portal id. */
+export async function installApp(h: Harness): Promise<number> {
+  const { query, body } = installRequest(h.portal);
+  const res = await request(h.app).post(`/b24/install?${query}`).set('Content-Type', FORM).send(body);
+  if (res.status !== 200) throw new Error(`the install answered ${res.status}: ${res.text}`);
+  const installation = await h.store.installations.findByMemberId(h.portal.memberId);
+  if (!installation) throw new Error('the install recorded no installation');
+  await h.worker.drain();
+  return installation.id;
+}
 
 export function sendEvent(h: Harness, body: string): request.Test {
   return request(h.app).post('/b24/events').set('Content-Type', FORM).send(body);
