@@ -239,10 +239,9 @@ export function createLedgerRepo(db: Db): LedgerRepo {
     async search(portalId, q) {
       // The person is resolved inside the page's query (members_contact_uq / members_lead_uq):
       // one round trip, and a person who is not a member matches nothing.
+      const personColumn = q.person?.entity === 'contact' ? members.contactId : members.leadId;
       const person = q.person
-        ? q.person.entity === 'contact'
-          ? sql`${ledgerEntries.memberId} = (SELECT ${members.id} FROM ${members} WHERE ${members.portalId} = ${portalId} AND ${members.contactId} = ${q.person.id})`
-          : sql`${ledgerEntries.memberId} = (SELECT ${members.id} FROM ${members} WHERE ${members.portalId} = ${portalId} AND ${members.leadId} = ${q.person.id})`
+        ? sql`${ledgerEntries.memberId} = (SELECT ${members.id} FROM ${members} WHERE ${members.portalId} = ${portalId} AND ${personColumn} = ${q.person.id})`
         : undefined;
       const rows = await db
         .select()
