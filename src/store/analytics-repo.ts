@@ -360,7 +360,8 @@ export function createAnalyticsRepo(db: Db): AnalyticsRepo {
     async lockExpiryOutlooks(portalId, memberIds) {
       if (memberIds.length === 0) return new Map();
       const ids = sql`${`{${memberIds.map((id) => String(id)).join(',')}}`}::bigint[]`;
-      // A member with no ledger write since 0014 has no row yet: version 1, as the trigger would start it.
+      // Every member with entries has a row (0014's trigger, 0016's backfill); this only guarantees each
+      // id a version (1, as the trigger would start it) should one be missing.
       await db.execute(sql`
         INSERT INTO expiry_outlook_members (portal_id, member_id)
         SELECT ${portalId}, id FROM unnest(${ids}) id ORDER BY 2
