@@ -25,6 +25,13 @@ export interface SandboxOptions {
   host?: string;
   /** The address to listen on; default the host itself, except `localhost`, which listens on every address (IPv4 and IPv6 clients alike). */
   bind?: string;
+  /**
+   * An HTTP server already listening, to serve the portal on instead of listening on `port`: a
+   * test that must know the portal's address before it composes the app the portal talks to
+   * listens first, with no gap between finding a free port and taking it. The server stays the
+   * caller's: close() stops serving on it, and the caller closes it.
+   */
+  server?: Server;
   /** Where the portal's state is kept (`<dataDir>/portal.json`); null = memory only. */
   dataDir: string | null;
   /** The leaky bucket (reference §3.5); false = off. Default 2/s, burst 50. */
@@ -64,11 +71,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const mounted = express.Router();
   app.use((req, res, next) => mounted(req, res, next));
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const bind = opts.bind ?? (host === 'localhost' ? undefined : host);
-    const s = bind === undefined ? app.listen(opts.port, () => resolve(s)) : app.listen(opts.port, bind, () => resolve(s));
-    s.once('error', reject);
-  });
+  const given = opts.server;
+  const server: Server = given
+    ? given.on('request', app)
+    : await new Promise((resolve, reject) => {
+        const bind = opts.bind ?? (host === 'localhost' ? undefined : host);
+        // Express 5 hands a failed listen (EADDRINUSE …) to the callback.
+        const listening = (error?: Error) => (error ? reject(error) : resolve(s));
+        const s = bind === undefined ? app.listen(opts.port, listening) : app.listen(opts.port, bind, listening);
+        s.once('error', reject);
+      });
   const port = (server.address() as AddressInfo).port;
   const domain = `${host}:${port}`;
   const clock = opts.clock ?? realClock;
@@ -106,8 +118,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     async close() {
       outbound.close();
       await outbound.idle();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      if (given) {
+        given.off('request', app);
+        given.closeAllConnections();
+      } else {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+      }
       portal.close();
     },
   };

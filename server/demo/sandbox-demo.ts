@@ -111,6 +111,8 @@ type DemoStore = Pick<Store, 'installations' | 'ledger' | 'members' | 'jobs'>;
 export interface DemoPortalOptions {
   /** Where the sandbox portal listens (0 = any free port). */
   port: number;
+  /** A server already listening to serve the portal on instead (SandboxOptions.server; tests). */
+  server?: SandboxOptions['server'];
   /** The portal's domain name; default 127.0.0.1. */
   host?: string;
   /** Where the portal keeps its state; null = memory only. */
@@ -174,6 +176,7 @@ export interface DemoPortal {
 export async function startDemoPortal(opts: DemoPortalOptions): Promise<DemoPortal> {
   const sandbox = await startSarafanSandbox({
     port: opts.port,
+    ...(opts.server ? { server: opts.server } : {}),
     ...(opts.host ? { host: opts.host } : {}),
     dataDir: opts.dataDir,
     ...(opts.limits !== undefined ? { limits: opts.limits } : {}),

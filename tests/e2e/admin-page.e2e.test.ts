@@ -286,8 +286,8 @@ describe('the dashboard of the demo with months of history', () => {
     const clock = demoClock(true);
     sarafan = await composeDemoSarafan({ secretKey: 'admin-page-e2e-secret-key-0123456789abcdef', workerId: 'admin-page-worker', clock, lingerMs: DEMO_WORKER_LINGER_MS });
     sarafan.worker.start();
-    const { portalPort, appBaseUrl, store, log } = sarafan;
-    demo = await startDemoPortal({ port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
+    const { portalServer, portalPort, appBaseUrl, store, log } = sarafan;
+    demo = await startDemoPortal({ server: portalServer, port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();

@@ -34,8 +34,8 @@ beforeAll(async () => {
   store = sarafan.store;
   sarafan.worker.start();
   const t = Date.now();
-  const { portalPort, appBaseUrl, log } = sarafan;
-  demo = await startDemoPortal({ port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
+  const { portalServer, portalPort, appBaseUrl, log } = sarafan;
+  demo = await startDemoPortal({ server: portalServer, port: portalPort, dataDir: null, appBaseUrl, store, log, clock, history: { seed: 12 } });
   startedMs = Date.now() - t;
   expect(demo.history!.installedAt.getTime()).toBeGreaterThanOrEqual(installAt);
 }, 240_000);

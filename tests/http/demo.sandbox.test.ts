@@ -19,8 +19,8 @@ let options: DemoPortalOptions;
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'sarafan-demo-'));
   sarafan = await composeDemoSarafan({ secretKey: 'demo-test-secret-key-0123456789abcdef', workerId: 'demo-worker' });
-  const { portalPort, appBaseUrl, store, log } = sarafan;
-  options = { port: portalPort, dataDir: null, appBaseUrl, store, log };
+  const { portalServer, portalPort, appBaseUrl, store, log } = sarafan;
+  options = { server: portalServer, port: portalPort, dataDir: null, appBaseUrl, store, log };
 });
 
 afterAll(async () => {

@@ -1,9 +1,10 @@
 /**
  * Sarafan composed as `npm start` composes it in sandbox mode (server/main.ts), for the tests of
- * the demo: its HTTP server on a free port, the demo's OAuth pair, the sandbox portal's address
- * fixed before either starts (as SANDBOX_PORT is), feedback sent at once, an in-memory store and a
- * worker (not started: a test starts it when it wants one). The test starts the demo portal itself
- * (startDemoPortal with `portalPort`, `appBaseUrl`, `store`, `log`).
+ * the demo: its HTTP server on a free port, the demo's OAuth pair, feedback sent at once, an
+ * in-memory store and a worker (not started: a test starts it when it wants one). Sarafan's OAuth
+ * server is the sandbox portal, so the portal's server listens first (`portalServer`, as
+ * SANDBOX_PORT fixes it for npm start) and the test serves the portal on it
+ * (startDemoPortal({ server: portalServer, port: portalPort, appBaseUrl, store, log })).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,28 +23,31 @@ export interface DemoSarafan {
   store: SqlStore;
   worker: Worker;
   log: Log;
-  /** Where the sandbox portal is to listen (Sarafan's OAuth server). */
+  /** Listening already; the sandbox portal is served on it (Sarafan's OAuth server). */
+  portalServer: Server;
   portalPort: number;
   appBaseUrl: string;
-  /** Stops the worker and the server, and closes the store. */
+  /** Stops the worker and both servers, and closes the store. */
   close(): Promise<void>;
 }
 
-/** A port nobody listens on now. */
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
+/** An HTTP server listening on a free loopback port, and that port. */
+async function listening(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
 }
+
+const closed = async (server: Server): Promise<void> => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+};
 
 export async function composeDemoSarafan(opts: { secretKey: string; workerId: string; clock?: SteppedClock; lingerMs?: number }): Promise<DemoSarafan> {
   const { log } = captureLogs();
-  const portalPort = await freePort();
-  const http = createServer();
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const appBaseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const { server: portalServer, port: portalPort } = await listening();
+  const { server: http, port } = await listening();
+  const appBaseUrl = `http://127.0.0.1:${port}`;
   const store = await openStore({ memory: true, secretKey: opts.secretKey });
   const clock = opts.clock;
   const deps = composeDeps({
@@ -65,12 +69,13 @@ export async function composeDemoSarafan(opts: { secretKey: string; workerId: st
     store,
     worker,
     log,
+    portalServer,
     portalPort,
     appBaseUrl,
     async close() {
       await worker.stop();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeAllConnections();
+      await closed(http);
+      await closed(portalServer);
       await store.close();
     },
   };
