@@ -91,7 +91,7 @@ function creditingRows(label: string, r: CreditingResult): void {
   rows.push(
     {
       scenario: `${label} · processing`,
-      measured: `${fmt(r.processing.msPerDeal, 2)} ms/deal CPU (Sarafan ${fmt(r.processing.sarafanMs / r.deals, 2)}${r.store === 'postgres' ? ` + PostgreSQL ${fmt(r.processing.databaseMs / r.deals, 2)}` : ''})`,
+      measured: `${fmt(r.processing.msPerDeal, 2)} ms/deal CPU (Sarafan ${fmt(r.processing.sarafanMs / r.deals, 2)}${r.store === 'postgres' ? ` + PostgreSQL ${fmt(r.processing.databaseMs / r.deals, 2)}` : ''}); fresh process's first ${r.coldStart.deals}: Sarafan ${fmt(r.coldStart.sarafanMsPerDeal, 2)}`,
       budget: `≤ ${BUDGET.processingMsPerDeal} ms/deal`,
       ok: r.processing.msPerDeal <= BUDGET.processingMsPerDeal,
     },

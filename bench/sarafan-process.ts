@@ -18,7 +18,7 @@
  * always use a fresh process with the production limiter and a full bucket.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -51,6 +51,25 @@ export interface Usage {
   processMs: number;
   /** CPU time of the PostgreSQL backends serving this process's database, ms (0 on PGlite). */
   databaseMs: number;
+  /** This process's CPU time by thread name (/proc, 10 ms ticks): the main thread apart from V8's and libuv's helpers. */
+  threads: Record<string, number>;
+}
+
+/** CPU ms of this process's threads, summed by thread name (empty where /proc is not there). */
+function threadCpu(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    // Threads in the order they were started: main, V8's platform workers, then libuv's pool (its first use).
+    for (const [i, tid] of readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b).entries()) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = tid === process.pid ? 'main' : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).trim()}#${i}`;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+    }
+  } catch {
+    // Not Linux: the total alone.
+  }
+  return out;
 }
 
 const env = (name: string): string => {
@@ -176,7 +195,7 @@ async function answer(msg: ChildRequest): Promise<unknown> {
       const cpu = process.cpuUsage();
       let ticks = 0;
       for (const t of backendTicks.values()) ticks += t;
-      return { processMs: (cpu.user + cpu.system) / 1000, databaseMs: ticks * TICK_MS } satisfies Usage;
+      return { processMs: (cpu.user + cpu.system) / 1000, databaseMs: ticks * TICK_MS, threads: threadCpu() } satisfies Usage;
     }
     case 'credits': {
       const [row] = await benchQuery<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_entries WHERE kind = 'credit' AND created_at >= $1`, [msg.since]);

@@ -48,7 +48,8 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 export async function startSarafan(o: SarafanOptions): Promise<SarafanProcess> {
   const out = openSync(o.logFile, 'a');
   const child: ChildProcess = fork(fileURLToPath(new URL('./sarafan-process.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    // BENCH_NODE_FLAGS: V8/Node flags for Sarafan's process, to compare (e.g. --single-threaded-gc).
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
     stdio: ['ignore', out, out, 'ipc'],
     env: {
       ...process.env,
