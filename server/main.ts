@@ -12,6 +12,7 @@ import { createApp, LISTEN_BACKLOG } from './app.js';
 import { composeDeps } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createScheduler } from './jobs/scheduler.js';
+import { createStoreMaintenance } from './jobs/store-maintenance.js';
 import { createWorker } from './jobs/worker.js';
 import { createLogger } from './logger.js';
 import type { DemoPortal } from './demo/sandbox-demo.js';
@@ -82,6 +83,9 @@ async function main(): Promise<void> {
   worker?.start();
   const scheduler = config.role !== 'web' ? createScheduler(deps, { 'reconcile.crm': config.reconcileCron }) : null;
   scheduler?.start();
+  // The embedded store's VACUUM (ANALYZE), hourly (a no-op on PostgreSQL).
+  const maintenance = createStoreMaintenance(store, log);
+  maintenance.start();
 
   let demoPortal: DemoPortal | null = null;
   let stopping = false;
@@ -94,6 +98,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await demoPortal?.sandbox.close();
     await scheduler?.stop();
+    await maintenance.stop();
     await worker?.stop();
     await store.close();
     log.info({}, 'server.stopped');

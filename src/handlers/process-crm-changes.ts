@@ -239,8 +239,22 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
 
   // ---- 4. projections (the durable job enqueued above is the guarantee) ------------------------
   const targets = { memberIds: [...touchedMembers], dealIds: [...(settled?.touchedDeals ?? []), ...unchanged] };
+  // What this run loaded or settled is what the projections compare against: not read again.
+  const knownDeals = new Map<number, DealState>(settled?.dealStates);
+  const knownReferrals = new Map<number, Referral | null>(settled?.clientReferrals);
+  for (const id of unchanged) {
+    const state = knownDeals.get(id) ?? previous.get(id)!;
+    knownDeals.set(id, state);
+    if (state.clientMemberId !== null && !knownReferrals.has(state.clientMemberId)) knownReferrals.set(state.clientMemberId, actives.get(state.clientMemberId) ?? null);
+  }
   try {
-    const { failed } = await writeProjections(deps, installation, targets, { shown, dealReferrers, dealEntries: settled?.dealEntries });
+    const { failed } = await writeProjections(deps, installation, targets, {
+      shown,
+      dealReferrers,
+      dealEntries: settled?.dealEntries,
+      deals: knownDeals,
+      clientReferrals: knownReferrals,
+    });
     if (!failed.memberIds.length && !failed.dealIds.length) {
       // The job's key is this run's own: nothing else can have been merged into it.
       if (settled) await store.jobs.completeQueued(portalId, 'crm.project', settled.jobKey, deps.clock.now());
@@ -547,6 +561,10 @@ interface Settled {
   touchedMembers: Set<number>;
   touchedDeals: number[];
   dealEntries: Map<number, LedgerEntry[]>;
+  /** Every deal the run settled, as committed (its batch and the affected clients' won deals). */
+  dealStates: Map<number, DealState>;
+  /** The affected clients' active referrals as loaded under the lock; null = none. */
+  clientReferrals: Map<number, Referral | null>;
 }
 
 /**
@@ -781,7 +799,14 @@ async function settleDeals(
     },
     now,
   );
-  return { jobKey, touchedMembers, touchedDeals: [...touchedDeals], dealEntries };
+  return {
+    jobKey,
+    touchedMembers,
+    touchedDeals: [...touchedDeals],
+    dealEntries,
+    dealStates: toSettle,
+    clientReferrals: new Map(clientIds.map((id) => [id, referrals.get(id) ?? null])),
+  };
 }
 
 /** Reasons whose entries are told to the CRM (issue 9): the referral program's rewards. */

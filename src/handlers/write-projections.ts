@@ -13,7 +13,7 @@ import { referralLink } from '../rules/referral-link.js';
 import { personOf } from './ledger-view.js';
 import { loadMemberSummaries } from './member-summaries.js';
 import { currentProgram } from './program-versions.js';
-import { projectionKey, type CrmEntity, type CrmWrite, type Deps, type Installation, type LedgerEntry, type PersonRef } from './ports.js';
+import { projectionKey, type CrmEntity, type CrmWrite, type DealState, type Deps, type Installation, type LedgerEntry, type PersonRef, type Referral } from './ports.js';
 
 export interface ProjectionTargets {
   memberIds: number[];
@@ -27,6 +27,10 @@ export interface ProjectionHints {
   dealReferrers?: Map<number, PersonRef | null>;
   /** Each deal's entries as just settled (saves reading them again). */
   dealEntries?: Map<number, LedgerEntry[]>;
+  /** Deal states the caller just loaded or settled (saves reading them again). */
+  deals?: Map<number, DealState>;
+  /** Active referrals of clients the caller just loaded; null = the client has none. */
+  clientReferrals?: Map<number, Referral | null>;
 }
 
 export interface ProjectionResult {
@@ -54,14 +58,22 @@ export async function writeProjections(deps: Deps, installation: Installation, t
   const memberIds = [...new Set(targets.memberIds)];
   const dealIds = [...new Set(targets.dealIds)];
 
-  const [summaries, deals] = await Promise.all([
+  const unknownDeals = dealIds.filter((id) => !hints.deals?.has(id));
+  const [summaries, loadedDeals] = await Promise.all([
     loadMemberSummaries(store, portalId, memberIds, program, now),
-    store.deals.getMany(portalId, dealIds),
+    store.deals.getMany(portalId, unknownDeals),
   ]);
+  const deals = [...dealIds.flatMap((id) => hints.deals?.get(id) ?? []), ...loadedDeals];
   const liveDeals = deals.filter((d) => !d.deleted);
   // A deal's referrer is its client's active referrer.
   const clientIds = [...new Set(liveDeals.map((d) => d.clientMemberId).filter((id): id is number => id !== null))];
-  const clientReferrals = await store.referrals.activeForMany(portalId, clientIds);
+  const clientReferrals = new Map<number, Referral>();
+  for (const id of clientIds) {
+    const known = hints.clientReferrals?.get(id);
+    if (known) clientReferrals.set(id, known);
+  }
+  const unknownClients = clientIds.filter((id) => !hints.clientReferrals?.has(id));
+  for (const [id, referral] of await store.referrals.activeForMany(portalId, unknownClients)) clientReferrals.set(id, referral);
   const referrerIds = [...new Set([...clientReferrals.values()].map((r) => r.referrerMemberId).filter((id): id is number => id !== null))];
   const [referrers, entries] = await Promise.all([
     store.members.getMany(portalId, referrerIds),

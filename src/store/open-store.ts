@@ -43,6 +43,14 @@ export interface SqlStore extends Store {
    * is refused from inside one, like every store-level call).
    */
   rawQuery<T extends Record<string, unknown> = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * What PostgreSQL's autovacuum does on a server, for the embedded store, which has none (PGlite
+   * runs PostgreSQL in single-user mode): `VACUUM (ANALYZE)` — dead row versions of the queue's
+   * and the summaries' updates reclaimed, and the planner's statistics brought up to date (without
+   * them every `portal_id = …` looks like a handful of rows, and a batch's lookups by id scan
+   * whole tables). Blocks the embedded store while it runs. Null on PostgreSQL: nothing to do.
+   */
+  maintain(): Promise<{ ms: number } | null>;
 }
 
 // Resolved from this module, not the cwd. A build (tsc) must copy this folder next to the output.
@@ -61,6 +69,7 @@ function readMigrations(): ReturnType<typeof readMigrationFiles> {
 
 interface Driver {
   db: Db;
+  maintain(): Promise<{ ms: number } | null>;
   /** PGlite has one connection: a store-level call inside store.transaction would wait for itself. */
   singleConnection: boolean;
   rawQuery(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
@@ -129,6 +138,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<SqlStore> {
     },
 
     rawQuery: <T extends Record<string, unknown>>(text: string, params?: unknown[]) => driver.rawQuery(text, params) as Promise<T[]>,
+    maintain: () => driver.maintain(),
   };
 
   async function openPostgres(url: string, log?: Log): Promise<Driver> {
@@ -156,6 +166,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<SqlStore> {
       db: drizzlePg({ client: pool, schema }),
       singleConnection: false,
       rawQuery: async (text, params) => (await pool.query(text, params)).rows,
+      maintain: () => Promise.resolve(null), // the server's autovacuum does it
       close: () => pool.end(),
     };
   }
@@ -184,14 +195,27 @@ export async function openStore(opts: OpenStoreOptions): Promise<SqlStore> {
     };
     const guarded = guardPglite(client, insideTransaction);
     const db = drizzlePglite({ client: guarded, schema });
+    const maintain = async (command: string) => {
+      const started = performance.now();
+      await guarded.exec(command);
+      return { ms: Math.round(performance.now() - started) };
+    };
     try {
       await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+      // Statistics from the start: tables never analyzed, or grown well past what their statistics
+      // say (a store that ran for a while since its last maintenance), are analyzed now.
+      const stale = await guarded.query<{ name: string }>(
+        `SELECT quote_ident(c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relkind = 'r' AND (c.reltuples < 0 OR pg_relation_size(c.oid) / 8192 > 2 * c.relpages + 8)`,
+      );
+      if (stale.rows.length) opts.log?.info({ tables: stale.rows.length, ...(await maintain(`ANALYZE ${stale.rows.map((r) => r.name).join(', ')}`)) }, 'store.analyzed');
     } catch (error) {
       await close();
       throw error;
     }
     return {
       db,
+      maintain: () => maintain('VACUUM (ANALYZE)'),
       singleConnection: true,
       rawQuery: async (text, params) => (await guarded.query<Record<string, unknown>>(text, params)).rows,
       close,

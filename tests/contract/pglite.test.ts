@@ -107,4 +107,45 @@ describe('pglite on disk', () => {
       await wrong.close();
     }
   });
+  it('analyzes at open the tables grown past their statistics, and maintain() vacuums and analyzes them all', async () => {
+    // PGlite has no autovacuum: without this, the planner sees every table as its first few rows.
+    const stats = async (store: Awaited<ReturnType<typeof openStore>>) =>
+      (await store.rawQuery<{ tuples: number; pages: number }>(`SELECT reltuples::int AS tuples, relpages AS pages FROM pg_class WHERE relname = 'jobs'`))[0]!;
+    const at = new Date('2026-03-01T12:00:00Z');
+    const first = await openStore({ dataDir, secretKey: SECRET });
+    let portalId: number;
+    try {
+      portalId = (await first.installations.upsertVerified({ ...install, memberId: 'analyze-member' }, at)).id;
+      const before = await stats(first);
+      for (let i = 0; i < 12; i++) {
+        await Promise.all(Array.from({ length: 100 }, (_, j) => first.jobs.enqueue({ portalId, kind: 'crm.change', key: `deal:${i * 100 + j + 1}`, payload: { pad: 'x'.repeat(200) } }, at)));
+      }
+      // The statistics still say what they said before the 1 200 rows.
+      expect((await stats(first)).tuples).toBe(before.tuples);
+    } finally {
+      await first.close();
+    }
+    const logged: { msg: string; obj: Record<string, unknown> }[] = [];
+    const log = { info: (obj: Record<string, unknown>, msg: string) => logged.push({ msg, obj }), warn: () => {}, error: () => {}, debug: () => {} };
+    const reopened = await openStore({ dataDir, secretKey: SECRET, log: log as never });
+    try {
+      expect((await stats(reopened)).tuples).toBeGreaterThanOrEqual(1200);
+      expect(logged.find((l) => l.msg === 'store.analyzed')?.obj).toMatchObject({ tables: expect.any(Number), ms: expect.any(Number) });
+      // Rows deleted and the queue analyzed again: maintain() is what the hourly timer runs.
+      await reopened.rawQuery(`DELETE FROM jobs WHERE portal_id = $1`, [portalId]);
+      const size = `SELECT pg_relation_size('jobs')::int AS bytes`;
+      const deadBytes = (await reopened.rawQuery<{ bytes: number }>(size))[0]!.bytes;
+      expect(await reopened.maintain()).toEqual({ ms: expect.any(Number) });
+      expect((await stats(reopened)).tuples).toBe(0);
+      // The dead rows' pages are reclaimed (VACUUM truncates the emptied table).
+      expect((await reopened.rawQuery<{ bytes: number }>(size))[0]!.bytes).toBeLessThan(deadBytes);
+    } finally {
+      await reopened.close();
+    }
+    // Nothing grew since: the next open analyzes nothing.
+    logged.length = 0;
+    const again = await openStore({ dataDir, secretKey: SECRET, log: log as never });
+    await again.close();
+    expect(logged.some((l) => l.msg === 'store.analyzed')).toBe(false);
+  });
 });

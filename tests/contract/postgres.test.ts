@@ -33,6 +33,17 @@ if (process.env.SARAFAN_SKIP_POSTGRES === '1') {
 
   describeStoreContract('postgres', () => openStore({ databaseUrl: contractUrl, secretKey: SECRET }));
 
+  describe('postgres maintenance', () => {
+    it('leaves VACUUM and ANALYZE to the server: maintain() does nothing', async () => {
+      const store = await openStore({ databaseUrl: contractUrl, secretKey: SECRET });
+      try {
+        expect(await store.maintain()).toBeNull();
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe('postgres start-up', () => {
     it('instances starting together against one fresh database all migrate and open', async () => {
       const name = await createDatabase();
