@@ -117,6 +117,7 @@ const store = await openStore({
   ...(databaseUrl ? { databaseUrl } : { dataDir: env('BENCH_DATA_DIR') }),
   secretKey: 'bench-secret-key-0123456789abcdef0123456789',
   log,
+  guardTransactions: false, // as server/main.ts opens it
 });
 const keys = { clientId: env('BENCH_CLIENT_ID'), clientSecret: env('BENCH_CLIENT_SECRET'), oauthUrl: env('BENCH_OAUTH_URL') };
 let deps = composeDeps({ store, log, appBaseUrl, ...keys, allowInsecurePortals: true });

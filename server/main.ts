@@ -47,6 +47,8 @@ async function main(): Promise<void> {
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }),
     secretKey,
     log,
+    // The tests keep the embedded store's transaction guard; the server saves its cost (see the option).
+    guardTransactions: false,
   });
   // Sandbox mode only, and dynamically: the demo brings the sandbox portal, which production never loads.
   const demo = config.sandboxMode ? await import('./demo/sandbox-demo.js') : null;

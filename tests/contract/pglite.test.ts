@@ -81,6 +81,21 @@ describe('pglite on disk', () => {
     }
   });
 
+  it('without the guard (as the server opens it), runs transactions alike and marks nothing', async () => {
+    const store = await openStore({ dataDir, secretKey: SECRET, guardTransactions: false });
+    try {
+      const portal = await store.installations.upsertVerified({ ...install, memberId: 'unguarded-member' }, new Date('2026-03-01T12:00:00Z'));
+      await store.transaction((tx) => tx.programs.create(portal.id, { v: 1 }, null, new Date('2026-03-01T12:00:00Z')));
+      await expect(store.transaction(async (tx) => {
+        await tx.programs.create(portal.id, { v: 2 }, null, new Date('2026-03-01T12:00:00Z'));
+        throw new Error('rolled back');
+      })).rejects.toThrow('rolled back');
+      expect((await store.programs.current(portal.id))?.version).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('takes over the lock of a process that is gone', async () => {
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
     mkdirSync(dataDir, { recursive: true });

@@ -1,7 +1,9 @@
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { BODY_LIMIT_BYTES, bitrixBody, MAX_DEPTH, MAX_PARAMETERS, queryParser } from '../../../server/middleware/body.js';
+import fc from 'fast-check';
+import qs from 'qs';
+import { BODY_LIMIT_BYTES, bitrixBody, MAX_DEPTH, MAX_PARAMETERS, parseSimpleForm, QS_OPTIONS, queryParser } from '../../../server/middleware/body.js';
 import { errorHandler, requestId } from '../../../server/middleware/error-handler.js';
 
 const silent = { warn: () => {}, error: () => {} };
@@ -191,5 +193,60 @@ describe('queryParser', () => {
   it('handles an absent query', () => {
     expect(queryParser(undefined)).toEqual({});
     expect(queryParser('')).toEqual({});
+  });
+});
+
+describe('parseSimpleForm: the fast path of form bodies', () => {
+  const parse = (text: string) => qs.parse(text, { ...QS_OPTIONS, charset: 'utf-8' });
+
+  it('parses an event as qs does', () => {
+    const body =
+      'event=ONCRMDEALUPDATE&event_handler_id=12&data%5BFIELDS%5D%5BID%5D=759&ts=1736405807&auth%5Bdomain%5D=acme.bitrix24.ru&auth[member_id]=a+b%20c&auth[application_token]=t%C3%A9';
+    expect(parseSimpleForm(body)).toEqual(parse(body));
+    expect(parseSimpleForm(body)).toMatchObject({ data: { FIELDS: { ID: '759' } }, auth: { member_id: 'a b c', application_token: 'té' } });
+  });
+
+  it.each([
+    ['array indices', 'document_id[0]=crm&document_id[1]=x'],
+    ['empty brackets', 'ids[]=1&ids[]=2'],
+    ['a duplicate key', 'a=1&a=2'],
+    ['a value that is also an object', 'a=1&a[b]=2'],
+    ['an object that is also a value', 'a[b]=2&a=1'],
+    ['a prototype name', 'auth[__proto__]=x'],
+    ['an empty parameter', 'a=1&&b=2'],
+    ['a key deeper than the limit', `a${'[x]'.repeat(MAX_DEPTH + 1)}=1`],
+    ['too many parameters', Array.from({ length: MAX_PARAMETERS + 1 }, (_, i) => `k${i}=1`).join('&')],
+    ['a malformed key', 'a[b=1'],
+  ])('leaves %s to qs', (_what, body) => {
+    expect(parseSimpleForm(body)).toBeNull();
+  });
+
+  it('answers as qs does, or leaves the body to qs, for any body', () => {
+    const name = fc.stringMatching(/^[a-zA-Z0-9_%+.~-]{1,6}$/);
+    const key = fc.tuple(name, fc.array(fc.oneof({ arbitrary: name, weight: 12 }, { arbitrary: fc.constantFrom('', '0', '__proto__'), weight: 1 }), { maxLength: 10 })).map(([first, rest]) => first + rest.map((s) => `[${s}]`).join(''));
+    const value = fc.oneof(fc.stringMatching(/^[a-zA-Z0-9%+=&[\] é-]{0,8}$/).map(encodeURIComponent), fc.stringMatching(/^[a-z0-9+%=]{0,6}$/));
+    const part = fc.tuple(key, fc.option(value, { nil: undefined })).map(([k, v]) => (v === undefined ? k : `${k}=${v}`));
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 1, maxLength: 6 }), (parts) => {
+        const body = parts.join('&');
+        const fast = parseSimpleForm(body);
+        let slow: unknown;
+        try {
+          slow = parse(body);
+        } catch {
+          // qs refuses it: the fast path must not have accepted it.
+          expect(fast).toBeNull();
+          return;
+        }
+        if (fast !== null) {
+          accepted++;
+          expect(fast).toEqual(slow);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    // The fast path answered a good share of them (else this compares nothing).
+    expect(accepted).toBeGreaterThan(300);
   });
 });
