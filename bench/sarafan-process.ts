@@ -203,14 +203,21 @@ async function answer(msg: ChildRequest): Promise<unknown> {
       return row?.n ?? 0;
     }
     case 'profile': {
+      // BENCH_HEAP=1: a sampling profile of what was allocated (collected objects included), not of time.
+      const heap = process.env.BENCH_HEAP === '1';
       if (msg.action === 'start') {
         profiler ??= new Session();
         profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.start');
+        if (heap) {
+          await profiler.post('HeapProfiler.enable');
+          await profiler.post('HeapProfiler.startSampling', { samplingInterval: 16_384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+        } else {
+          await profiler.post('Profiler.enable');
+          await profiler.post('Profiler.start');
+        }
       } else if (profiler) {
-        const { profile } = await profiler.post('Profiler.stop');
-        if (msg.file) writeFileSync(msg.file, JSON.stringify(profile));
+        const { profile } = heap ? await profiler.post('HeapProfiler.stopSampling') : await profiler.post('Profiler.stop');
+        if (msg.file) writeFileSync(heap ? msg.file.replace(/\.cpuprofile$/, '.heapprofile') : msg.file, JSON.stringify(profile));
         profiler.disconnect();
       }
       return true;

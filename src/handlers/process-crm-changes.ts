@@ -190,7 +190,13 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
   await followConversions(deps, portalId, index, people, deals);
 
   // ---- 2. attribution -------------------------------------------------------------------------
-  const claims = await claimsOf(deps, portalId, people, deals);
+  // What Sarafan last wrote to the entities that show a referrer, read once for the claims and the projections.
+  const writtenKeys = [
+    ...people.filter((p) => p.referrer).map((p) => ({ entity: p.entity as CrmEntity, entityId: p.id })),
+    ...deals.filter((d) => d.facts?.referrer).map((d) => ({ entity: 'deal' as CrmEntity, entityId: d.id })),
+  ];
+  const written = writtenKeys.length ? await store.projections.getMany(portalId, writtenKeys) : new Map<string, Projection>();
+  const claims = claimsOf(people, deals, written);
   const touchedMembers = new Set<number>();
   const dealReferrers = new Map<number, PersonRef | null>();
   for (const p of people) {
@@ -254,6 +260,7 @@ export async function processCrmChanges(deps: Deps, portalId: number, changes: C
       dealEntries: settled?.dealEntries,
       deals: knownDeals,
       clientReferrals: knownReferrals,
+      projections: { keys: new Set(writtenKeys.map((k) => projectionKey(k.entity, k.entityId))), values: written },
     });
     if (!failed.memberIds.length && !failed.dealIds.length) {
       // The job's key is this run's own: nothing else can have been merged into it.
@@ -359,12 +366,7 @@ async function followConversions(deps: Deps, portalId: number, index: MemberInde
  * already brought). A referrer value on an entity is a manager's choice only if Sarafan did not
  * write it: our own REFERRER projection read back must not attribute whoever the client is now.
  */
-async function claimsOf(deps: Deps, portalId: number, people: CrmPerson[], deals: DealInput[]): Promise<Claim[]> {
-  const withRef = [
-    ...people.filter((p) => p.referrer).map((p) => ({ entity: p.entity as CrmEntity, entityId: p.id })),
-    ...deals.filter((d) => d.facts?.referrer).map((d) => ({ entity: 'deal' as CrmEntity, entityId: d.id })),
-  ];
-  const written = withRef.length ? await deps.store.projections.getMany(portalId, withRef) : new Map<string, Projection>();
+function claimsOf(people: CrmPerson[], deals: DealInput[], written: Map<string, Projection>): Claim[] {
   const managerRef = (entity: CrmEntity, id: number, ref: PersonRef | null): PersonRef | null => {
     if (!ref) return null;
     const ours = written.get(projectionKey(entity, id))?.referrer;

@@ -31,6 +31,8 @@ export interface ProjectionHints {
   deals?: Map<number, DealState>;
   /** Active referrals of clients the caller just loaded; null = the client has none. */
   clientReferrals?: Map<number, Referral | null>;
+  /** What Sarafan last wrote to these keys (projectionKey), as the caller just read it; absent = nothing. */
+  projections?: { keys: Set<string>; values: Map<string, Projection> };
 }
 
 export interface ProjectionResult {
@@ -95,7 +97,13 @@ export async function writeProjections(deps: Deps, installation: Installation, t
     ...people.map((p) => ({ entity: p.target!.entity as CrmEntity, entityId: p.target!.id })),
     ...liveDeals.map((d) => ({ entity: 'deal' as CrmEntity, entityId: d.dealId })),
   ];
-  const lastWritten = await store.projections.getMany(portalId, keys);
+  const known = hints.projections;
+  const lastWritten = await store.projections.getMany(portalId, known ? keys.filter((k) => !known.keys.has(projectionKey(k.entity, k.entityId))) : keys);
+  if (known) for (const k of keys) {
+    const key = projectionKey(k.entity, k.entityId);
+    const value = known.keys.has(key) ? known.values.get(key) : undefined;
+    if (value) lastWritten.set(key, value);
+  }
 
   const writes: (CrmWrite & { memberId?: number; dealId?: number })[] = [];
   for (const { summary, target } of people) {

@@ -10,7 +10,11 @@ export function createProjectionRepo(db: Db): ProjectionRepo {
       const result = new Map<string, ProjectionValues>();
       if (keys.length === 0) return result;
       const idsByEntity = new Map<CrmEntity, number[]>();
-      for (const { entity, entityId } of keys) idsByEntity.set(entity, [...(idsByEntity.get(entity) ?? []), entityId]);
+      for (const { entity, entityId } of keys) {
+        const ids = idsByEntity.get(entity);
+        if (ids) ids.push(entityId);
+        else idsByEntity.set(entity, [entityId]);
+      }
       const rows = await db
         .select({ entity: crmProjections.entity, entityId: crmProjections.entityId, values: crmProjections.values })
         .from(crmProjections)
