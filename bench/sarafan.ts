@@ -4,7 +4,7 @@
  * named when something fails.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ChildRequest, QueueState, Usage } from './sarafan-process.js';
@@ -43,13 +43,21 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The Node flags of `npm run start:prod` (package.json): the bench's Sarafan runs as production does. */
+const SERVER_NODE_FLAGS: string[] = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }
+).scripts['start:prod']!
+  .split(/\s+/)
+  .filter((arg) => arg.startsWith('--'));
+
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 export async function startSarafan(o: SarafanOptions): Promise<SarafanProcess> {
   const out = openSync(o.logFile, 'a');
   const child: ChildProcess = fork(fileURLToPath(new URL('./sarafan-process.ts', import.meta.url)), [], {
-    // BENCH_NODE_FLAGS: V8/Node flags for Sarafan's process, to compare (e.g. --single-threaded-gc).
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
+    // The Node flags production runs with (the start:prod script's), then BENCH_NODE_FLAGS to compare
+    // others (e.g. --single-threaded-gc).
+    execArgv: ['--import', 'tsx', ...SERVER_NODE_FLAGS, ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
     stdio: ['ignore', out, out, 'ipc'],
     env: {
       ...process.env,
