@@ -53,7 +53,7 @@ function multiValues(raw: unknown): string[] {
 }
 
 export function parsePerson(entity: PersonEntity, id: number, raw: Record<string, unknown>): CrmPerson {
-  // A lead carries its amount like a deal (OPPORTUNITY, CURRENCY_ID); `*` selects both.
+  // A lead carries its amount like a deal (OPPORTUNITY, CURRENCY_ID).
   const amount = entity === 'lead' ? toMinor(wireText(raw.OPPORTUNITY) ?? '') : null;
   const currency = (wireText(raw.CURRENCY_ID) ?? '').toUpperCase();
   return {
@@ -76,10 +76,21 @@ const LIST_PAGE = 50;
  * `*` leaves out multi-fields and `UF_*` multiple user fields (reference §5.2): a person's PHONE
  * and EMAIL are named, so the self-referral check by phone or e-mail costs no request of its own.
  */
-const SELECT: Record<CrmEntity, string[]> = {
-  deal: ['*', 'UF_*'],
-  contact: ['*', 'UF_*', 'PHONE', 'EMAIL'],
-  lead: ['*', 'UF_*', 'PHONE', 'EMAIL'],
+const PERSON_READ = [F.CODE, F.LINK, F.BALANCE, F.PENDING, F.REFERRALS, F.TIER, F.JOINED, F.REF_CODE, F.REFERRER];
+const DEAL_READ = [F.REF_CODE, F.REFERRER, F.REWARD, F.REDEEMED];
+
+/**
+ * What the loop reads of each entity: the standard fields parseDeal and parsePerson use, and
+ * Sarafan's user fields on that entity (install/manifest.ts) that they compare. Named one by one
+ * (reference §5: always pass `select`): `*` and `UF_*` would bring some 60 fields per entity that
+ * nothing reads, in batches of up to 2 500 entities — which the portal assembles, the network
+ * carries, and the SDK copies and serializes once more for its own log, for every answer.
+ */
+export const READ_SELECT: Record<CrmEntity, readonly string[]> = {
+  deal: ['ID', 'STAGE_ID', 'STAGE_SEMANTIC_ID', 'OPPORTUNITY', 'CURRENCY_ID', 'CATEGORY_ID', 'CONTACT_ID', 'LEAD_ID', 'ASSIGNED_BY_ID', ...DEAL_READ],
+  contact: ['ID', 'LEAD_ID', 'PHONE', 'EMAIL', ...PERSON_READ],
+  // A lead carries its amount like a deal.
+  lead: ['ID', 'OPPORTUNITY', 'CURRENCY_ID', 'PHONE', 'EMAIL', ...PERSON_READ],
 };
 
 /**
@@ -107,7 +118,7 @@ async function readEntitiesWith(
     for (let i = 0; i < ids.length; i += LIST_PAGE) lists.push({ entity, ids: ids.slice(i, i + LIST_PAGE) });
   }
   const sent = await gateway.batch([
-    ...lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: SELECT[l.entity], start: -1 } })),
+    ...lists.map((l) => ({ method: `crm.${l.entity}.list`, params: { filter: { '@ID': l.ids }, select: [...READ_SELECT[l.entity]], start: -1 } })),
     ...extra,
   ]);
   const answers = sent.slice(0, lists.length);

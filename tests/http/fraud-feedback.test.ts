@@ -13,6 +13,7 @@ import { backoffMs } from '../../server/jobs/worker.js';
 import { enqueueFeedback } from '../../src/handlers/enqueue-feedback.js';
 import { reconcileCrm } from '../../src/handlers/reconcile-crm.js';
 import { FEEDBACK_HOLD_MS, sendFeedback } from '../../src/handlers/send-feedback.js';
+import { READ_SELECT } from '../../src/bitrix/crm.js';
 
 let h: Harness;
 let pid: number;
@@ -59,12 +60,12 @@ describe('self-referral by a shared phone or e-mail', () => {
     const stored = await h.store.referrals.ofReferees(pid, [leadMember!.id]);
     expect(stored.map((x) => [x.status, x.rejectReason, x.referrerMemberId, x.code])).toEqual([['rejected', 'self_referral', r.memberId, r.code]]);
 
-    // The reads: the lead (PHONE and EMAIL named: `*` leaves multi-fields out), then the referrer,
-    // known by its code only, in one more list command.
+    // The reads: the lead (PHONE and EMAIL named: multi-fields come only when named), then the
+    // referrer, known by its code only, in one more list command.
     const lists = h.portal.commands().filter((c) => /\.list$/.test(c.method));
     expect(lists.map((c) => [c.method, c.params.filter, c.params.select])).toEqual([
-      ['crm.lead.list', { '@ID': [String(lead)] }, ['*', 'UF_*', 'PHONE', 'EMAIL']],
-      ['crm.contact.list', { '@ID': [String(r.contact)] }, ['*', 'UF_*', 'PHONE', 'EMAIL']],
+      ['crm.lead.list', { '@ID': [String(lead)] }, READ_SELECT.lead],
+      ['crm.contact.list', { '@ID': [String(r.contact)] }, READ_SELECT.contact],
     ]);
     // One comment on the lead, in the portal's language, with the reason; nobody is notified.
     expect(comments()).toEqual([

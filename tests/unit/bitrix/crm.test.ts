@@ -1,6 +1,8 @@
 /** readEntities: lists by id in as few commands as possible; asks `get` only about what a list left out. */
 import { describe, expect, it } from 'vitest';
-import { createCrm, parseSettings, readEntities } from '../../../src/bitrix/crm.js';
+import { createCrm, parseSettings, READ_SELECT, readEntities } from '../../../src/bitrix/crm.js';
+import { F } from '../../../src/bitrix/crm-fields.js';
+import { buildManifest } from '../../../install/manifest.js';
 import type { BatchCommand, BatchOutcome } from '../../../src/bitrix/portal-gateway.js';
 
 function fakeGateway(rows: Record<string, Record<number, Record<string, unknown>>>, getAnswers: Record<string, BatchOutcome> = {}) {
@@ -34,7 +36,7 @@ describe('readEntities', () => {
       ['crm.deal.list', 20, -1],
       ['crm.contact.list', 3, -1],
     ]);
-    expect(gw.sent[0]![0]!.params!.select).toEqual(['*', 'UF_*']);
+    expect(gw.sent[0]![0]!.params!.select).toEqual(READ_SELECT.deal);
     expect(out.map((o) => (o.ok ? (o.result as { ID: string }).ID : o.description))).toEqual([...Array.from({ length: 120 }, (_, i) => String(i + 1)), '8', '7', '9']);
   });
 
@@ -109,9 +111,9 @@ describe('the CRM port', () => {
     });
     const got = await createCrm(gw).read({ deals: [5, 6], people: [{ entity: 'contact', id: 7 }, { entity: 'lead', id: 8 }] });
     expect(gw.sent[0]!.map((c) => [c.method, c.params!.select])).toEqual([
-      ['crm.deal.list', ['*', 'UF_*']],
-      ['crm.contact.list', ['*', 'UF_*', 'PHONE', 'EMAIL']],
-      ['crm.lead.list', ['*', 'UF_*', 'PHONE', 'EMAIL']],
+      ['crm.deal.list', READ_SELECT.deal],
+      ['crm.contact.list', READ_SELECT.contact],
+      ['crm.lead.list', READ_SELECT.lead],
     ]);
     expect(got.people.get('contact:7')).toEqual({ status: 'found', record: expect.objectContaining({ phones: ['+7 999 123-45-67'], emails: ['Ann@Mail.ru'] }) });
     expect(got.people.get('lead:8')).toEqual({ status: 'found', record: expect.objectContaining({ phones: [], emails: [] }) });
@@ -188,5 +190,33 @@ describe('the portal settings read with the batch', () => {
     expect(parseSettings({ ok: false, error: 'ACCESS_DENIED', description: 'no' }, ok)).toEqual({ status: 'failed', error: 'ACCESS_DENIED: no' });
     expect(parseSettings({ ok: true, result: '2027-01-31 23:30' }, ok).status).toBe('failed');
     expect(parseSettings({ ok: true, result: '2027-01-31T23:30:00+0330' }, ok)).toEqual({ status: 'found', record: { utcOffsetMinutes: 210, currencies: [] } });
+  });
+});
+
+describe('READ_SELECT: what the loop reads of each entity', () => {
+  const registered = (entity: string) => buildManifest('https://sarafan.example').userFields.filter((f) => f.entity === entity).map((f) => f.fieldName);
+
+  it.each(['deal', 'contact', 'lead'] as const)('names fields one by one (no `*` masks), and of our user fields only those registered on a %s', (entity) => {
+    const select = READ_SELECT[entity];
+    expect(select).not.toContain('*');
+    expect(select).not.toContain('UF_*');
+    expect(new Set(select).size).toBe(select.length);
+    const ours = select.filter((f) => f.startsWith('UF_'));
+    expect(ours.filter((f) => !registered(entity).includes(f))).toEqual([]);
+  });
+
+  it('reads every registered field the loop compares or attributes by (the RFM segment is only written)', () => {
+    for (const entity of ['deal', 'contact', 'lead'] as const) {
+      expect(registered(entity).filter((f) => !READ_SELECT[entity].includes(f))).toEqual(entity === 'deal' ? [] : [F.SEGMENT]);
+    }
+  });
+
+  it('parses a deal and a person read with it as from a full row', async () => {
+    const deal = { ID: '5', STAGE_ID: 'WON', STAGE_SEMANTIC_ID: 'S', OPPORTUNITY: '1200.50', CURRENCY_ID: 'rub', CATEGORY_ID: '3', CONTACT_ID: '7', LEAD_ID: '9', ASSIGNED_BY_ID: '12', [F.REF_CODE]: 'ABC', [F.REFERRER]: 'C_4', [F.REWARD]: '10.00', [F.REDEEMED]: '' };
+    const only = (row: Record<string, unknown>, names: readonly string[]) => Object.fromEntries(Object.entries(row).filter(([k]) => names.includes(k)));
+    const full = { ...deal, TITLE: 'Сделка', COMMENTS: 'x', DATE_CREATE: '2026-01-01T00:00:00+03:00' };
+    const read = async (row: Record<string, unknown>) => (await createCrm(fakeGateway({ deal: { 5: row } })).read({ deals: [5], people: [] })).deals.get(5);
+    expect(await read(only(full, READ_SELECT.deal))).toEqual(await read(full));
+    expect(Object.keys(only(full, READ_SELECT.deal)).sort()).toEqual(Object.keys(deal).sort());
   });
 });
