@@ -72,10 +72,7 @@ export function parsePerson(entity: PersonEntity, id: number, raw: Record<string
 /** Ids per `crm.X.list` command: one page (reference §3.3). */
 const LIST_PAGE = 50;
 
-/**
- * `*` leaves out multi-fields and `UF_*` multiple user fields (reference §5.2): a person's PHONE
- * and EMAIL are named, so the self-referral check by phone or e-mail costs no request of its own.
- */
+/** Sarafan's user fields each read compares (the RFM segment is only ever written). */
 const PERSON_READ = [F.CODE, F.LINK, F.BALANCE, F.PENDING, F.REFERRALS, F.TIER, F.JOINED, F.REF_CODE, F.REFERRER];
 const DEAL_READ = [F.REF_CODE, F.REFERRER, F.REWARD, F.REDEEMED];
 
@@ -84,7 +81,9 @@ const DEAL_READ = [F.REF_CODE, F.REFERRER, F.REWARD, F.REDEEMED];
  * Sarafan's user fields on that entity (install/manifest.ts) that they compare. Named one by one
  * (reference §5: always pass `select`): `*` and `UF_*` would bring some 60 fields per entity that
  * nothing reads, in batches of up to 2 500 entities — which the portal assembles, the network
- * carries, and the SDK copies and serializes once more for its own log, for every answer.
+ * carries, and the SDK copies and serializes once more for its own log, for every answer. A
+ * person's PHONE and EMAIL (multi-fields, which only come when named: reference §5.2) are read
+ * so that the self-referral check by phone or e-mail costs no request of its own.
  */
 export const READ_SELECT: Record<CrmEntity, readonly string[]> = {
   deal: ['ID', 'STAGE_ID', 'STAGE_SEMANTIC_ID', 'OPPORTUNITY', 'CURRENCY_ID', 'CATEGORY_ID', 'CONTACT_ID', 'LEAD_ID', 'ASSIGNED_BY_ID', ...DEAL_READ],

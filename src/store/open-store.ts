@@ -35,9 +35,9 @@ export interface OpenStoreOptions {
   /**
    * PGlite only (default true): a store call made inside one of its own transactions fails at
    * once instead of waiting forever for the one connection the transaction holds. It marks each
-   * transaction with an AsyncLocalStorage, whose promise hooks then run on every await of the
-   * process (measured: about 0.3 ms of a credited deal's 5.5). The tests, which run every path,
-   * keep it; the server process (server/main.ts) turns it off, as a build drops its assertions.
+   * transaction with an AsyncLocalStorage, and on Node 20 that installs promise hooks which then
+   * run on every await of the process. The tests, which run every path, keep it; the server
+   * process (server/main.ts) turns it off, as a build drops its assertions.
    */
   guardTransactions?: boolean;
 }
