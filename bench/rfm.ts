@@ -128,8 +128,8 @@ export async function postgresFacts(clients: number): Promise<RfmResult['postgre
     // Sarafan's own deals for every fifth client (members first): the query's other half.
     await store.rawQuery(`INSERT INTO members (portal_id, contact_id, created_at) SELECT ${pid}, g, now() FROM generate_series(5, ${clients}, 5) AS g`);
     await store.rawQuery(
-      `INSERT INTO deals (portal_id, deal_id, client_member_id, category_id, stage_id, stage_semantic, amount, currency, won, deleted, first_won_at, updated_at)
-       SELECT ${pid}, 10000000 + m.id, m.id, 0, 'WON', 'S', 250000, 'RUB', true, false, now() - (m.id % 60) * ${DAY_SQL}, now() FROM members m WHERE m.portal_id = ${pid}`,
+      `INSERT INTO deals (portal_id, deal_id, client_member_id, category_id, stage_id, stage_semantic, amount, currency, won, deleted, first_won_at, updated_at, seen_at)
+       SELECT ${pid}, 10000000 + m.id, m.id, 0, 'WON', 'S', 250000, 'RUB', true, false, now() - (m.id % 60) * ${DAY_SQL}, now(), now() FROM members m WHERE m.portal_id = ${pid}`,
     );
     await store.rawQuery('ANALYZE');
     const [deals] = await store.rawQuery<{ n: number }>(`SELECT (SELECT count(*) FROM history_deals WHERE portal_id = ${pid}) + (SELECT count(*) FROM deals WHERE portal_id = ${pid}) AS n`);
